@@ -1,0 +1,7 @@
+"""``python -m skprune demo``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,169 @@
+"""In-memory data path: convert once, slice tensors per batch.
+
+skorch's default path wraps data in a per-sample ``Dataset`` and collates
+each batch from single rows. For small in-memory data that per-sample
+overhead dominates training time. :class:`ArrayDataset` keeps the whole
+design matrix as one tensor (or one scipy sparse matrix) and
+:class:`BatchIterator` yields batches by fancy-indexing it, so a batch
+costs one indexing operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+
+__all__ = ["ArrayDataset", "BatchIterator", "to_tensor_once"]
+
+
+def to_tensor_once(data, dtype: torch.dtype, device: str | torch.device = "cpu"):
+    """Convert validated array data to a tensor on ``device`` (no copy if possible).
+
+    scipy sparse matrices are kept sparse (as CSR) and densified per batch.
+    """
+    if data is None:
+        return None
+    if sp.issparse(data):
+        return data.tocsr()
+    if isinstance(data, torch.Tensor):
+        return data.to(device=device, dtype=dtype)
+    array = np.array(data, copy=not np.asarray(data).flags.writeable)
+    return torch.as_tensor(array, dtype=dtype).to(device)
+
+
+class ArrayDataset(Dataset):
+    """A dataset that holds the whole ``X`` (and ``y``) in memory.
+
+    Parameters
+    ----------
+    X : torch.Tensor or scipy.sparse.csr_matrix
+        Features, first axis is samples.
+    y : torch.Tensor or None
+        Targets, first axis is samples.
+    device : str or torch.device
+        Device batches are moved to (sparse batches are densified on it).
+    """
+
+    def __init__(self, X, y=None, device="cpu"):
+        self.X = X
+        self.y = y
+        self.device = device
+
+    def __len__(self) -> int:
+        return self.X.shape[0]
+
+    def take(self, index):
+        """Return the batch ``(X[index], y[index])`` as tensors."""
+        if sp.issparse(self.X):
+            if isinstance(index, torch.Tensor):
+                index = index.cpu().numpy()
+            Xb = torch.as_tensor(self.X[index].toarray(), dtype=torch.float32)
+            Xb = Xb.to(self.device)
+        else:
+            if isinstance(index, torch.Tensor) and index.device != self.X.device:
+                index = index.to(self.X.device)
+            Xb = self.X[index]
+        if self.y is None:
+            return Xb, None
+        if isinstance(index, np.ndarray):
+            index = torch.as_tensor(index)
+        if isinstance(index, torch.Tensor) and index.device != self.y.device:
+            index = index.to(self.y.device)
+        return Xb, self.y[index]
+
+    def __getitem__(self, i):
+        Xi, yi = self.take(slice(i, i + 1))
+        Xi = Xi[0]
+        yi = torch.zeros(0) if yi is None else yi[0]
+        return Xi, yi
+
+
+def _resolve(dataset) -> tuple[ArrayDataset, torch.Tensor | None] | None:
+    """Return the underlying ArrayDataset and index for fast slicing, if any."""
+    if isinstance(dataset, ArrayDataset):
+        return dataset, None
+    if isinstance(dataset, Subset):
+        inner = _resolve(dataset.dataset)
+        if inner is None:
+            return None
+        base, base_index = inner
+        index = torch.as_tensor(np.asarray(dataset.indices), dtype=torch.long)
+        if base_index is not None:
+            index = base_index[index]
+        return base, index
+    return None
+
+
+class BatchIterator:
+    """Iterate over mini-batches of a dataset by slicing tensors.
+
+    Used in place of :class:`torch.utils.data.DataLoader` for an
+    :class:`ArrayDataset` (or a ``Subset`` of one, as produced by skorch's
+    ``ValidSplit``). Any other dataset falls back to a ``DataLoader``.
+
+    Parameters
+    ----------
+    dataset : Dataset
+        The data.
+    batch_size : int
+        Samples per batch; the last batch may be smaller.
+    shuffle : bool
+        Draw a new permutation every epoch.
+    generator : torch.Generator or None
+        Source of randomness for the permutation.
+    drop_last : bool
+        Drop the last incomplete batch.
+    """
+
+    def __init__(
+        self,
+        dataset,
+        batch_size: int = 128,
+        shuffle: bool = False,
+        generator: torch.Generator | None = None,
+        drop_last: bool = False,
+        **loader_kwargs,
+    ):
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.generator = generator
+        self.drop_last = drop_last
+        self.loader_kwargs = loader_kwargs
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        if self.drop_last:
+            return n // self.batch_size
+        return -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator:
+        resolved = _resolve(self.dataset)
+        if resolved is None:
+            loader = DataLoader(
+                self.dataset,
+                batch_size=self.batch_size,
+                shuffle=self.shuffle,
+                generator=self.generator,
+                drop_last=self.drop_last,
+                **self.loader_kwargs,
+            )
+            yield from loader
+            return
+        base, index = resolved
+        n = len(self.dataset)
+        if self.shuffle:
+            order = torch.randperm(n, generator=self.generator)
+            index = order if index is None else index[order]
+        stop = n - (n % self.batch_size) if self.drop_last else n
+        for start in range(0, stop, self.batch_size):
+            end = min(start + self.batch_size, n)
+            if index is None:
+                batch_index = slice(start, end)
+            else:
+                batch_index = index[start:end]
+            yield base.take(batch_index)

@@ -1,0 +1,835 @@
+"""scikit-learn estimators that train, prune and fine-tune a PyTorch network.
+
+The estimators own conformance (validation, fitted attributes, label
+encoding) and orchestration (module, masks, training, pruning steps). They
+contain no pruning criterion: that is the pruner's job.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import clone
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
+from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
+from skorch.callbacks import EpochScoring
+from skorch.utils import is_dataset, to_numpy
+
+from ._random import seed_from_random_state, seeded_torch
+from ._validation import check_alpha, check_device, validate_X, validate_X_y
+from .data import ArrayDataset, BatchIterator, to_tensor_once
+from .exceptions import TrainingDivergedError
+from .masks import MaskStore, iter_prunable_weights
+from .modules import MLP
+from .pruners.base import PruningContext, is_pruner
+from .report import count_parameters, layer_table
+
+__all__ = ["PrunedNet", "PrunedNetClassifier", "PrunedNetRegressor"]
+
+_PRUNER_PREFIX = "pruner__"
+
+
+def _init_param_names(cls) -> frozenset:
+    """Names of the explicit ``__init__`` parameters of an estimator class."""
+    cached = cls.__dict__.get("_init_param_names_cache")
+    if cached is None:
+        signature = inspect.signature(cls.__init__)
+        cached = frozenset(
+            p.name
+            for p in signature.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        )
+        type.__setattr__(cls, "_init_param_names_cache", cached)
+    return cached
+
+
+class PrunedNet(NeuralNet):
+    """A skorch ``NeuralNet`` whose pruning strategy is a hyperparameter.
+
+    Fit trains the module with the optimizer while the pruner's schedule
+    asks the pruner for masks at the scheduled epochs; pruned weights are
+    kept at exactly zero after every optimizer step. Use
+    :class:`PrunedNetClassifier` or :class:`PrunedNetRegressor` for the usual
+    tasks; this base class trains any module with any criterion.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=MLP
+        The network. A class is instantiated at ``fit`` with ``module__*``
+        parameters; if its ``__init__`` takes ``n_features_in`` or
+        ``n_outputs`` they are inferred from the data. An instance is
+        copied at ``fit`` (the caller's module is never modified), keeping
+        its weights, so a trained network can be pruned and fine-tuned.
+    criterion : torch loss class, default=torch.nn.MSELoss
+        Training loss.
+    optimizer : torch optimizer class, default=torch.optim.Adam
+        Optimizer; ``optimizer__*`` parameters are passed on.
+    lr : float, default=1e-3
+        Learning rate.
+    max_epochs : int, default=50
+        Training epochs, pruning and fine-tuning included.
+    batch_size : int, default=128
+        Mini-batch size (``-1`` for full batch).
+    pruner : pruner or None, default=None
+        Pruning strategy such as ``MagnitudePruning(sparsity=0.9)``; ``None``
+        trains a dense network. Its parameters are reachable as
+        ``pruner__<name>`` (e.g. in ``GridSearchCV``). ``fit`` works on a
+        copy, ``pruner_``; the object passed here is never modified.
+    alpha : float, default=1e-4
+        L2 penalty on Linear/Conv weights, scaled as in scikit-learn's
+        ``MLPClassifier``: ``0.5 * alpha * ||W||^2 / batch_size``.
+    random_state : int, RandomState or None, default=None
+        Seeds weight initialization, shuffling, dropout and random pruning.
+        An int makes ``fit`` reproducible.
+    train_split : callable or None, default=None
+        skorch's internal validation split (``skorch.dataset.ValidSplit``);
+        ``None`` trains on all data.
+    verbose : int, default=0
+        ``1`` prints skorch's per-epoch table (with a ``sparsity`` column).
+    device : str, default="cpu"
+        Torch device, e.g. ``"cuda"``.
+    **kwargs
+        Other skorch ``NeuralNet`` parameters, and prefixed parameters such
+        as ``module__hidden_layer_sizes`` or ``optimizer__weight_decay``.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained (and pruned) network.
+    pruner_ : pruner or None
+        The fitted copy of ``pruner``.
+    masks_ : MaskStore
+        Masks of pruned entries, by parameter name.
+    n_features_in_ : int
+        Number of features seen at ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names seen at ``fit`` (only for DataFrames with string names).
+    sparsity_ : float
+        Fraction of Linear/Conv weights that are exactly zero.
+    layer_sparsity_ : dict
+        Sparsity of each Linear/Conv layer, by layer name.
+    n_params_, n_nonzero_params_ : int
+        All parameters of the module, and those not exactly zero.
+    """
+
+    #: shared, read-only default until ``initialize`` (skorch sets these in
+    #: ``__init__``; scikit-learn forbids setting non-parameters there).
+    initialized_ = False
+    history_ = None
+    virtual_params_: dict = {}
+
+    def __init__(
+        self,
+        module=MLP,
+        criterion=torch.nn.MSELoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=50,
+        batch_size=128,
+        *,
+        pruner=None,
+        alpha=1e-4,
+        random_state=None,
+        iterator_train=BatchIterator,
+        iterator_valid=BatchIterator,
+        dataset=ArrayDataset,
+        train_split=None,
+        callbacks=None,
+        predict_nonlinearity="auto",
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
+        **kwargs,
+    ):
+        # vars().update, not setattr: skorch registers torch modules assigned
+        # as attributes, which must not happen for the `module` parameter.
+        vars(self).update(
+            {
+                "module": module,
+                "criterion": criterion,
+                "optimizer": optimizer,
+                "lr": lr,
+                "max_epochs": max_epochs,
+                "batch_size": batch_size,
+                "pruner": pruner,
+                "alpha": alpha,
+                "random_state": random_state,
+                "iterator_train": iterator_train,
+                "iterator_valid": iterator_valid,
+                "dataset": dataset,
+                "train_split": train_split,
+                "callbacks": callbacks,
+                "predict_nonlinearity": predict_nonlinearity,
+                "warm_start": warm_start,
+                "verbose": verbose,
+                "device": device,
+                "compile": compile,
+                "use_caching": use_caching,
+                "torch_load_kwargs": torch_load_kwargs,
+            }
+        )
+        self._check_deprecated_params(**kwargs)
+        for reserved in ("history", "initialized_", "virtual_params_"):
+            if reserved in kwargs:
+                raise TypeError(f"{reserved!r} cannot be passed to {type(self).__name__}().")
+        self._params_to_validate = set(kwargs)
+        vars(self).update(kwargs)
+
+    # ------------------------------------------------------------ parameters
+    def __setattr__(self, name, value):
+        # Constructor parameters (``module`` may be a torch module instance)
+        # are plain attributes; skorch would register them as components.
+        if name in _init_param_names(type(self)):
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def _get_param_names(self):
+        explicit = _init_param_names(type(self))
+        prefixed = [k for k in self.__dict__ if "__" in k and not k.endswith("_")]
+        return sorted(set(explicit) | set(prefixed))
+
+    def set_params(self, **params):
+        """Set parameters; ``pruner__<name>`` is routed to the pruner.
+
+        Stock skorch stores ``pruner__sparsity=0.8`` as a stray attribute and
+        never updates the pruner; here it calls ``self.pruner.set_params``.
+        """
+        pruner_params = {
+            key[len(_PRUNER_PREFIX) :]: value
+            for key, value in params.items()
+            if key.startswith(_PRUNER_PREFIX)
+        }
+        other = {key: value for key, value in params.items() if not key.startswith(_PRUNER_PREFIX)}
+        if other:
+            super().set_params(**other)
+        if pruner_params:
+            if self.pruner is None or not hasattr(self.pruner, "set_params"):
+                raise ValueError(
+                    f"Cannot set {sorted(_PRUNER_PREFIX + k for k in pruner_params)}: "
+                    f"pruner is {self.pruner!r}. Set a pruner first, e.g. "
+                    "pruner=MagnitudePruning()."
+                )
+            self.pruner.set_params(**pruner_params)
+        return self
+
+    # ------------------------------------------------------------ validation
+    def _check_params(self) -> None:
+        """Validate constructor parameters (called at the start of ``fit``)."""
+        if self.pruner is not None and not is_pruner(self.pruner):
+            raise TypeError(
+                f"pruner must be a pruning strategy such as MagnitudePruning(sparsity=0.9) "
+                f"or None for a dense network, got {self.pruner!r} of type "
+                f"{type(self.pruner).__name__}."
+            )
+        if self.pruner is not None and hasattr(self.pruner, "_validate_params"):
+            self.pruner._validate_params()
+        check_alpha(self)
+        check_device(self.device)
+        if not isinstance(self.max_epochs, (int, np.integer)) or self.max_epochs < 1:
+            raise ValueError(f"max_epochs must be an integer >= 1, got {self.max_epochs!r}.")
+        if not isinstance(self.batch_size, (int, np.integer)) or (
+            self.batch_size < 1 and self.batch_size != -1
+        ):
+            raise ValueError(
+                f"batch_size must be a positive integer or -1 (full batch), got {self.batch_size!r}."
+            )
+        if not (isinstance(self.lr, (int, float, np.floating)) and np.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
+
+    def _encode_y(self, y, *, reset: bool):
+        """Turn validated targets into a tensor; set target attributes on reset."""
+        y = np.asarray(y, dtype=np.float32)
+        if reset:
+            self._y_ndim = y.ndim
+            self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
+        if y.ndim == 1:
+            y = y.reshape(-1, 1)
+        return torch.as_tensor(y)
+
+    _multi_output = True
+    _y_numeric = True
+
+    def _prepare_fit_data(self, X, y, *, reset: bool):
+        X, y = validate_X_y(
+            self, X, y, reset=reset, multi_output=self._multi_output, y_numeric=self._y_numeric
+        )
+        y_t = self._encode_y(y, reset=reset)
+        X_t = to_tensor_once(X, torch.float32, self.device)
+        return X_t, y_t.to(self.device)
+
+    def _prepare_predict_data(self, X):
+        if is_dataset(X):
+            return X
+        self.check_is_fitted()
+        X = validate_X(self, X)
+        return to_tensor_once(X, torch.float32, self.device)
+
+    def check_data(self, X, y=None):
+        """Data is validated in ``fit``; nothing left to check here."""
+
+    # ------------------------------------------------------- initialization
+    def _module_kwargs(self) -> dict:
+        kwargs = self.get_params_for("module")
+        module = self.module
+        if isinstance(module, torch.nn.Module):
+            return kwargs
+        try:
+            parameters = inspect.signature(module).parameters
+        except (TypeError, ValueError):
+            return kwargs
+        inferred = {
+            "n_features_in": getattr(self, "n_features_in_", None),
+            "n_outputs": self._n_module_outputs(),
+        }
+        for name, value in inferred.items():
+            if name in parameters and name not in kwargs:
+                if value is None:
+                    raise ValueError(
+                        f"{type(self).__name__} infers {name} of {getattr(module, '__name__', module)} "
+                        "from the training data: call fit(X, y) instead of initialize(), "
+                        f"or pass module__{name}=..."
+                    )
+                kwargs[name] = value
+        return kwargs
+
+    def _n_module_outputs(self):
+        return getattr(self, "n_outputs_", None)
+
+    def initialize_module(self):
+        """Instantiate the module, inferring its input and output sizes."""
+        kwargs = self._module_kwargs()
+        module = self.module
+        if isinstance(module, torch.nn.Module):
+            module = type(module)(**kwargs) if kwargs else copy.deepcopy(module)
+        else:
+            module = module(**kwargs)
+        self.module_ = module.to(self.device)
+        return self
+
+    def initialize(self):
+        """Initialize module, criterion, optimizer, history and masks."""
+        super().initialize()
+        self.masks_ = MaskStore()
+        if "masks_" not in self.cuda_dependent_attributes_:
+            self.cuda_dependent_attributes_ = self.cuda_dependent_attributes_ + ["masks_"]
+        return self
+
+    def get_dataset(self, X, y=None):
+        """Wrap converted tensors in an :class:`ArrayDataset` (no per-sample collate)."""
+        if is_dataset(X):
+            return X
+        if self.dataset is ArrayDataset:
+            return ArrayDataset(X, y, device=self.device)
+        return super().get_dataset(X, y)
+
+    def get_iterator(self, dataset, training=False):
+        """Batches by tensor slicing; training batches are shuffled (seeded)."""
+        prefix = "iterator_train" if training else "iterator_valid"
+        iterator = getattr(self, prefix)
+        if not (isinstance(iterator, type) and issubclass(iterator, BatchIterator)):
+            return super().get_iterator(dataset, training=training)
+        kwargs = self.get_params_for(prefix)
+        kwargs.setdefault("batch_size", self.batch_size)
+        if kwargs["batch_size"] == -1:
+            kwargs["batch_size"] = max(len(dataset), 1)
+        kwargs.setdefault("shuffle", training)
+        if training:
+            kwargs.setdefault("generator", getattr(self, "_batch_generator", None))
+        return iterator(dataset, **kwargs)
+
+    # --------------------------------------------------------------- fitting
+    def fit(self, X, y=None, **fit_params):
+        """Validate the data, then train and prune the network.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame, sparse matrix or tensor of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets.
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        X_t, y_t = self._prepare_fit_data(X, y, reset=True)
+        with self._training_context():
+            if not self.warm_start or not self.initialized_:
+                self.initialize()
+            NeuralNet.partial_fit(self, X_t, y_t, _routing_method="fit", **fit_params)
+        return self
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Continue training (and the pruning schedule) for ``max_epochs``.
+
+        Parameters
+        ----------
+        X, y : see :meth:`fit`.
+        classes : ignored
+            Accepted for scikit-learn compatibility; classes come from ``y``.
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        X_t, y_t = self._prepare_fit_data(X, y, reset=not self.initialized_)
+        with self._training_context():
+            NeuralNet.partial_fit(self, X_t, y_t, **fit_params)
+        return self
+
+    @contextmanager
+    def _training_context(self):
+        """Seed torch for this fit and clean up per-fit helpers afterwards."""
+        seed = seed_from_random_state(self.random_state)
+        try:
+            with seeded_torch(seed, self.device):
+                self._batch_generator = torch.Generator().manual_seed(seed)
+                self._pruning_generator = torch.Generator().manual_seed(seed + 1)
+                yield
+        finally:
+            for attr in ("_batch_generator", "_pruning_generator", "_pruning_run"):
+                self.__dict__.pop(attr, None)
+
+    # --------------------------------------------------------- pruning hooks
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Copy the pruner, check its layer selection and plan the schedule."""
+        self.pruner_ = clone(self.pruner) if self.pruner is not None else None
+        steps: dict[int, float] = {}
+        if self.pruner_ is not None:
+            self.pruner_.select_layers(self.module_)  # fail early on a bad selection
+            steps = dict(self.pruner_.get_schedule().steps(self.max_epochs))
+        self._pruning_run = {
+            "epoch": 0,
+            "n_epochs": self.max_epochs,
+            "steps": steps,
+            "step_index": 0,
+            "statistics": {},
+            "bound": self.masks_.bind(self.module_),
+        }
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+
+    def _prune_now(self, epoch: int) -> None:
+        run = self._pruning_run
+        fraction = run["steps"].get(epoch)
+        if fraction is None or self.pruner_ is None:
+            return
+        context = PruningContext(
+            epoch=epoch,
+            n_epochs=run["n_epochs"],
+            step=run["step_index"],
+            target=float(self.pruner_.sparsity) * fraction,
+            generator=self._pruning_generator,
+            statistics=run["statistics"],
+        )
+        keep = self.pruner_.compute_masks(self.module_, self.masks_, context)
+        self.masks_.update(keep)
+        run["bound"] = self.masks_.bind(self.module_)
+        self.masks_.apply_bound(run["bound"])
+        self.masks_.mask_optimizer_state(self.module_, self.optimizer_)
+        run["step_index"] += 1
+        run["statistics"] = {}
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Run the pruning step scheduled before this epoch, if any."""
+        super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs)
+        self._prune_now(self._pruning_run["epoch"])
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Record the measured sparsity of this epoch in the history."""
+        self._pruning_run["epoch"] += 1
+        self.history.record("sparsity", self._measured_sparsity())
+        super().on_epoch_end(net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Run a step scheduled after the last epoch (no fine-tuning after it)."""
+        run = getattr(self, "_pruning_run", None)
+        if run is not None and run["epoch"] == run["n_epochs"]:
+            self._prune_now(run["n_epochs"])
+            if len(self.history):
+                self.history.record("sparsity", self._measured_sparsity())
+        super().on_train_end(net, X=X, y=y, **kwargs)
+
+    def on_grad_computed(self, net, named_parameters, X=None, y=None, training=False, **kwargs):
+        """Zero gradients of pruned weights; gather statistics a pruner asked for."""
+        self.masks_.mask_bound_gradients(self._pruning_run["bound"])
+        pruner = getattr(self, "pruner_", None)
+        if pruner is not None and getattr(pruner, "requires_gradient_statistics", False):
+            stats = self._pruning_run["statistics"]
+            with torch.no_grad():
+                for name, _, layer in pruner.select_layers(self.module_):
+                    grad = layer.weight.grad
+                    if grad is None:
+                        continue
+                    contribution = (layer.weight * grad).abs()
+                    if name in stats:
+                        stats[name] += contribution
+                    else:
+                        stats[name] = contribution.clone()
+
+    def train_step(self, batch, **fit_params):
+        """One optimizer step, then re-apply masks; stop on a non-finite loss."""
+        step = super().train_step(batch, **fit_params)
+        self.masks_.apply_bound(self._pruning_run["bound"])
+        loss = step["loss"]
+        if not torch.isfinite(loss).all():
+            raise TrainingDivergedError(
+                f"Training diverged: the loss became {float(loss)} at epoch "
+                f"{self._pruning_run['epoch'] + 1}. Try a smaller lr (now {self.lr}), "
+                "standardize the inputs (e.g. StandardScaler), or lower alpha."
+            )
+        return step
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Criterion plus, when training, the L2 penalty and the pruner's penalty."""
+        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        if not training:
+            return loss
+        alpha = float(self.alpha)
+        if alpha > 0:
+            squares = sum(layer.weight.pow(2).sum() for _, _, layer in iter_prunable_weights(self.module_))
+            n = y_true.shape[0] if hasattr(y_true, "shape") and len(y_true.shape) else 1
+            loss = loss + 0.5 * alpha * squares / n
+        pruner = getattr(self, "pruner_", None)
+        if pruner is not None:
+            extra = pruner.penalty(self.module_)
+            if extra is not None:
+                loss = loss + extra
+        return loss
+
+    # ------------------------------------------------------------ prediction
+    def forward(self, X, training=False, device="cpu"):
+        """Module outputs for validated ``X`` (see skorch ``NeuralNet.forward``)."""
+        return super().forward(self._prepare_predict_data(X), training=training, device=device)
+
+    def predict_proba(self, X):
+        """Module outputs after the predict non-linearity, as a numpy array."""
+        return super().predict_proba(self._prepare_predict_data(X))
+
+    def predict(self, X):
+        """Predictions for ``X``."""
+        return self.predict_proba(X)
+
+    # -------------------------------------------------------------- figures
+    def _measured_sparsity(self) -> float:
+        total = 0
+        zeros = 0
+        with torch.no_grad():
+            for _, _, layer in iter_prunable_weights(self.module_):
+                total += layer.weight.numel()
+                zeros += layer.weight.numel() - int(torch.count_nonzero(layer.weight))
+        return zeros / total if total else 0.0
+
+    @property
+    def sparsity_(self) -> float:
+        """Fraction of Linear/Conv weights that are exactly zero."""
+        self.check_is_fitted()
+        return self._measured_sparsity()
+
+    @property
+    def layer_sparsity_(self) -> dict:
+        """Sparsity of each Linear/Conv layer (exact zeros), by layer name."""
+        table = self.pruning_report()
+        return dict(zip(table["layer"], table["sparsity"].astype(float)))
+
+    @property
+    def n_params_(self) -> int:
+        """Number of parameters of the module."""
+        self.check_is_fitted()
+        return count_parameters(self.module_)[0]
+
+    @property
+    def n_nonzero_params_(self) -> int:
+        """Number of parameters of the module that are not exactly zero."""
+        self.check_is_fitted()
+        return count_parameters(self.module_)[1]
+
+    def pruning_report(self) -> pd.DataFrame:
+        """Per-layer table counted from the weights (exact zeros).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per Linear/Conv layer with columns ``layer``, ``type``,
+            ``shape``, ``params``, ``nonzero`` (weights and bias),
+            ``weight_params``, ``weight_nonzero``, ``sparsity`` and
+            ``pruned`` (whether the layer has a pruning mask).
+        """
+        self.check_is_fitted()
+        table = layer_table(self.module_)
+        masked = {name.rsplit(".weight", 1)[0] if name != "weight" else "" for name in self.masks_.pruned}
+        table["pruned"] = table["layer"].isin(masked)
+        return table
+
+
+def _encoded_accuracy(net, X, y):
+    """Accuracy of ``argmax(predict_proba)`` against encoded labels (internal validation)."""
+    y_pred = net.predict_proba(X).argmax(axis=1)
+    return float(np.mean(y_pred == to_numpy(y).ravel()))
+
+
+class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
+    """Neural network classifier with pruning as a hyperparameter.
+
+    Labels of any type (integers, strings, booleans, pandas Categorical)
+    are encoded at ``fit``; ``predict`` returns the original labels and
+    ``predict_proba`` has one column per entry of ``classes_``. The module
+    outputs logits and is trained with cross-entropy.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=MLP
+        The network; ``n_features_in`` and ``n_outputs`` (number of classes)
+        are inferred at ``fit`` when the class accepts them.
+    criterion : torch loss class, default=torch.nn.CrossEntropyLoss
+        Training loss on logits.
+    pruner : pruner or None, default=None
+        e.g. ``MagnitudePruning(sparsity=0.9)``; ``None`` for a dense net.
+    alpha : float, default=1e-4
+        L2 penalty strength, as in ``MLPClassifier``.
+    random_state : int, RandomState or None, default=None
+        Seeds initialization, shuffling, dropout and random pruning.
+    **kwargs
+        See :class:`PrunedNet` for every other parameter.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels seen at ``fit``, sorted.
+    sparsity_, layer_sparsity_, n_params_, n_nonzero_params_, pruner_, masks_
+        See :class:`PrunedNet`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skprune import PrunedNetClassifier, MagnitudePruning
+    >>> X, y = load_digits(return_X_y=True)
+    >>> net = PrunedNetClassifier(pruner=MagnitudePruning(sparsity=0.9),
+    ...                           max_epochs=20, random_state=0).fit(X / 16, y)
+    >>> round(net.sparsity_, 2)
+    0.9
+    """
+
+    _multi_output = False
+    _y_numeric = False
+
+    def __init__(
+        self,
+        module=MLP,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=50,
+        batch_size=128,
+        *,
+        pruner=None,
+        alpha=1e-4,
+        random_state=None,
+        iterator_train=BatchIterator,
+        iterator_valid=BatchIterator,
+        dataset=ArrayDataset,
+        train_split=None,
+        callbacks=None,
+        predict_nonlinearity="auto",
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
+        **kwargs,
+    ):
+        super().__init__(
+            module=module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            pruner=pruner,
+            alpha=alpha,
+            random_state=random_state,
+            iterator_train=iterator_train,
+            iterator_valid=iterator_valid,
+            dataset=dataset,
+            train_split=train_split,
+            callbacks=callbacks,
+            predict_nonlinearity=predict_nonlinearity,
+            warm_start=warm_start,
+            verbose=verbose,
+            device=device,
+            compile=compile,
+            use_caching=use_caching,
+            torch_load_kwargs=torch_load_kwargs,
+            **kwargs,
+        )
+
+    @property
+    def _default_callbacks(self):
+        callbacks = dict(NeuralNetClassifier._default_callbacks.fget(self))
+        callbacks["valid_acc"] = EpochScoring(_encoded_accuracy, name="valid_acc", lower_is_better=False)
+        return list(callbacks.items())
+
+    @property
+    def classes_(self):
+        """Class labels seen at ``fit``."""
+        try:
+            return self.__dict__["_classes"]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no classes_ before fit.") from None
+
+    def _encode_y(self, y, *, reset: bool):
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        check_classification_targets(y)
+        if reset:
+            encoder = LabelEncoder().fit(y)
+            if len(encoder.classes_) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of at least 2 classes in y; "
+                    f"got only class {encoder.classes_[0]!r}."
+                )
+            self.__dict__["_classes"] = encoder.classes_
+            self.n_outputs_ = 1
+        classes = self.classes_
+        unknown = ~np.isin(y, classes)
+        if unknown.any():
+            raise ValueError(f"y contains labels not seen in the first fit: {np.unique(y[unknown])[:5]}.")
+        return torch.as_tensor(np.searchsorted(classes, y), dtype=torch.long)
+
+    def _n_module_outputs(self):
+        classes = self.__dict__.get("_classes")
+        return None if classes is None else len(classes)
+
+    def predict_proba(self, X):
+        """Class probabilities, one column per entry of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame, sparse matrix or tensor of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        return PrunedNet.predict_proba(self, X)
+
+    def predict(self, X):
+        """Predicted class labels (the original label values).
+
+        Parameters
+        ----------
+        X : array-like, DataFrame, sparse matrix or tensor of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+
+class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
+    """Neural network regressor with pruning as a hyperparameter.
+
+    Supports single and multi-output targets; ``predict`` returns shape
+    ``(n_samples,)`` for a 1-D ``y`` and ``(n_samples, n_targets)`` otherwise.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=MLP
+        The network; sizes are inferred at ``fit``.
+    criterion : torch loss class, default=torch.nn.MSELoss
+        Training loss.
+    pruner : pruner or None, default=None
+        e.g. ``MagnitudePruning(sparsity=0.9)``; ``None`` for a dense net.
+    alpha : float, default=1e-4
+        L2 penalty strength, as in ``MLPRegressor``.
+    random_state : int, RandomState or None, default=None
+        Seeds initialization, shuffling, dropout and random pruning.
+    **kwargs
+        See :class:`PrunedNet` for every other parameter.
+    """
+
+    def __init__(
+        self,
+        module=MLP,
+        criterion=torch.nn.MSELoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=50,
+        batch_size=128,
+        *,
+        pruner=None,
+        alpha=1e-4,
+        random_state=None,
+        iterator_train=BatchIterator,
+        iterator_valid=BatchIterator,
+        dataset=ArrayDataset,
+        train_split=None,
+        callbacks=None,
+        predict_nonlinearity="auto",
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+        compile=False,
+        use_caching="auto",
+        torch_load_kwargs=None,
+        **kwargs,
+    ):
+        super().__init__(
+            module=module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            pruner=pruner,
+            alpha=alpha,
+            random_state=random_state,
+            iterator_train=iterator_train,
+            iterator_valid=iterator_valid,
+            dataset=dataset,
+            train_split=train_split,
+            callbacks=callbacks,
+            predict_nonlinearity=predict_nonlinearity,
+            warm_start=warm_start,
+            verbose=verbose,
+            device=device,
+            compile=compile,
+            use_caching=use_caching,
+            torch_load_kwargs=torch_load_kwargs,
+            **kwargs,
+        )
+
+    def predict(self, X):
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame, sparse matrix or tensor of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_targets)
+        """
+        y_pred = PrunedNet.predict_proba(self, X)
+        if getattr(self, "_y_ndim", 2) == 1 and y_pred.ndim == 2 and y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred

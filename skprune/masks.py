@@ -1,0 +1,155 @@
+"""The single place where pruning masks touch weights.
+
+A :class:`MaskStore` maps parameter names (as in ``module.named_parameters()``)
+to boolean tensors marking *pruned* entries. The estimator calls
+:meth:`MaskStore.apply` after every optimizer step and
+:meth:`MaskStore.mask_gradients` after every backward pass, so pruned
+weights are exactly zero at all times, the forward pass costs nothing
+extra, and no hooks or reparametrization are installed on the module
+(which keeps ``copy.deepcopy`` and therefore ``sklearn.base.clone`` working).
+
+The store holds no reference to the module: it is given one at each call,
+which keeps pickling of the estimator free of duplicated modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+__all__ = ["MaskStore", "PRUNABLE_TYPES", "iter_prunable_weights"]
+
+#: Layer types whose ``weight`` is prunable.
+PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (
+    nn.Linear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+)
+
+
+def iter_prunable_weights(module: nn.Module) -> Iterator[tuple[str, str, nn.Module]]:
+    """Yield ``(param_name, layer_name, layer)`` for each prunable weight.
+
+    Layers are Linear and Conv layers, in ``named_modules`` order; the
+    parameter name is ``f"{layer_name}.weight"``.
+    """
+    for layer_name, layer in module.named_modules():
+        if isinstance(layer, PRUNABLE_TYPES) and isinstance(getattr(layer, "weight", None), nn.Parameter):
+            param_name = f"{layer_name}.weight" if layer_name else "weight"
+            yield param_name, layer_name, layer
+
+
+class MaskStore:
+    """Boolean masks of pruned weight entries, keyed by parameter name."""
+
+    def __init__(self):
+        self.pruned: dict[str, torch.Tensor] = {}
+
+    def __len__(self) -> int:
+        return len(self.pruned)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.pruned
+
+    def keep_mask(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """Return the boolean *keep* mask of ``name`` (all True if unpruned)."""
+        if name in self.pruned:
+            return ~self.pruned[name]
+        return torch.ones_like(like, dtype=torch.bool)
+
+    def update(self, keep_masks: dict[str, torch.Tensor]) -> None:
+        """Replace masks with new *keep* masks (True = weight survives)."""
+        for name, keep in keep_masks.items():
+            self.pruned[name] = ~keep.detach().to(dtype=torch.bool)
+
+    def _params(self, module: nn.Module) -> dict[str, nn.Parameter]:
+        params = dict(module.named_parameters())
+        missing = [name for name in self.pruned if name not in params]
+        if missing:
+            raise KeyError(
+                f"Masks exist for parameters {missing} that the module does not "
+                "have; the module was changed after pruning."
+            )
+        return params
+
+    def bind(self, module: nn.Module) -> list[tuple[nn.Parameter, torch.Tensor]]:
+        """Return ``(parameter, pruned_mask)`` pairs for fast repeated use.
+
+        The training loop binds once per pruning step instead of looking up
+        parameters by name at every optimizer step. Rebind after
+        :meth:`update`.
+        """
+        params = self._params(module)
+        pairs = []
+        for name, pruned in self.pruned.items():
+            param = params[name]
+            if pruned.device != param.device:
+                pruned = pruned.to(param.device)
+                self.pruned[name] = pruned
+            pairs.append((param, pruned))
+        return pairs
+
+    @staticmethod
+    @torch.no_grad()
+    def apply_bound(pairs: list[tuple[nn.Parameter, torch.Tensor]]) -> None:
+        """Zero pruned entries of bound parameters (see :meth:`bind`)."""
+        for param, pruned in pairs:
+            param.masked_fill_(pruned, 0.0)
+
+    @staticmethod
+    @torch.no_grad()
+    def mask_bound_gradients(pairs: list[tuple[nn.Parameter, torch.Tensor]]) -> None:
+        """Zero gradients of pruned entries of bound parameters."""
+        for param, pruned in pairs:
+            if param.grad is not None:
+                param.grad.masked_fill_(pruned, 0.0)
+
+    def apply(self, module: nn.Module) -> None:
+        """Set the pruned entries of the module's weights to exactly zero."""
+        if self.pruned:
+            self.apply_bound(self.bind(module))
+
+    def mask_gradients(self, module: nn.Module) -> None:
+        """Zero the gradients of pruned entries (so optimizers see none)."""
+        if self.pruned:
+            self.mask_bound_gradients(self.bind(module))
+
+    @torch.no_grad()
+    def mask_optimizer_state(self, module: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """Zero optimizer state (Adam moments, momentum) of pruned entries.
+
+        Without this, momentum accumulated before a pruning step would keep
+        pushing a just-pruned weight away from zero until the next mask
+        application; with it, pruned entries start fine-tuning from rest.
+        """
+        if not self.pruned or optimizer is None:
+            return
+        params = self._params(module)
+        for name, pruned in self.pruned.items():
+            state = optimizer.state.get(params[name])
+            if not state:
+                continue
+            for value in state.values():
+                if isinstance(value, torch.Tensor) and value.shape == pruned.shape:
+                    value.masked_fill_(pruned.to(value.device), 0.0)
+
+    def to(self, device) -> MaskStore:
+        """Move all masks to ``device`` in place and return self."""
+        self.pruned = {k: v.to(device) for k, v in self.pruned.items()}
+        return self
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Return the pruned masks as a plain dict of tensors."""
+        return dict(self.pruned)
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Load masks produced by :meth:`state_dict`."""
+        self.pruned = {k: v.to(dtype=torch.bool) for k, v in state.items()}
+
+    def __repr__(self) -> str:
+        total = sum(v.numel() for v in self.pruned.values())
+        n_pruned = sum(int(v.sum()) for v in self.pruned.values())
+        return f"MaskStore(layers={len(self.pruned)}, pruned={n_pruned}/{total})"

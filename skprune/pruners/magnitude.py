@@ -1,0 +1,41 @@
+"""Magnitude pruning (Han et al. 2015): small weights go first."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import BasePruner, PruningContext
+
+__all__ = ["MagnitudePruning"]
+
+
+class MagnitudePruning(BasePruner):
+    """Prune the weights of smallest absolute value.
+
+    With ``scope="global"`` all selected weights compete together (layers
+    with many redundant weights end sparser); with ``scope="layer"`` every
+    layer reaches the same sparsity.
+
+    Parameters
+    ----------
+    sparsity : float, default=0.9
+        Final fraction of selected weights set to zero, in ``[0, 1)``.
+    scope : {"global", "layer"}, default="global"
+        Rank weights across all selected layers or within each layer.
+    schedule : BaseSchedule or None, default=None
+        When to prune; ``None`` is Zhu & Gupta's :class:`~skprune.Polynomial`.
+    layers : str, type, list or None, default=None
+        Layers to prune by name, glob pattern or type; ``None`` for all
+        Linear and Conv layers.
+    prune_output_layer : bool, default=True
+        ``False`` leaves the output layer dense.
+
+    Examples
+    --------
+    >>> from skprune import PrunedNetClassifier, MagnitudePruning, OneShot
+    >>> net = PrunedNetClassifier(pruner=MagnitudePruning(0.8, schedule=OneShot()))
+    """
+
+    def score(self, weights: dict[str, torch.Tensor], context: PruningContext) -> dict[str, torch.Tensor]:
+        """Importance is the absolute value of each weight."""
+        return {name: w.abs() for name, w in weights.items()}
