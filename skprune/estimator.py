@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 from contextlib import contextmanager
 
 import numpy as np
@@ -486,10 +487,10 @@ class PrunedNet(NeuralNet):
         """One optimizer step, then re-apply masks; stop on a non-finite loss."""
         step = super().train_step(batch, **fit_params)
         self.masks_.apply_bound(self._pruning_run["bound"])
-        loss = step["loss"]
-        if not torch.isfinite(loss).all():
+        loss = step["loss"].item()
+        if not math.isfinite(loss):
             raise TrainingDivergedError(
-                f"Training diverged: the loss became {float(loss)} at epoch "
+                f"Training diverged: the loss became {loss} at epoch "
                 f"{self._pruning_run['epoch'] + 1}. Try a smaller lr (now {self.lr}), "
                 "standardize the inputs (e.g. StandardScaler), or lower alpha."
             )

@@ -76,7 +76,11 @@ class MaskStore:
         return params
 
     def bind(self, module: nn.Module) -> list[tuple[nn.Parameter, torch.Tensor]]:
-        """Return ``(parameter, pruned_mask)`` pairs for fast repeated use.
+        """Return ``(parameter, keep_multiplier)`` pairs for fast repeated use.
+
+        The multiplier is a 0/1 tensor of the parameter's dtype: an in-place
+        multiply is several times faster on CPU than ``masked_fill_`` with a
+        boolean mask, which matters at every optimizer step.
 
         The training loop binds once per pruning step instead of looking up
         parameters by name at every optimizer step. Rebind after
@@ -89,23 +93,23 @@ class MaskStore:
             if pruned.device != param.device:
                 pruned = pruned.to(param.device)
                 self.pruned[name] = pruned
-            pairs.append((param, pruned))
+            pairs.append((param, (~pruned).to(dtype=param.dtype)))
         return pairs
 
     @staticmethod
     @torch.no_grad()
     def apply_bound(pairs: list[tuple[nn.Parameter, torch.Tensor]]) -> None:
         """Zero pruned entries of bound parameters (see :meth:`bind`)."""
-        for param, pruned in pairs:
-            param.masked_fill_(pruned, 0.0)
+        for param, keep in pairs:
+            param.mul_(keep)
 
     @staticmethod
     @torch.no_grad()
     def mask_bound_gradients(pairs: list[tuple[nn.Parameter, torch.Tensor]]) -> None:
         """Zero gradients of pruned entries of bound parameters."""
-        for param, pruned in pairs:
+        for param, keep in pairs:
             if param.grad is not None:
-                param.grad.masked_fill_(pruned, 0.0)
+                param.grad.mul_(keep)
 
     def apply(self, module: nn.Module) -> None:
         """Set the pruned entries of the module's weights to exactly zero."""
