@@ -78,22 +78,33 @@ def sklearn_mlp(X, y, epochs, batch_size, seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return MLPClassifier(
-            HIDDEN, batch_size=batch_size, max_iter=epochs, n_iter_no_change=epochs + 1,
-            tol=0, random_state=seed,
+            HIDDEN,
+            batch_size=batch_size,
+            max_iter=epochs,
+            n_iter_no_change=epochs + 1,
+            tol=0,
+            random_state=seed,
         ).fit(X, y)
 
 
 def skprune_dense(X, y, epochs, batch_size, seed):
     return PrunedNetClassifier(
-        module__hidden_layer_sizes=HIDDEN, max_epochs=epochs, batch_size=batch_size,
-        random_state=seed, alpha=0.0,
+        module__hidden_layer_sizes=HIDDEN,
+        max_epochs=epochs,
+        batch_size=batch_size,
+        random_state=seed,
+        alpha=0.0,
     ).fit(X, y)
 
 
 def skprune_pruned(X, y, epochs, batch_size, seed):
     return PrunedNetClassifier(
-        pruner=MagnitudePruning(sparsity=0.9), module__hidden_layer_sizes=HIDDEN,
-        max_epochs=epochs, batch_size=batch_size, random_state=seed, alpha=0.0,
+        pruner=MagnitudePruning(sparsity=0.9),
+        module__hidden_layer_sizes=HIDDEN,
+        max_epochs=epochs,
+        batch_size=batch_size,
+        random_state=seed,
+        alpha=0.0,
     ).fit(X, y)
 
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
@@ -75,7 +75,7 @@ class PrunedNet(NeuralNet):
         Learning rate.
     max_epochs : int, default=50
         Training epochs, pruning and fine-tuning included.
-    batch_size : int, default=128
+    batch_size : int, default=64
         Mini-batch size (``-1`` for full batch).
     pruner : pruner or None, default=None
         Pruning strategy such as ``MagnitudePruning(sparsity=0.9)``; ``None``
@@ -132,7 +132,7 @@ class PrunedNet(NeuralNet):
         optimizer=torch.optim.Adam,
         lr=1e-3,
         max_epochs=50,
-        batch_size=128,
+        batch_size=64,
         *,
         pruner=None,
         alpha=1e-4,
@@ -196,8 +196,12 @@ class PrunedNet(NeuralNet):
 
     def _get_param_names(self):
         explicit = _init_param_names(type(self))
-        prefixed = [k for k in self.__dict__ if "__" in k and not k.endswith("_")]
-        return sorted(set(explicit) | set(prefixed))
+        # prefixed parameters (module__x, optimizer__y, ...) and any other
+        # keyword given to __init__/set_params, which skorch validates at
+        # initialize with a "did you mean" message
+        extra = self.__dict__.get("_params_to_validate", set())
+        dynamic = [k for k in self.__dict__ if ("__" in k or k in extra) and not k.endswith("_")]
+        return sorted(set(explicit) | set(dynamic))
 
     def set_params(self, **params):
         """Set parameters; ``pruner__<name>`` is routed to the pruner.
@@ -211,6 +215,12 @@ class PrunedNet(NeuralNet):
             if key.startswith(_PRUNER_PREFIX)
         }
         other = {key: value for key, value in params.items() if not key.startswith(_PRUNER_PREFIX)}
+        if "callbacks" in other:
+            # a plain value, validated when callbacks are initialized at fit
+            # (skorch would initialize them here and raise on a bad value)
+            BaseEstimator.set_params(self, callbacks=other.pop("callbacks"))
+            if self.initialized_:
+                self._initialize_callbacks()
         if other:
             super().set_params(**other)
         if pruner_params:
@@ -223,9 +233,20 @@ class PrunedNet(NeuralNet):
             self.pruner.set_params(**pruner_params)
         return self
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.non_deterministic = False
+        return tags
+
     # ------------------------------------------------------------ validation
     def _check_params(self) -> None:
         """Validate constructor parameters (called at the start of ``fit``)."""
+        if isinstance(self.pruner, type):
+            raise TypeError(
+                f"pruner must be a pruning strategy instance, got the class "
+                f"{self.pruner.__name__}; pass {self.pruner.__name__}(...) instead."
+            )
         if self.pruner is not None and not is_pruner(self.pruner):
             raise TypeError(
                 f"pruner must be a pruning strategy such as MagnitudePruning(sparsity=0.9) "
@@ -636,7 +657,7 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
         optimizer=torch.optim.Adam,
         lr=1e-3,
         max_epochs=50,
-        batch_size=128,
+        batch_size=64,
         *,
         pruner=None,
         alpha=1e-4,
@@ -704,7 +725,7 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
             if len(encoder.classes_) < 2:
                 raise ValueError(
                     f"{type(self).__name__} needs samples of at least 2 classes in y; "
-                    f"got only class {encoder.classes_[0]!r}."
+                    f"got only one class: {encoder.classes_[0]!r}."
                 )
             self.__dict__["_classes"] = encoder.classes_
             self.n_outputs_ = 1
@@ -775,7 +796,7 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
         optimizer=torch.optim.Adam,
         lr=1e-3,
         max_epochs=50,
-        batch_size=128,
+        batch_size=64,
         *,
         pruner=None,
         alpha=1e-4,
@@ -818,6 +839,16 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
             torch_load_kwargs=torch_load_kwargs,
             **kwargs,
         )
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    @property
+    def predict_proba(self):
+        """Regressors have no ``predict_proba``; use :meth:`predict`."""
+        raise AttributeError(f"{type(self).__name__} has no predict_proba; use predict.")
 
     def predict(self, X):
         """Predicted targets.
