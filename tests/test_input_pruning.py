@@ -155,7 +155,7 @@ def test_compute_masks_is_monotone_and_follows_the_schedule_fraction():
 def test_feature_importances_for_dense_and_regressor_nets(reg_data):
     X, y = reg_data
     with pytest.raises(NotFittedError):
-        PrunedNetRegressor().feature_importances_
+        _ = PrunedNetRegressor().feature_importances_
     assert not hasattr(PrunedNetRegressor(), "feature_importances_")
     net = PrunedNetRegressor(**FAST).fit(X, y)
     importances = net.feature_importances_
@@ -180,7 +180,7 @@ def test_first_layer_not_linear_is_clear(wide):
     X8 = X[:, :8]
     net = PrunedNetClassifier(module=ConvFirst, **FAST).fit(X8, y)
     with pytest.raises(AttributeError, match="first layer .* is torch.nn.Linear"):
-        net.feature_importances_
+        _ = net.feature_importances_
     assert not hasattr(net, "selected_features_")
     with pytest.raises(ValueError, match="InputPruning needs a network whose first layer"):
         PrunedNetClassifier(module=ConvFirst, pruner=InputPruning(2), **FAST).fit(X8, y)
