@@ -4,7 +4,7 @@ from .estimator import PrunedNet, PrunedNetClassifier, PrunedNetRegressor
 from .exceptions import TrainingDivergedError
 from .masks import MaskStore
 from .modules import MLP
-from .pruners import BasePruner, MagnitudePruning, PruningContext
+from .pruners import BasePruner, CombinedPruning, InputPruning, MagnitudePruning, PruningContext
 from .schedules import BaseSchedule, Iterative, OneShot, Polynomial
 
 __version__ = "0.1.0"
@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 __all__ = [
     "BasePruner",
     "BaseSchedule",
+    "CombinedPruning",
+    "InputPruning",
     "Iterative",
     "MLP",
     "MagnitudePruning",

@@ -26,6 +26,7 @@ from ._random import seed_from_random_state, seeded_torch
 from ._validation import check_alpha, check_device, validate_X, validate_X_y
 from .data import ArrayDataset, BatchIterator, to_tensor_once
 from .exceptions import TrainingDivergedError
+from .features import input_column_norms, input_layer
 from .masks import MaskStore, iter_prunable_weights
 from .modules import MLP
 from .pruners.base import PruningContext, is_pruner
@@ -117,6 +118,11 @@ class PrunedNet(NeuralNet):
         Sparsity of each Linear/Conv layer, by layer name.
     n_params_, n_nonzero_params_ : int
         All parameters of the module, and those not exactly zero.
+    feature_importances_ : ndarray of shape (n_features_in_,)
+        Column norms of the first layer's weight, summing to 1; exactly 0
+        for input features the network no longer uses (see ``InputPruning``).
+    selected_features_ : ndarray of str
+        Names of the input features the network still uses.
     """
 
     #: shared, read-only default until ``initialize`` (skorch sets these in
@@ -387,6 +393,7 @@ class PrunedNet(NeuralNet):
         self
         """
         self._check_params()
+        self._check_pruner_n_features(X)
         X_t, y_t = self._prepare_fit_data(X, y, reset=True)
         with self._training_context():
             if not self.warm_start or not self.initialized_:
@@ -455,7 +462,7 @@ class PrunedNet(NeuralNet):
             epoch=epoch,
             n_epochs=run["n_epochs"],
             step=run["step_index"],
-            target=float(self.pruner_.sparsity) * fraction,
+            target=float(getattr(self.pruner_, "sparsity", 1.0)) * fraction,
             generator=self._pruning_generator,
             statistics=run["statistics"],
         )
@@ -597,6 +604,67 @@ class PrunedNet(NeuralNet):
         masked = {name.rsplit(".weight", 1)[0] if name != "weight" else "" for name in self.masks_.pruned}
         table["pruned"] = table["layer"].isin(masked)
         return table
+
+    # ---------------------------------------------------- input features
+    def _check_pruner_n_features(self, X) -> None:
+        """Let a pruner that counts input features check them before ``fit`` changes anything."""
+        check = getattr(self.pruner, "_validate_n_features", None)
+        shape = getattr(X, "shape", None)
+        if check is not None and shape is not None and len(shape) == 2:
+            check(int(shape[1]))
+
+    def _input_column_norms(self) -> np.ndarray:
+        self.check_is_fitted()
+        try:
+            _, layer_name, layer = input_layer(self.module_, owner="feature_importances_")
+        except ValueError as exc:
+            raise AttributeError(str(exc)) from None
+        n_features = getattr(self, "n_features_in_", layer.in_features)
+        if layer.in_features != n_features:
+            raise AttributeError(
+                f"feature_importances_ maps input features to the columns of the first layer "
+                f"{layer_name!r}, which takes {layer.in_features} inputs, but the data has "
+                f"{n_features} features."
+            )
+        return input_column_norms(layer).cpu().numpy().astype(np.float64)
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """Importance of each input feature, from the network's first layer.
+
+        The L2 norm of the feature's column of the first layer's weight,
+        normalized to sum to 1: exactly zero for a feature removed by
+        :class:`~skprune.InputPruning` (or whose weights are all pruned), so
+        :class:`~sklearn.feature_selection.SelectFromModel` works on it.
+        Defined when the first Linear/Conv layer is an ``nn.Linear`` taking
+        ``n_features_in_`` inputs; ``AttributeError`` otherwise.
+
+        Returns
+        -------
+        ndarray of shape (n_features_in_,)
+        """
+        norms = self._input_column_norms()
+        total = norms.sum()
+        return norms / total if total > 0 else norms
+
+    @property
+    def selected_features_(self) -> np.ndarray:
+        """Names of the input features the network still uses, in input order.
+
+        The features whose first-layer column is not all zero: after
+        :class:`~skprune.InputPruning` these are the selected features.
+        Names come from ``feature_names_in_`` (DataFrame columns) or are
+        ``x0, x1, ...`` as in scikit-learn's ``get_feature_names_out``.
+
+        Returns
+        -------
+        ndarray of str objects
+        """
+        used = self._input_column_norms() > 0
+        names = getattr(self, "feature_names_in_", None)
+        if names is None:
+            names = np.array([f"x{i}" for i in range(len(used))], dtype=object)
+        return np.asarray(names, dtype=object)[used]
 
 
 def _encoded_accuracy(net, X, y):

@@ -39,7 +39,11 @@ class PruningContext:
     step : int
         Index of this pruning step (0-based).
     target : float
-        Sparsity to reach in the selected layers after this step.
+        Sparsity to reach in the selected layers after this step: the
+        pruner's ``sparsity`` times the schedule's fraction. For a pruner
+        without a ``sparsity`` parameter (e.g. :class:`~skprune.InputPruning`,
+        whose goal is a number of features), the schedule's fraction alone:
+        the share of the pruner's final goal to reach at this step.
     generator : torch.Generator
         Seeded source of randomness (from the estimator's ``random_state``).
     statistics : dict of str to Tensor

@@ -1,0 +1,200 @@
+"""Several pruners in one fit, each on its own schedule (e.g. inputs and weights)."""
+
+from __future__ import annotations
+
+from sklearn.base import BaseEstimator
+from torch import nn
+
+from ..masks import MaskStore
+from ..schedules import BaseSchedule
+from .base import PruningContext, is_pruner
+
+__all__ = ["CombinedPruning"]
+
+
+class _UnionSchedule(BaseSchedule):
+    """Every epoch at which one of the combined pruners has a step.
+
+    The fractions are meaningless here: :class:`CombinedPruning` asks each
+    part's own schedule how far that part goes at each epoch.
+    """
+
+    def __init__(self, schedules=()):
+        self.schedules = schedules
+
+    def _raw_steps(self, n_epochs):
+        return [(epoch, 1.0) for schedule in self.schedules for epoch, _ in schedule.steps(n_epochs)]
+
+
+class CombinedPruning(BaseEstimator):
+    """Apply several pruners in one fit, e.g. input features and weights.
+
+    Each part keeps its own parameters and schedule; at every epoch where a
+    part has a pruning step, that part computes its masks on top of the
+    masks of all parts (entries pruned by one part stay pruned), in list
+    order. Penalties are added up. Parts should usually select different
+    layers; when they share one, each part's target counts the entries the
+    other parts already pruned there.
+
+    Parameters
+    ----------
+    pruners : list of (str, pruner) tuples
+        The parts, named as in :class:`~sklearn.pipeline.Pipeline`, so that
+        their parameters are reachable as ``<name>__<param>`` (and, on the
+        estimator, ``pruner__<name>__<param>``, e.g. in ``GridSearchCV``).
+
+    Examples
+    --------
+    Keep 10 input features and prune 80% of the weights of the later layers:
+
+    >>> from skprune import CombinedPruning, InputPruning, MagnitudePruning, PrunedNetClassifier
+    >>> pruner = CombinedPruning([
+    ...     ("inputs", InputPruning(n_features=10)),
+    ...     ("weights", MagnitudePruning(0.8, layers=["layers.fc1", "layers.output"])),
+    ... ])
+    >>> net = PrunedNetClassifier(module__hidden_layer_sizes=(64, 32), pruner=pruner)
+    >>> net.set_params(pruner__inputs__n_features=5).pruner.pruners[0][1].n_features
+    5
+    """
+
+    def __init__(self, pruners):
+        self.pruners = pruners
+
+    # ------------------------------------------------------------ parameters
+    def get_params(self, deep: bool = True) -> dict:
+        """Parameters, with each part's as ``<name>__<param>`` when ``deep``."""
+        params = {"pruners": self.pruners}
+        if not deep:
+            return params
+        for name, part in self._named_parts(check=False):
+            params[name] = part
+            if hasattr(part, "get_params"):
+                for key, value in part.get_params(deep=True).items():
+                    params[f"{name}__{key}"] = value
+        return params
+
+    def set_params(self, **params) -> CombinedPruning:
+        """Set parameters: ``pruners``, a whole part by name, or ``<name>__<param>``."""
+        if "pruners" in params:
+            self.pruners = params.pop("pruners")
+        names = [name for name, _ in self._named_parts(check=False)]
+        nested: dict[str, dict] = {}
+        for key, value in params.items():
+            name, sep, sub = key.partition("__")
+            if name not in names:
+                raise ValueError(
+                    f"Invalid parameter {key!r} for {type(self).__name__}: the parts are {names}; "
+                    f"use '<name>__<param>', e.g. '{names[0]}__...'."
+                    if names
+                    else f"Invalid parameter {key!r} for {type(self).__name__}: it has no parts."
+                )
+            if sep:
+                nested.setdefault(name, {})[sub] = value
+            else:
+                self.pruners = [(n, value if n == name else p) for n, p in self.pruners]
+        for name, sub_params in nested.items():
+            dict(self._named_parts(check=False))[name].set_params(**sub_params)
+        return self
+
+    def _named_parts(self, *, check: bool = True) -> list[tuple[str, object]]:
+        parts = self.pruners
+        valid = isinstance(parts, (list, tuple)) and all(
+            isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) for item in parts
+        )
+        if not valid:
+            if not check:
+                return []
+            raise TypeError(
+                f"{type(self).__name__}(pruners=...) must be a list of (name, pruner) tuples, e.g. "
+                "[('inputs', InputPruning(10)), ('weights', MagnitudePruning(0.8))]; "
+                f"got {parts!r}."
+            )
+        if check:
+            names = [name for name, _ in parts]
+            if not parts:
+                raise ValueError(f"{type(self).__name__}(pruners=[]) needs at least one pruner.")
+            if len(set(names)) != len(names):
+                raise ValueError(f"{type(self).__name__}(pruners=...) has repeated names {names}.")
+            for name, part in parts:
+                if "__" in name or name == "pruners":
+                    raise ValueError(
+                        f"{type(self).__name__}: part name {name!r} must not contain '__' "
+                        "and must not be 'pruners'."
+                    )
+                if not is_pruner(part):
+                    raise TypeError(
+                        f"{type(self).__name__}: part {name!r} must be a pruner such as "
+                        f"MagnitudePruning(0.8), got {part!r}."
+                    )
+        return list(parts)
+
+    # ------------------------------------------------------------ validation
+    def _validate_params(self) -> None:
+        """Check the list of parts and each part's parameters."""
+        for _, part in self._named_parts():
+            if hasattr(part, "_validate_params"):
+                part._validate_params()
+
+    def _validate_n_features(self, n_features_in: int) -> None:
+        """Check each part that depends on the number of input features."""
+        for _, part in self._named_parts():
+            if hasattr(part, "_validate_n_features"):
+                part._validate_n_features(n_features_in)
+
+    @property
+    def requires_gradient_statistics(self) -> bool:
+        """Whether any part needs accumulated ``|w * grad|``."""
+        return any(getattr(p, "requires_gradient_statistics", False) for _, p in self._named_parts())
+
+    def get_schedule(self) -> BaseSchedule:
+        """A schedule with a step wherever any part has one."""
+        return _UnionSchedule([part.get_schedule() for _, part in self._named_parts()])
+
+    # ------------------------------------------------------------- selection
+    def select_layers(self, module: nn.Module) -> list[tuple[str, str, nn.Module]]:
+        """Layers selected by any part (each once, in order of first selection)."""
+        selected, seen = [], set()
+        for _, part in self._named_parts():
+            for item in part.select_layers(module):
+                if item[0] not in seen:
+                    seen.add(item[0])
+                    selected.append(item)
+        return selected
+
+    def compute_masks(self, module: nn.Module, masks: MaskStore, context: PruningContext) -> dict:
+        """Run the parts whose schedules have a step at ``context.epoch``.
+
+        Each such part gets a context whose ``target`` is its own
+        ``sparsity`` times its own schedule's fraction at this epoch (or the
+        fraction alone, for a part without ``sparsity``), and sees the masks
+        of the parts before it.
+        """
+        current = MaskStore()
+        current.load_state_dict(masks.state_dict())
+        new_masks: dict = {}
+        for _, part in self._named_parts():
+            steps = part.get_schedule().steps(context.n_epochs)
+            epochs = [epoch for epoch, _ in steps]
+            if context.epoch not in epochs:
+                continue
+            step = epochs.index(context.epoch)
+            fraction = steps[step][1]
+            part_context = PruningContext(
+                epoch=context.epoch,
+                n_epochs=context.n_epochs,
+                step=step,
+                target=float(getattr(part, "sparsity", 1.0)) * fraction,
+                generator=context.generator,
+                statistics=context.statistics,
+            )
+            keep = part.compute_masks(module, current, part_context)
+            current.update(keep)
+            new_masks.update(keep)
+        return new_masks
+
+    # ----------------------------------------------------------------- hooks
+    def penalty(self, module: nn.Module):
+        """Sum of the parts' penalties (``None`` when no part has one)."""
+        terms = [part.penalty(module) for _, part in self._named_parts() if hasattr(part, "penalty")]
+        terms = [t for t in terms if t is not None]
+        return sum(terms[1:], terms[0]) if terms else None
