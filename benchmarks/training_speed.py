@@ -128,7 +128,7 @@ def main(argv=None):
     X, y = load_digits(return_X_y=True)
     X = (X / 16.0).astype(np.float32)
     times = {name: [] for name in CONTENDERS}
-    for name, fn in CONTENDERS.items():  # warm-up
+    for fn in CONTENDERS.values():  # warm-up
         fn(X[:200], y[:200], 1, args.batch_size, 0)
     for rep in range(args.repeats):
         for name, fn in CONTENDERS.items():
