@@ -394,11 +394,21 @@ class PrunedNet(NeuralNet):
         """
         self._check_params()
         self._check_pruner_n_features(X)
-        X_t, y_t = self._prepare_fit_data(X, y, reset=True)
-        with self._training_context():
-            if not self.warm_start or not self.initialized_:
-                self.initialize()
-            NeuralNet.partial_fit(self, X_t, y_t, _routing_method="fit", **fit_params)
+        fresh = not self.warm_start or not self.initialized_
+        previous_state = dict(self.__dict__)
+        try:
+            X_t, y_t = self._prepare_fit_data(X, y, reset=True)
+            with self._training_context():
+                if fresh:
+                    self.initialize()
+                NeuralNet.partial_fit(self, X_t, y_t, _routing_method="fit", **fit_params)
+        except Exception:
+            if fresh:
+                # a fresh fit builds new module/optimizer objects, so putting
+                # the previous attributes back restores the previous model
+                self.__dict__.clear()
+                self.__dict__.update(previous_state)
+            raise
         return self
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
@@ -929,7 +939,8 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_targets)
         """
-        y_pred = PrunedNet.predict_proba(self, X)
+        # float64 like every scikit-learn regressor (the network computes in float32)
+        y_pred = PrunedNet.predict_proba(self, X).astype(np.float64)
         if getattr(self, "_y_ndim", 2) == 1 and y_pred.ndim == 2 and y_pred.shape[1] == 1:
             return y_pred.ravel()
         return y_pred

@@ -66,7 +66,8 @@ def test_predict_before_fit(data):
     with pytest.raises(NotFittedError):
         PrunedNetClassifier().predict(X)
     with pytest.raises(NotFittedError):
-        PrunedNetRegressor().predict_proba(X)
+        PrunedNetRegressor().predict(X)
+    assert not hasattr(PrunedNetRegressor(), "predict_proba")
 
 
 def test_continuous_target_for_classifier(data):
@@ -158,3 +159,15 @@ def test_unexpected_keyword_is_caught_at_fit(data):
     X, y = data
     with pytest.raises(ValueError, match="unexpected argument"):
         PrunedNetClassifier(hiden_layer_sizes=(3,), **FAST).fit(X, y)
+
+
+def test_failed_refit_after_initialization_keeps_the_previous_model(data):
+    X, y = data
+    net = PrunedNetClassifier(pruner=MagnitudePruning(0.5), **FAST).fit(X, y)
+    before = net.predict_proba(X)
+    module = net.module_
+    with pytest.raises(ValueError, match="selects no layer"):
+        net.set_params(pruner__layers="missing").fit(X, y)
+    assert net.module_ is module
+    np.testing.assert_array_equal(net.predict_proba(X), before)
+    assert net.sparsity_ == pytest.approx(0.5, abs=0.01)

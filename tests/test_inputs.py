@@ -91,7 +91,6 @@ def test_sparse_fit_does_not_densify_the_whole_matrix():
         np.array(["cat", "dog"]),
         np.array([True, False]),
         np.array([-3, 7]),
-        np.array([0.5, 1.5]),
     ],
 )
 def test_binary_labels_of_any_type(binary, labels):
