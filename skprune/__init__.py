@@ -4,7 +4,8 @@ from .estimator import PrunedNet, PrunedNetClassifier, PrunedNetRegressor
 from .exceptions import TrainingDivergedError
 from .masks import MaskStore
 from .modules import MLP
-from .pruners import BasePruner, MagnitudePruning, PruningContext
+from .compaction import CompactionError, compact_module
+from .pruners import BasePruner, ChannelPruning, MagnitudePruning, NeuronPruning, PruningContext
 from .schedules import BaseSchedule, Iterative, OneShot, Polynomial
 
 __version__ = "0.1.0"
@@ -12,10 +13,13 @@ __version__ = "0.1.0"
 __all__ = [
     "BasePruner",
     "BaseSchedule",
+    "ChannelPruning",
+    "CompactionError",
     "Iterative",
     "MLP",
     "MagnitudePruning",
     "MaskStore",
+    "NeuronPruning",
     "OneShot",
     "Polynomial",
     "PrunedNet",
@@ -23,4 +27,5 @@ __all__ = [
     "PrunedNetRegressor",
     "PruningContext",
     "TrainingDivergedError",
+    "compact_module",
 ]
