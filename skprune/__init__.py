@@ -1,10 +1,11 @@
 """skprune: neural-network pruning as a scikit-learn hyperparameter."""
 
+from .compaction import CompactionError, compact_module
 from .estimator import PrunedNet, PrunedNetClassifier, PrunedNetRegressor
 from .exceptions import TrainingDivergedError
 from .masks import MaskStore
 from .modules import MLP
-from .compaction import CompactionError, compact_module
+from .persistence import PersistenceError, load, register_serializable, save
 from .pruners import BasePruner, ChannelPruning, MagnitudePruning, NeuronPruning, PruningContext
 from .schedules import BaseSchedule, Iterative, OneShot, Polynomial
 
@@ -20,6 +21,7 @@ __all__ = [
     "MagnitudePruning",
     "MaskStore",
     "NeuronPruning",
+    "PersistenceError",
     "OneShot",
     "Polynomial",
     "PrunedNet",
@@ -28,4 +30,7 @@ __all__ = [
     "PruningContext",
     "TrainingDivergedError",
     "compact_module",
+    "load",
+    "register_serializable",
+    "save",
 ]

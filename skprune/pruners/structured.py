@@ -195,8 +195,7 @@ class StructuredPruner(BasePruner):
             pruned_before[param] = ~keep.reshape(keep.shape[0], -1).any(dim=1)
         if self.scope == "layer":
             removed = {
-                param: _lowest_units(scores[param], pruned_before[param], context.target)
-                for param in layers
+                param: _lowest_units(scores[param], pruned_before[param], context.target) for param in layers
             }
         else:
             removed = self._global_units(layers, scores, pruned_before, context.target)
