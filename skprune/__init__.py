@@ -3,6 +3,7 @@
 from .compaction import CompactionError, compact_module
 from .estimator import PrunedNet, PrunedNetClassifier, PrunedNetRegressor
 from .exceptions import TrainingDivergedError
+from .export import compression_report, quantize_int8, to_sparse
 from .masks import MaskStore
 from .modules import MLP
 from .persistence import PersistenceError, load, register_serializable, save
@@ -30,7 +31,10 @@ __all__ = [
     "PruningContext",
     "TrainingDivergedError",
     "compact_module",
+    "compression_report",
     "load",
+    "quantize_int8",
     "register_serializable",
     "save",
+    "to_sparse",
 ]

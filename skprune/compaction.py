@@ -120,6 +120,8 @@ class UnitGroup:
         Whether a pooling operation lies on the path.
     blocked : str or None
         Why the units cannot be removed, or ``None``.
+    is_output : bool
+        Whether the units are network outputs (never removed, whatever their weights).
     """
 
     producer: str
@@ -129,6 +131,7 @@ class UnitGroup:
     ops: list = field(default_factory=list)
     pooled: bool = False
     blocked: str | None = None
+    is_output: bool = False
 
 
 def _describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
@@ -190,6 +193,7 @@ def _follow(start: fx.Node, modules: dict[str, nn.Module], calls: dict[str, int]
         node = users[0]
         if node.op == "output":
             group.blocked = f"the units of layer {start.target!r} are network outputs"
+            group.is_output = True
             return group
         if node.op == "call_module" and not _only_input_is(node, current):
             group.blocked = f"{_describe(node, modules)} takes more than one input"
@@ -384,8 +388,8 @@ def compact_module(module: nn.Module, *, return_plan: bool = False):
     for name, group in groups.items():
         layer = modules[name]
         removed = removed_units(layer)
-        if not removed.any():
-            continue
+        if not removed.any() or group.is_output:
+            continue  # outputs stay, even when their weights are all zero
         if group.blocked is not None:
             raise CompactionError(
                 f"Cannot compact {type(module).__name__}: layer {name!r} has {int(removed.sum())} "
