@@ -161,7 +161,7 @@ def _resolve(path: str):
         raise PersistenceError(
             f"The file refers to {path!r}, which is not in skprune's allow-list; load never imports "
             "code that a file names. If you trust this file and that class, call "
-            "skprune.register_serializable(TheClass) before skprune.load."
+            "skprune.register_serializable(<that class>) before skprune.load."
         )
     return obj
 

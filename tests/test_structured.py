@@ -235,3 +235,23 @@ def test_compaction_also_drops_rows_emptied_by_unstructured_pruning(clf_data):
     compact.set_params(warm_start=True, max_epochs=1, pruner=None).fit(X, y)
     for name, pruned in compact.masks_.pruned.items():
         assert torch.all(dict(compact.module_.named_parameters())[name][pruned] == 0)
+
+
+def test_taylor_scores_come_from_gradient_statistics():
+    from skprune import PruningContext
+    from skprune.masks import MaskStore
+
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    stats = torch.ones(4, 3)
+    stats[[1, 3]] = 1e-3  # units 1 and 3 matter least to the loss, whatever their norms
+    context = PruningContext(0, 1, 0, 0.5, torch.Generator(), {"0.weight": stats})
+    pruner = NeuronPruning(0.5, criterion="taylor")
+    assert pruner.requires_gradient_statistics and not NeuronPruning().requires_gradient_statistics
+    keep = pruner.compute_masks(module, MaskStore(), context)
+    assert keep["0.weight"].all(dim=1).tolist() == [True, False, True, False]
+    assert keep["0.bias"].tolist() == [True, False, True, False]
+    assert keep["2.weight"].all(dim=0).tolist() == [True, False, True, False]
+    context.statistics = {}
+    with pytest.warns(UserWarning, match="no gradient statistics"):
+        pruner.compute_masks(module, MaskStore(), context)
