@@ -29,7 +29,14 @@ from torch import nn
 
 from .masks import MaskStore
 
-__all__ = ["SparseLinear", "to_sparse", "quantize_int8", "compression_report", "state_bytes"]
+__all__ = [
+    "SparseLinear",
+    "to_sparse",
+    "quantize_int8",
+    "compression_report",
+    "state_bytes",
+    "stored_values",
+]
 
 
 class SparseLinear(nn.Module):
@@ -54,6 +61,7 @@ class SparseLinear(nn.Module):
                 csr.col_indices().to(torch.int32),
                 csr.values(),
                 size=weight.shape,
+                check_invariants=False,  # built by torch from a dense tensor: valid
             ),
         )
         bias = linear.bias.detach() if linear.bias is not None else weight.new_zeros(weight.shape[0])
@@ -174,7 +182,8 @@ def state_bytes(module: nn.Module) -> int:
     return buffer.tell()
 
 
-def _stored_values(module: nn.Module) -> int:
+def stored_values(module: nn.Module) -> int:
+    """Number of weight values stored (non-zeros only for CSR layers; int8 values count one each)."""
     total = 0
     for value in module.state_dict().values():
         if isinstance(value, tuple):  # packed quantized params
@@ -230,7 +239,7 @@ def compression_report(estimator, X, y, *, min_sparsity: float = 0.5) -> pd.Data
         rows.append(
             {
                 "variant": name,
-                "stored_values": _stored_values(variant.module_),
+                "stored_values": stored_values(variant.module_),
                 "bytes": size,
                 "size_ratio": size / base_bytes,
                 "score": score,
