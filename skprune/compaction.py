@@ -344,7 +344,7 @@ def _index_select(tensor: torch.Tensor, dim: int, index: torch.Tensor) -> torch.
 def _block_index(keep: torch.Tensor, block: int) -> torch.Tensor:
     """Input indices of the kept units when each unit owns ``block`` consecutive inputs."""
     units = torch.nonzero(keep).flatten()
-    return (units[:, None] * block + torch.arange(block)[None, :]).flatten()
+    return (units[:, None] * block + torch.arange(block, device=units.device)[None, :]).flatten()
 
 
 def _set_param(layer: nn.Module, name: str, value: torch.Tensor) -> None:

@@ -544,8 +544,12 @@ def save(estimator, path) -> None:
         tensors.update(encoder.tensors)
         for key, tensor in estimator.module_.state_dict().items():
             tensors[f"module_.{key}"] = tensor
+        fitted["mask_shapes"] = {}
         for key, tensor in estimator.masks_.state_dict().items():
-            tensors[f"masks_.{key}"] = tensor
+            # one bit per weight (np.packbits), not one byte
+            packed = np.packbits(tensor.detach().cpu().numpy().astype(bool).ravel())
+            tensors[f"masks_.{key}"] = torch.from_numpy(packed)
+            fitted["mask_shapes"][key] = list(tensor.shape)
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
@@ -592,9 +596,12 @@ def load(path):
         _resize_leaves(estimator.module_, module_state)
         estimator.module_.load_state_dict(module_state, strict=True)
         estimator.module_.to(estimator.device)
-        estimator.masks_.load_state_dict(
-            {k[len("masks_.") :]: t for k, t in tensors.items() if k.startswith("masks_.")}
-        )
+        masks = {}
+        for key, shape in fitted.get("mask_shapes", {}).items():
+            n = math.prod(shape)
+            bits = np.unpackbits(tensors[f"masks_.{key}"].numpy(), count=n).astype(bool)
+            masks[key] = torch.from_numpy(bits).reshape(shape)
+        estimator.masks_.load_state_dict(masks)
         estimator.masks_.to(estimator.device)
         if any(k.startswith("module_.") for k in tensors):
             estimator.initialize_optimizer()

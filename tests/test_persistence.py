@@ -46,6 +46,8 @@ def test_pruned_and_compacted_models_round_trip(clf_data, tmp_path):
         assert loaded.module_.hidden_layer_sizes == est.module_.hidden_layer_sizes
         assert loaded.n_params_ == est.n_params_ and loaded.sparsity_ == est.sparsity_
         assert loaded.masks_.pruned.keys() == est.masks_.pruned.keys()
+        for name, pruned in est.masks_.pruned.items():
+            assert torch.equal(loaded.masks_.pruned[name], pruned)
         assert repr(loaded.pruner_) == repr(est.pruner_)
         assert len(loaded.history) == len(est.history)
         assert loaded.get_params()["module__hidden_layer_sizes"] == (16, 8)

@@ -255,3 +255,16 @@ def test_taylor_scores_come_from_gradient_statistics():
     context.statistics = {}
     with pytest.warns(UserWarning, match="no gradient statistics"):
         pruner.compute_masks(module, MaskStore(), context)
+
+
+def test_half_the_hidden_units_keep_digits_accuracy_within_one_point(digits):
+    from sklearn.model_selection import train_test_split
+
+    X, y = digits
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0, stratify=y)
+    kwargs = dict(max_epochs=30, lr=3e-3, batch_size=64, random_state=0, module__hidden_layer_sizes=(128,))
+    dense = PrunedNetClassifier(**kwargs).fit(X_train, y_train)
+    pruned = PrunedNetClassifier(pruner=NeuronPruning(0.5), **kwargs).fit(X_train, y_train)
+    compact = pruned.compact()
+    assert compact.module_.hidden_layer_sizes == (64,)
+    assert compact.score(X_test, y_test) >= dense.score(X_test, y_test) - 0.01
