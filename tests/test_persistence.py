@@ -187,3 +187,33 @@ def test_int8_and_sparse_exports_are_not_saved(clf_data, tmp_path):
     net = PrunedNetClassifier(**FAST).fit(X, y)
     with pytest.raises(PersistenceError, match="only dense"):
         skprune.save(skprune.quantize_int8(net), tmp_path / "q.skp")
+
+
+class _SmallConv(nn.Module):
+    def __init__(self, n_outputs=2):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 6, 3)
+        self.bn = nn.BatchNorm2d(6)
+        self.fc = nn.Linear(6 * 4 * 4, n_outputs)
+
+    def forward(self, X):
+        return self.fc(torch.flatten(torch.relu(self.bn(self.conv(X.unflatten(1, (1, 6, 6))))), 1))
+
+
+def test_compacted_conv_net_round_trips_with_registration(tmp_path):
+    rng = np.random.RandomState(0)
+    X = rng.rand(80, 36).astype(np.float32)
+    y = (X[:, :18].sum(1) > X[:, 18:].sum(1)).astype(int)
+    net = PrunedNetClassifier(
+        module=_SmallConv, pruner=skprune.ChannelPruning(0.5, schedule=OneShot()), **FAST
+    ).fit(X, y)
+    compact = net.compact()
+    assert compact.module_.conv.out_channels == 3 and compact.module_.fc.in_features == 48
+    skprune.register_serializable(_SmallConv)
+    try:
+        skprune.save(compact, tmp_path / "conv.skp")
+        loaded = skprune.load(tmp_path / "conv.skp")
+    finally:
+        skprune.persistence._REGISTERED.clear()
+    assert loaded.module_.bn.num_features == 3 and loaded.module_.fc.in_features == 48
+    _check_same(compact, loaded, X)
