@@ -70,6 +70,22 @@ _NOT_JSON_ATTRIBUTES = {
     "cuda_dependent_attributes_",
 }
 _PRIVATE_FITTED = ("_classes", "_y_ndim")
+#: skorch callbacks that touch files or external services when initialized or
+#: trained; a file may not bring them in unless the user registers them.
+_UNSAFE_CALLBACKS = {
+    "Checkpoint",
+    "TrainEndCheckpoint",
+    "LoadInitState",
+    "MlflowLogger",
+    "NeptuneLogger",
+    "TensorBoard",
+    "SacredLogger",
+    "WandbLogger",
+}
+
+
+def _is_fitted_name(name: str) -> bool:
+    return (name.endswith("_") and not name.startswith("_")) or name in _PRIVATE_FITTED
 
 
 class PersistenceError(ValueError):
@@ -147,7 +163,8 @@ def _builtin_allowed() -> dict[str, object]:
         if isinstance(obj, type) and obj.__module__.startswith("torch.optim"):
             add(obj)
     for name in getattr(skorch.callbacks, "__all__", []):
-        add(getattr(skorch.callbacks, name))
+        if name not in _UNSAFE_CALLBACKS:
+            add(getattr(skorch.callbacks, name))
     add(skorch.dataset.ValidSplit)
     add(skorch.dataset.Dataset)
     add(torch.utils.data.DataLoader)
@@ -489,7 +506,7 @@ def _fitted_attributes(estimator, encoder: _Encoder) -> dict:
     for name, value in vars(estimator).items():
         if name in params or name in _NOT_JSON_ATTRIBUTES:
             continue
-        if not ((name.endswith("_") and not name.startswith("_")) or name in _PRIVATE_FITTED):
+        if not _is_fitted_name(name):
             continue
         if isinstance(value, (nn.Module, torch.optim.Optimizer)):
             raise PersistenceError(
@@ -588,7 +605,12 @@ def load(path):
         fitted = config.get("fitted")
         if not fitted:
             return estimator
+        params = set(estimator.get_params(deep=False))
         for name, value in fitted["attributes"].items():
+            if not (name.isidentifier() and _is_fitted_name(name)) or name in _NOT_JSON_ATTRIBUTES | params:
+                raise PersistenceError(
+                    f"{str(path)!r} tries to set attribute {name!r}, which load never sets."
+                )
             estimator.__dict__[name] = _decode(value, tensors)
         with torch.random.fork_rng():
             estimator.initialize()

@@ -217,3 +217,21 @@ def test_compacted_conv_net_round_trips_with_registration(tmp_path):
         skprune.persistence._REGISTERED.clear()
     assert loaded.module_.bn.num_features == 3 and loaded.module_.fc.in_features == 48
     _check_same(compact, loaded, X)
+
+
+def test_files_cannot_set_internal_attributes_or_bring_file_writing_callbacks(clf_data, tmp_path):
+    from skorch.callbacks import Checkpoint
+
+    X, y = clf_data
+    good = tmp_path / "good.skp"
+    skprune.save(PrunedNetClassifier(**FAST).fit(X, y), good)
+    header, body = _header(good)
+    config = json.loads(header["__metadata__"]["config"])
+    config["fitted"]["attributes"]["_modules"] = ["os"]
+    header["__metadata__"]["config"] = json.dumps(config)
+    _write(tmp_path / "attr.skp", header, body)
+    with pytest.raises(PersistenceError, match="attribute '_modules'"):
+        skprune.load(tmp_path / "attr.skp")
+    net = PrunedNetClassifier(callbacks=[("cp", Checkpoint(dirname=str(tmp_path / "cp")))], **FAST)
+    with pytest.raises(PersistenceError, match="register_serializable"):
+        skprune.save(net, tmp_path / "cp.skp")
