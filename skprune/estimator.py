@@ -675,6 +675,30 @@ class PrunedNet(NeuralNet):
         if names is None:
             names = np.array([f"x{i}" for i in range(len(used))], dtype=object)
         return np.asarray(names, dtype=object)[used]
+    # ----------------------------------------------------------- compaction
+    def compact(self):
+        """Return a fitted copy whose module physically lacks the removed units.
+
+        Units whose whole weight row is zero (as left by ``NeuronPruning``
+        or ``ChannelPruning``) are deleted with their BatchNorm entries and
+        the next layer's matching inputs; predictions are unchanged up to
+        float rounding. This estimator is not modified.
+
+        Returns
+        -------
+        PrunedNet
+            A copy with a smaller ``module_`` (same class); ``masks_`` keeps
+            only masks of the remaining unstructured zeros.
+
+        Raises
+        ------
+        skprune.CompactionError
+            If removed units feed an operation that cannot be followed (the
+            message names the layer).
+        """
+        from .compaction import compact_estimator
+
+        return compact_estimator(self)
 
 
 def _encoded_accuracy(net, X, y):

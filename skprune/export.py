@@ -1,0 +1,251 @@
+"""Export for inference: sparse (CSR) Linear weights and dynamic int8 quantization.
+
+Masked zeros make a model sparse on paper only. Two post-training exports
+turn them into real savings, each returning a fitted copy of the estimator
+meant for ``predict`` (fitting it again rebuilds a dense module):
+
+* :func:`to_sparse` stores the weights of sparse Linear layers as CSR
+  tensors (values, 32-bit column indices and row pointers) and multiplies
+  with ``torch.addmm`` on them. Smaller from about 70% sparsity on; whether
+  it is faster than a dense matrix product depends on sparsity, shapes and
+  the CPU (see ``benchmarks/inference.py``).
+* :func:`quantize_int8` applies PyTorch's post-training dynamic
+  quantization to Linear layers: int8 weights (4x smaller), activations
+  quantized on the fly.
+
+:func:`compression_report` puts the masked, compacted, sparse and int8
+variants side by side: stored parameters, serialized bytes and score.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import warnings
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .masks import MaskStore
+
+__all__ = [
+    "SparseLinear",
+    "to_sparse",
+    "quantize_int8",
+    "compression_report",
+    "state_bytes",
+    "stored_values",
+]
+
+
+class SparseLinear(nn.Module):
+    """A Linear layer whose weight is a CSR sparse tensor (inference only).
+
+    Parameters
+    ----------
+    linear : torch.nn.Linear
+        Layer to convert; exact zeros of its weight are not stored.
+    """
+
+    def __init__(self, linear: nn.Linear):
+        super().__init__()
+        weight = linear.weight.detach()
+        csr = weight.to_sparse_csr()
+        self.in_features = linear.in_features
+        self.out_features = linear.out_features
+        self.register_buffer(
+            "weight",
+            torch.sparse_csr_tensor(
+                csr.crow_indices().to(torch.int32),
+                csr.col_indices().to(torch.int32),
+                csr.values(),
+                size=weight.shape,
+                check_invariants=False,  # built by torch from a dense tensor: valid
+            ),
+        )
+        bias = linear.bias.detach() if linear.bias is not None else weight.new_zeros(weight.shape[0])
+        self.register_buffer("bias", bias.clone())
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Return ``X @ W.T + b`` computed with the sparse weight."""
+        shape = X.shape
+        X2 = X.reshape(-1, shape[-1])
+        out = torch.addmm(self.bias[:, None], self.weight, X2.T).T
+        return out.reshape(*shape[:-1], self.out_features)
+
+    def extra_repr(self) -> str:
+        nnz = self.weight.values().numel()
+        total = self.in_features * self.out_features
+        return f"in_features={self.in_features}, out_features={self.out_features}, nonzero={nnz}/{total}"
+
+
+def _replace_layers(module: nn.Module, convert) -> nn.Module:
+    for name, child in list(module.named_children()):
+        new = convert(child)
+        if new is not None:
+            setattr(module, name, new)
+        else:
+            _replace_layers(child, convert)
+    return module
+
+
+def _inference_copy(estimator, module: nn.Module):
+    """Fitted copy of ``estimator`` with ``module`` as ``module_`` (no optimizer, no masks)."""
+    estimator.check_is_fitted()
+    original, optimizer = estimator.module_, getattr(estimator, "optimizer_", None)
+    estimator.__dict__["module_"] = None
+    estimator.__dict__["optimizer_"] = None
+    try:
+        out = copy.deepcopy(estimator)
+    finally:
+        estimator.__dict__["module_"] = original
+        estimator.__dict__["optimizer_"] = optimizer
+    out.__dict__["module_"] = module
+    out.masks_ = MaskStore()
+    return out
+
+
+def to_sparse(estimator, *, min_sparsity: float = 0.5):
+    """Return a copy whose sparse Linear layers hold CSR weights.
+
+    Parameters
+    ----------
+    estimator : PrunedNet
+        A fitted estimator (pruned, possibly compacted).
+    min_sparsity : float, default=0.5
+        Only Linear layers with at least this fraction of exact zeros are
+        converted; denser ones stay dense (CSR would be larger and slower).
+
+    Returns
+    -------
+    PrunedNet
+        A fitted copy for ``predict``/``predict_proba`` on CPU, with
+        :class:`SparseLinear` layers. The original is unchanged.
+    """
+    if not 0.0 <= float(min_sparsity) <= 1.0:
+        raise ValueError(f"min_sparsity must be in [0, 1], got {min_sparsity!r}.")
+    estimator.check_is_fitted()
+    module = copy.deepcopy(estimator.module_).cpu()
+
+    def convert(layer):
+        if isinstance(layer, nn.Linear):
+            weight = layer.weight.detach()
+            sparsity = 1.0 - int(torch.count_nonzero(weight)) / max(weight.numel(), 1)
+            return SparseLinear(layer) if sparsity >= min_sparsity else layer
+        return None
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support is in beta.*")
+        module = _replace_layers(module, convert)
+    out = _inference_copy(estimator, module.eval())
+    out.device = "cpu"
+    return out
+
+
+def quantize_int8(estimator):
+    """Return a copy whose Linear layers are dynamically quantized to int8.
+
+    Uses ``torch.ao.quantization.quantize_dynamic`` (CPU): weights are
+    stored as int8 with a per-tensor scale, activations are quantized per
+    batch at run time. Conv layers stay float.
+
+    Parameters
+    ----------
+    estimator : PrunedNet
+        A fitted estimator (compact it first to quantize the smaller net).
+
+    Returns
+    -------
+    PrunedNet
+        A fitted copy for ``predict``/``predict_proba`` on CPU.
+    """
+    estimator.check_is_fitted()
+    module = copy.deepcopy(estimator.module_).cpu().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        from torch.ao.quantization import quantize_dynamic
+
+        module = quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8)
+    out = _inference_copy(estimator, module)
+    out.device = "cpu"
+    return out
+
+
+def state_bytes(module: nn.Module) -> int:
+    """Bytes of ``torch.save(module.state_dict())``: the stored size of the weights."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.save(module.state_dict(), buffer)
+    return buffer.tell()
+
+
+def stored_values(module: nn.Module) -> int:
+    """Number of weight values stored (non-zeros only for CSR layers; int8 values count one each)."""
+    total = 0
+    for value in module.state_dict().values():
+        if isinstance(value, tuple):  # packed quantized params
+            total += sum(v.numel() for v in value if isinstance(v, torch.Tensor))
+        elif isinstance(value, torch.Tensor):
+            if value.layout == torch.sparse_csr:
+                total += value.values().numel()
+            elif value.dtype.is_floating_point or value.is_quantized:
+                total += value.numel()
+    return total
+
+
+def compression_report(estimator, X, y, *, min_sparsity: float = 0.5) -> pd.DataFrame:
+    """Compare the pruned model with its compacted, sparse (CSR) and int8 exports.
+
+    Parameters
+    ----------
+    estimator : PrunedNet
+        A fitted (pruned) estimator.
+    X, y : array-like
+        Data to score each variant on (``estimator.score``).
+    min_sparsity : float, default=0.5
+        Passed to :func:`to_sparse`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per variant (``masked``, ``compacted``, ``sparse``,
+        ``int8``, ``compacted+int8``) with ``stored_values`` (float or int8
+        values stored, zeros included for dense storage), ``bytes``
+        (serialized state dict), ``size_ratio`` (bytes / masked bytes),
+        ``score`` and ``score_change`` (vs the masked model). Variants that
+        cannot be built (e.g. compaction of an unsupported graph) are
+        reported with the reason in ``note``.
+    """
+    estimator.check_is_fitted()
+    rows = []
+    variants = [("masked", lambda: estimator)]
+    variants.append(("compacted", estimator.compact))
+    variants.append(("sparse", lambda: to_sparse(estimator, min_sparsity=min_sparsity)))
+    variants.append(("int8", lambda: quantize_int8(estimator)))
+    variants.append(("compacted+int8", lambda: quantize_int8(estimator.compact())))
+    base_score = estimator.score(X, y)
+    base_bytes = state_bytes(estimator.module_)
+    for name, build in variants:
+        try:
+            variant = build()
+        except ValueError as exc:
+            rows.append({"variant": name, "note": str(exc)})
+            continue
+        size = state_bytes(variant.module_)
+        score = base_score if variant is estimator else variant.score(X, y)
+        rows.append(
+            {
+                "variant": name,
+                "stored_values": stored_values(variant.module_),
+                "bytes": size,
+                "size_ratio": size / base_bytes,
+                "score": score,
+                "score_change": score - base_score,
+                "note": "",
+            }
+        )
+    columns = ["variant", "stored_values", "bytes", "size_ratio", "score", "score_change", "note"]
+    return pd.DataFrame(rows, columns=columns)

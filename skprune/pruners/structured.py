@@ -1,0 +1,352 @@
+"""Structured pruning: remove whole hidden units (neurons) or Conv2d channels.
+
+A removed unit's weight row and bias are masked to zero, and so are the
+matching BatchNorm entries and the matching input weights of the next layer
+(found by tracing the network with torch.fx, see :mod:`skprune.compaction`),
+so the unit is dead in the masked network, the reported sparsity counts it,
+and :meth:`skprune.PrunedNet.compact` can delete it for real.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import torch
+from torch import nn
+
+from ..compaction import CompactionError, UnitGroup, trace_unit_groups
+from ..masks import MaskStore, iter_prunable_weights
+from ..schedules import BaseSchedule
+from .base import SCOPES, BasePruner, PruningContext
+
+__all__ = ["NeuronPruning", "ChannelPruning", "StructuredPruner"]
+
+CRITERIA = ("l2", "l1", "taylor")
+
+
+class StructuredPruner(BasePruner):
+    """Base class of pruners that remove whole output units of a layer type.
+
+    Subclasses set :attr:`layer_type` and :attr:`unit_name`.
+
+    Parameters
+    ----------
+    fraction : float, default=0.5
+        Final fraction of the units of the selected layers to remove, in ``[0, 1)``.
+    criterion : {"l2", "l1", "taylor"}, default="l2"
+        Importance of a unit: the L2 or L1 norm of its weights, or the sum
+        over its weights of the accumulated ``|w * dL/dw|`` since the last
+        step (Molchanov et al.).
+    scope : {"layer", "global"}, default="layer"
+        ``"layer"`` removes the same fraction of every selected layer;
+        ``"global"`` ranks the units of all selected layers together, each
+        layer's scores divided by their mean so layers of different fan-in
+        compare.
+    schedule : BaseSchedule or None, default=None
+        When to prune; ``None`` is :class:`~skprune.Polynomial`.
+    layers : str, type, list or None, default=None
+        Layers to prune by name, glob pattern or type; ``None`` selects
+        every layer of the pruned type except the network's last layer
+        (the output layer's units are never removed).
+    """
+
+    layer_type: type[nn.Module] = nn.Linear
+    unit_name: str = "unit"
+
+    def __init__(
+        self,
+        fraction: float = 0.5,
+        *,
+        criterion: str = "l2",
+        scope: str = "layer",
+        schedule: BaseSchedule | None = None,
+        layers=None,
+    ):
+        self.fraction = fraction
+        self.criterion = criterion
+        self.scope = scope
+        self.schedule = schedule
+        self.layers = layers
+
+    @property
+    def sparsity(self) -> float:
+        """The final fraction of units removed (the estimator's schedule reads this name)."""
+        return self.fraction
+
+    @property
+    def requires_gradient_statistics(self) -> bool:
+        """Whether the estimator must gather ``|w * grad|`` (``criterion="taylor"``)."""
+        return self.criterion == "taylor"
+
+    prune_output_layer = False
+
+    # ------------------------------------------------------------ validation
+    def _validate_params(self) -> None:
+        name = type(self).__name__
+        fraction = self.fraction
+        if not isinstance(fraction, numbers.Real) or isinstance(fraction, bool):
+            raise TypeError(f"{name}(fraction=...) must be a number in [0, 1), got {fraction!r}.")
+        if not 0.0 <= float(fraction) < 1.0:
+            raise ValueError(
+                f"{name}(fraction={fraction!r}) is impossible: fraction is the share of "
+                f"{self.unit_name}s removed from each selected layer and must be in [0, 1) "
+                f"(0.5 removes half of the {self.unit_name}s)."
+            )
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"{name}(criterion={self.criterion!r}) is not supported; use one of {CRITERIA}.")
+        if self.scope not in SCOPES:
+            raise ValueError(f"{name}(scope={self.scope!r}) is not supported; use one of {SCOPES}.")
+        if self.schedule is not None and not isinstance(self.schedule, BaseSchedule):
+            raise TypeError(
+                f"{name}(schedule=...) must be a schedule such as OneShot(), Iterative() or "
+                f"Polynomial(), got {self.schedule!r}."
+            )
+
+    # ------------------------------------------------------------- selection
+    def select_layers(self, module: nn.Module) -> list[tuple[str, str, nn.Module]]:
+        """Return ``(param_name, layer_name, layer)`` of the layers whose units are pruned.
+
+        Raises
+        ------
+        ValueError
+            If nothing is selected, if the output layer is selected, or if
+            ``fraction`` would remove every unit of a selected layer.
+        """
+        name = type(self).__name__
+        candidates = list(iter_prunable_weights(module))
+        kind = self.layer_type.__name__
+        if not candidates:
+            raise ValueError(f"{name} found no {kind} layer to prune in {type(module).__name__}.")
+        output_name = candidates[-1][1]
+        typed = [c for c in candidates if isinstance(c[2], self.layer_type)]
+        if self.layers is None:
+            selected = [c for c in typed if c[1] != output_name]
+        else:
+            selected = [c for c in typed if self._layer_matches(c[1], c[2])]
+            if any(c[1] == output_name for c in selected):
+                raise ValueError(
+                    f"{name}(layers={self.layers!r}) selects the output layer {output_name!r}; its "
+                    f"{self.unit_name}s are the network's outputs and cannot be removed. Select "
+                    "hidden layers only."
+                )
+        if not selected:
+            available = [c[1] for c in typed if c[1] != output_name]
+            raise ValueError(
+                f"{name}(layers={self.layers!r}) selects no hidden {kind} layer to prune; "
+                f"prunable hidden {kind} layers are {available}."
+            )
+        if self.scope == "layer":
+            for _, layer_name, layer in selected:
+                n_units = layer.weight.shape[0]
+                if round(float(self.fraction) * n_units) >= n_units:
+                    raise ValueError(
+                        f"{name}(fraction={self.fraction!r}) would remove every {self.unit_name} of "
+                        f"layer {layer_name!r} ({n_units} {self.unit_name}s); use a fraction below "
+                        f"{(n_units - 0.5) / n_units:.3f} or a wider layer."
+                    )
+        return selected
+
+    # --------------------------------------------------------------- scoring
+    def unit_scores(self, module: nn.Module, context: PruningContext) -> dict[str, torch.Tensor]:
+        """Return one importance score per output unit of each selected layer (higher = keep)."""
+        scores = {}
+        missing = []
+        for param, _, layer in self.select_layers(module):
+            weight = layer.weight.detach()
+            rows = weight.reshape(weight.shape[0], -1)
+            if self.criterion == "taylor" and param in context.statistics:
+                stat = context.statistics[param].detach().to(weight.device)
+                scores[param] = stat.reshape(weight.shape[0], -1).sum(dim=1).float()
+                continue
+            if self.criterion == "taylor":
+                missing.append(param)
+            if self.criterion == "l1":
+                scores[param] = rows.abs().sum(dim=1).float()
+            else:
+                scores[param] = rows.norm(dim=1).float()
+        if missing:
+            warnings.warn(
+                f"{type(self).__name__}(criterion='taylor') has no gradient statistics for "
+                f"{missing} at epoch {context.epoch} (no training step since the last pruning "
+                "step); the L2 norm is used for this step. Start the schedule after at least one "
+                "epoch to use Taylor scores throughout.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return scores
+
+    @torch.no_grad()
+    def compute_masks(
+        self, module: nn.Module, masks: MaskStore, context: PruningContext
+    ) -> dict[str, torch.Tensor]:
+        """Return keep masks removing ``round(target * n)`` units (per layer or overall).
+
+        Units removed earlier stay removed. For each removed unit the
+        weight row, the bias entry, the following BatchNorm entries and the
+        next layer's matching inputs are masked.
+        """
+        selected = self.select_layers(module)
+        layers = {param: (layer_name, layer) for param, layer_name, layer in selected}
+        scores = self.unit_scores(module, context)
+        pruned_before = {}
+        for param, (_, layer) in layers.items():
+            keep = masks.keep_mask(param, layer.weight)
+            pruned_before[param] = ~keep.reshape(keep.shape[0], -1).any(dim=1)
+        if self.scope == "layer":
+            removed = {
+                param: _lowest_units(scores[param], pruned_before[param], context.target) for param in layers
+            }
+        else:
+            removed = self._global_units(layers, scores, pruned_before, context.target)
+        for param, units in removed.items():
+            if bool(units.all()):
+                layer_name = layers[param][0]
+                raise ValueError(
+                    f"{type(self).__name__}(fraction={self.fraction!r}, scope={self.scope!r}) would "
+                    f"remove every {self.unit_name} of layer {layer_name!r}; use scope='layer' or a "
+                    "smaller fraction."
+                )
+        return self._unit_masks(module, masks, layers, removed)
+
+    def _global_units(self, layers, scores, pruned_before, target):
+        normalized = []
+        for param in layers:
+            s = scores[param]
+            alive = ~pruned_before[param]
+            scale = s[alive].mean() if alive.any() else s.new_tensor(1.0)
+            normalized.append(s / scale.clamp_min(torch.finfo(s.dtype).tiny))
+        flat = torch.cat(normalized)
+        before = torch.cat([pruned_before[p] for p in layers])
+        flat_removed = _lowest_units(flat, before, target)
+        out, offset = {}, 0
+        for param in layers:
+            n = scores[param].numel()
+            out[param] = flat_removed[offset : offset + n]
+            offset += n
+        return out
+
+    def _unit_masks(self, module, masks, layers, removed) -> dict[str, torch.Tensor]:
+        params = dict(module.named_parameters())
+        try:
+            groups = trace_unit_groups(module)
+        except CompactionError:
+            groups = {}  # units are still removed from their own layer; compact() will explain
+        new: dict[str, torch.Tensor] = {}
+
+        def keep_of(name):
+            if name not in new:
+                new[name] = masks.keep_mask(name, params[name]).clone()
+            return new[name]
+
+        for param, units in removed.items():
+            layer_name, layer = layers[param]
+            keep_of(param)[units] = False
+            if layer.bias is not None:
+                keep_of(_param_name(layer_name, "bias"))[units] = False
+            group: UnitGroup | None = groups.get(layer_name)
+            if group is None or group.blocked is not None:
+                continue
+            for norm in group.norms:
+                for attr in ("weight", "bias"):
+                    name = _param_name(norm, attr)
+                    if name in params:
+                        keep_of(name)[units] = False
+            consumer = _param_name(group.consumer, "weight")
+            keep = keep_of(consumer)
+            columns = units.repeat_interleave(group.block)
+            keep[:, columns] = False
+        return new
+
+
+def _param_name(layer_name: str, attr: str) -> str:
+    return f"{layer_name}.{attr}" if layer_name else attr
+
+
+def _lowest_units(scores: torch.Tensor, pruned_before: torch.Tensor, target: float) -> torch.Tensor:
+    """Boolean mask of the ``round(target * n)`` lowest-scoring units (earlier removals first)."""
+    n = scores.numel()
+    n_remove = min(max(int(round(target * n)), int(pruned_before.sum())), n)
+    ranked = torch.where(pruned_before, torch.full_like(scores, -torch.inf), scores)
+    removed = torch.zeros(n, dtype=torch.bool, device=scores.device)
+    if n_remove:
+        removed[torch.argsort(ranked, stable=True)[:n_remove]] = True
+    return removed
+
+
+class NeuronPruning(StructuredPruner):
+    """Remove whole hidden units (neurons) of Linear layers.
+
+    A removed unit loses its weight row and bias, and the next layer loses
+    the matching input weights (also BatchNorm1d entries in between), so
+    :meth:`~skprune.PrunedNet.compact` can build a physically smaller,
+    faster network with the same predictions. Works on the same schedules
+    as unstructured pruning.
+
+    Parameters
+    ----------
+    fraction : float, default=0.5
+        Final fraction of the hidden units of each selected layer removed,
+        in ``[0, 1)``. A fraction that would remove every unit of a layer
+        raises a ``ValueError`` at ``fit``.
+    criterion : {"l2", "l1", "taylor"}, default="l2"
+        Unit importance: L2 or L1 norm of its incoming weights, or the
+        accumulated first-order Taylor score ``sum |w * dL/dw|`` of its
+        weights since the last pruning step (a step with no statistics yet,
+        e.g. at epoch 0, falls back to L2 with a warning).
+    scope : {"layer", "global"}, default="layer"
+        Remove the same fraction in every layer, or rank units of all
+        selected layers together (scores divided by each layer's mean).
+    schedule : BaseSchedule or None, default=None
+        When to prune; ``None`` is :class:`~skprune.Polynomial`.
+    layers : str, type, list or None, default=None
+        Hidden Linear layers to prune by name, glob or type; ``None`` selects
+        all but the output layer.
+
+    Attributes
+    ----------
+    sparsity : float
+        Read-only alias of ``fraction`` used by the estimator's schedule.
+
+    Examples
+    --------
+    >>> from skprune import PrunedNetClassifier, NeuronPruning
+    >>> net = PrunedNetClassifier(pruner=NeuronPruning(fraction=0.5), max_epochs=30)
+    >>> # net.fit(X, y).compact() has half the hidden units, same predictions
+    """
+
+    layer_type = nn.Linear
+    unit_name = "unit"
+
+
+class ChannelPruning(StructuredPruner):
+    """Remove whole output channels of Conv2d layers (BatchNorm aware).
+
+    A removed channel loses its filter and bias, its entries in a following
+    BatchNorm2d (scale and shift), and the next Conv2d's matching input
+    channels (or the matching block of a Linear layer after ``Flatten``).
+
+    Parameters
+    ----------
+    fraction : float, default=0.5
+        Final fraction of the output channels of each selected Conv2d layer
+        removed, in ``[0, 1)``.
+    criterion : {"l2", "l1", "taylor"}, default="l2"
+        Channel importance: L2 or L1 norm of its filter, or accumulated
+        ``sum |w * dL/dw|`` over its filter.
+    scope : {"layer", "global"}, default="layer"
+        Same fraction per layer, or ranked across layers.
+    schedule : BaseSchedule or None, default=None
+        When to prune; ``None`` is :class:`~skprune.Polynomial`.
+    layers : str, type, list or None, default=None
+        Conv2d layers to prune; ``None`` selects all of them (except a
+        Conv2d that is the network's last layer).
+
+    Examples
+    --------
+    >>> from skprune import ChannelPruning
+    >>> pruner = ChannelPruning(fraction=0.25, criterion="l1")
+    """
+
+    layer_type = nn.Conv2d
+    unit_name = "channel"

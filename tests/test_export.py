@@ -1,0 +1,70 @@
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from skprune import (
+    MagnitudePruning,
+    NeuronPruning,
+    OneShot,
+    PrunedNetClassifier,
+    compression_report,
+    quantize_int8,
+    to_sparse,
+)
+from skprune.export import SparseLinear
+
+FAST = dict(max_epochs=8, batch_size=32, lr=0.01, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def sparse_net(clf_data):
+    X, y = clf_data
+    pruner = MagnitudePruning(0.9, schedule=OneShot())
+    return PrunedNetClassifier(pruner=pruner, module__hidden_layer_sizes=(32,), **FAST).fit(X, y)
+
+
+def test_to_sparse_stores_only_nonzeros_and_predicts_the_same(sparse_net, clf_data):
+    X, _ = clf_data
+    sparse = to_sparse(sparse_net)
+    layers = [m for m in sparse.module_.modules() if isinstance(m, SparseLinear)]
+    assert len(layers) == 2
+    nnz = sum(layer.weight.values().numel() for layer in layers)
+    assert nnz == sum(
+        int(torch.count_nonzero(p)) for n, p in sparse_net.module_.named_parameters() if "weight" in n
+    )
+    np.testing.assert_allclose(sparse.predict_proba(X), sparse_net.predict_proba(X), atol=1e-5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        restored = pickle.loads(pickle.dumps(sparse))
+    np.testing.assert_array_equal(restored.predict(X), sparse_net.predict(X))
+    # denser layers stay dense
+    assert not any(
+        isinstance(m, SparseLinear) for m in to_sparse(sparse_net, min_sparsity=0.99).module_.modules()
+    )
+    assert isinstance(sparse_net.module_.layers.fc0, torch.nn.Linear)  # original untouched
+
+
+def test_int8_quantization_is_close_and_smaller(sparse_net, clf_data):
+    X, y = clf_data
+    q = quantize_int8(sparse_net)
+    assert "DynamicQuantizedLinear" in repr(q.module_)
+    assert abs(q.score(X, y) - sparse_net.score(X, y)) <= 0.05
+    pickle.loads(pickle.dumps(q)).predict(X)
+
+
+def test_compression_report_lists_every_variant(clf_data):
+    X, y = clf_data
+    net = PrunedNetClassifier(
+        pruner=NeuronPruning(0.5, schedule=OneShot()), module__hidden_layer_sizes=(64, 32), **FAST
+    ).fit(X, y)
+    report = compression_report(net, X, y).set_index("variant")
+    assert list(report.index) == ["masked", "compacted", "sparse", "int8", "compacted+int8"]
+    assert report.loc["compacted", "stored_values"] == net.n_nonzero_params_
+    assert report.loc["compacted", "score_change"] == 0
+    assert report.loc["compacted", "bytes"] < 0.5 * report.loc["masked", "bytes"]
+    assert report.loc["compacted+int8", "bytes"] < report.loc["compacted", "bytes"]
+    assert report.loc["masked", "size_ratio"] == 1
+    assert (report["note"] == "").all()

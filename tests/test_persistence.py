@@ -1,0 +1,237 @@
+import json
+import os
+import pickle
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import skprune
+from skprune import (
+    MagnitudePruning,
+    NeuronPruning,
+    OneShot,
+    PersistenceError,
+    PrunedNet,
+    PrunedNetClassifier,
+    PrunedNetRegressor,
+)
+
+FAST = dict(max_epochs=5, batch_size=32, lr=0.01, random_state=0)
+
+
+def _check_same(a, b, X):
+    np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+    assert a.get_params().keys() == b.get_params().keys()
+
+
+def test_pruned_and_compacted_models_round_trip(clf_data, tmp_path):
+    X, y = clf_data
+    labels = np.array(["ant", "bee", "cat"])[y]
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    net = PrunedNetClassifier(
+        pruner=NeuronPruning(0.5, schedule=OneShot()), module__hidden_layer_sizes=(16, 8), **FAST
+    ).fit(frame, labels)
+    for est in (net, net.compact()):
+        path = tmp_path / "model.skp"
+        skprune.save(est, path)
+        loaded = skprune.load(path)
+        _check_same(est, loaded, frame)
+        np.testing.assert_array_equal(loaded.predict(frame), est.predict(frame))
+        np.testing.assert_array_equal(loaded.classes_, est.classes_)
+        np.testing.assert_array_equal(loaded.feature_names_in_, est.feature_names_in_)
+        assert loaded.module_.hidden_layer_sizes == est.module_.hidden_layer_sizes
+        assert loaded.n_params_ == est.n_params_ and loaded.sparsity_ == est.sparsity_
+        assert loaded.masks_.pruned.keys() == est.masks_.pruned.keys()
+        for name, pruned in est.masks_.pruned.items():
+            assert torch.equal(loaded.masks_.pruned[name], pruned)
+        assert repr(loaded.pruner_) == repr(est.pruner_)
+        assert len(loaded.history) == len(est.history)
+        assert loaded.get_params()["module__hidden_layer_sizes"] == (16, 8)
+        pickle.loads(pickle.dumps(loaded)).predict(frame)
+    # the loaded estimator is a normal estimator: it can be refit
+    skprune.load(path).set_params(max_epochs=1).fit(frame, labels)
+
+
+def test_regressor_sequential_instance_and_random_state(reg_data, tmp_path):
+    X, y = reg_data
+    module = nn.Sequential(nn.Linear(8, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, 1))
+    net = PrunedNet(
+        module=module,
+        pruner=MagnitudePruning(0.5, schedule=OneShot()),
+        optimizer=torch.optim.SGD,
+        optimizer__momentum=0.9,
+        **dict(FAST, random_state=np.random.RandomState(3)),
+    ).fit(X, y[:, None])
+    skprune.save(net, tmp_path / "r.skp")
+    loaded = skprune.load(tmp_path / "r.skp")
+    _check_same(net, loaded, X)
+    assert loaded.optimizer is torch.optim.SGD and loaded.optimizer__momentum == 0.9
+    assert isinstance(loaded.random_state, np.random.RandomState)
+    np.testing.assert_array_equal(loaded.random_state.get_state()[1], net.random_state.get_state()[1])
+    # the module parameter is an instance with its own (initial) weights: kept too
+    assert torch.equal(loaded.module[0].weight, module[0].weight)
+    reg = PrunedNetRegressor(**FAST).fit(X, y)
+    skprune.save(reg, tmp_path / "reg.skp")
+    assert skprune.load(tmp_path / "reg.skp").predict(X).shape == (len(X),)
+
+
+def test_unfitted_estimator_round_trips(tmp_path):
+    est = PrunedNetClassifier(pruner=NeuronPruning(0.3, criterion="l1"), module__hidden_layer_sizes=(5,))
+    skprune.save(est, tmp_path / "u.skp")
+    loaded = skprune.load(tmp_path / "u.skp")
+    assert not loaded.initialized_
+    assert repr(loaded) == repr(est)
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _header(path):
+    blob = path.read_bytes()
+    (n,) = struct.unpack("<Q", blob[:8])
+    return json.loads(blob[8 : 8 + n]), blob[8 + n :]
+
+
+def _write(path, header, body):
+    encoded = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + body)
+
+
+def test_malicious_pickle_payloads_are_refused_and_never_run(clf_data, tmp_path):
+    X, y = clf_data
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(_Payload(marker))
+    # 1. a plain pickle file
+    (tmp_path / "a.skp").write_bytes(payload)
+    with pytest.raises(PersistenceError, match="not a skprune file.*pickle"):
+        skprune.load(tmp_path / "a.skp")
+    # 2. a torch.save archive (a zip holding a pickle)
+    torch.save({"weights": _Payload(marker)}, tmp_path / "b.skp")
+    with pytest.raises(PersistenceError, match="not a skprune file.*ZIP"):
+        skprune.load(tmp_path / "b.skp")
+    # 3. a genuine skprune file whose weights part is replaced by the pickle
+    net = PrunedNetClassifier(**FAST).fit(X, y)
+    good = tmp_path / "good.skp"
+    skprune.save(net, good)
+    header, body = _header(good)
+    name = next(k for k in header if k.startswith("module_."))
+    header[name] = {"dtype": "U8", "shape": [len(payload)], "data_offsets": [0, len(payload)]}
+    _write(tmp_path / "c.skp", header, payload + body)
+    with pytest.raises(PersistenceError, match="corrupted or was modified"):
+        skprune.load(tmp_path / "c.skp")
+    # even with a matching checksum the bytes are only ever raw tensor data
+    header["__metadata__"]["sha256"] = __import__("hashlib").sha256(payload + body).hexdigest()
+    _write(tmp_path / "d.skp", header, payload + body)
+    with pytest.raises(PersistenceError):
+        skprune.load(tmp_path / "d.skp")
+    assert not marker.exists()
+
+
+def test_wrong_format_or_version_is_a_clear_error(clf_data, tmp_path):
+    X, y = clf_data
+    good = tmp_path / "good.skp"
+    skprune.save(PrunedNetClassifier(**FAST).fit(X, y), good)
+    header, body = _header(good)
+    header["__metadata__"]["format_version"] = "99"
+    _write(tmp_path / "v.skp", header, body)
+    with pytest.raises(PersistenceError, match="format version 99.*Upgrade skprune"):
+        skprune.load(tmp_path / "v.skp")
+    header["__metadata__"]["format"] = "other"
+    _write(tmp_path / "f.skp", header, body)
+    with pytest.raises(PersistenceError, match="not a skprune file.*format marker 'other'"):
+        skprune.load(tmp_path / "f.skp")
+    (tmp_path / "t.skp").write_text("hello")
+    with pytest.raises(PersistenceError, match="not a skprune file"):
+        skprune.load(tmp_path / "t.skp")
+
+
+class _MyNet(nn.Module):
+    def __init__(self, n_features_in, n_outputs, width=4):
+        super().__init__()
+        self.width = width
+        self.body = nn.Sequential(nn.Linear(n_features_in, width), nn.ReLU(), nn.Linear(width, n_outputs))
+
+    def forward(self, X):
+        return self.body(X)
+
+
+def test_classes_outside_the_allow_list_need_registration(clf_data, tmp_path):
+    X, y = clf_data
+    net = PrunedNetClassifier(module=_MyNet, module__width=6, **FAST).fit(X, y)
+    with pytest.raises(PersistenceError, match=r"register_serializable\(_MyNet\)"):
+        skprune.save(net, tmp_path / "m.skp")
+    assert not (tmp_path / "m.skp").exists()
+    skprune.register_serializable(_MyNet)
+    try:
+        skprune.save(net, tmp_path / "m.skp")
+        _check_same(net, skprune.load(tmp_path / "m.skp"), X)
+    finally:
+        skprune.persistence._REGISTERED.clear()
+    with pytest.raises(
+        PersistenceError, match="'test_persistence._MyNet', which is not in skprune's allow-list"
+    ):
+        skprune.load(tmp_path / "m.skp")
+
+
+def test_int8_and_sparse_exports_are_not_saved(clf_data, tmp_path):
+    X, y = clf_data
+    net = PrunedNetClassifier(**FAST).fit(X, y)
+    with pytest.raises(PersistenceError, match="only dense"):
+        skprune.save(skprune.quantize_int8(net), tmp_path / "q.skp")
+
+
+class _SmallConv(nn.Module):
+    def __init__(self, n_outputs=2):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 6, 3)
+        self.bn = nn.BatchNorm2d(6)
+        self.fc = nn.Linear(6 * 4 * 4, n_outputs)
+
+    def forward(self, X):
+        return self.fc(torch.flatten(torch.relu(self.bn(self.conv(X.unflatten(1, (1, 6, 6))))), 1))
+
+
+def test_compacted_conv_net_round_trips_with_registration(tmp_path):
+    rng = np.random.RandomState(0)
+    X = rng.rand(80, 36).astype(np.float32)
+    y = (X[:, :18].sum(1) > X[:, 18:].sum(1)).astype(int)
+    net = PrunedNetClassifier(
+        module=_SmallConv, pruner=skprune.ChannelPruning(0.5, schedule=OneShot()), **FAST
+    ).fit(X, y)
+    compact = net.compact()
+    assert compact.module_.conv.out_channels == 3 and compact.module_.fc.in_features == 48
+    skprune.register_serializable(_SmallConv)
+    try:
+        skprune.save(compact, tmp_path / "conv.skp")
+        loaded = skprune.load(tmp_path / "conv.skp")
+    finally:
+        skprune.persistence._REGISTERED.clear()
+    assert loaded.module_.bn.num_features == 3 and loaded.module_.fc.in_features == 48
+    _check_same(compact, loaded, X)
+
+
+def test_files_cannot_set_internal_attributes_or_bring_file_writing_callbacks(clf_data, tmp_path):
+    from skorch.callbacks import Checkpoint
+
+    X, y = clf_data
+    good = tmp_path / "good.skp"
+    skprune.save(PrunedNetClassifier(**FAST).fit(X, y), good)
+    header, body = _header(good)
+    config = json.loads(header["__metadata__"]["config"])
+    config["fitted"]["attributes"]["_modules"] = ["os"]
+    header["__metadata__"]["config"] = json.dumps(config)
+    _write(tmp_path / "attr.skp", header, body)
+    with pytest.raises(PersistenceError, match="attribute '_modules'"):
+        skprune.load(tmp_path / "attr.skp")
+    net = PrunedNetClassifier(callbacks=[("cp", Checkpoint(dirname=str(tmp_path / "cp")))], **FAST)
+    with pytest.raises(PersistenceError, match="register_serializable"):
+        skprune.save(net, tmp_path / "cp.skp")
