@@ -5,6 +5,7 @@ from .estimator import PrunedNet, PrunedNetClassifier, PrunedNetRegressor
 from .exceptions import TrainingDivergedError
 from .masks import MaskStore
 from .modules import MLP
+from .plotting import plot_layer_sparsity, plot_sparsity_path
 from .pruners import BasePruner, MagnitudePruning, PruningContext
 from .schedules import BaseSchedule, Iterative, OneShot, Polynomial
 from .scoring import sparsity_scorer
@@ -29,5 +30,7 @@ __all__ = [
     "PruningContext",
     "TrainingDivergedError",
     "one_standard_error_index",
+    "plot_layer_sparsity",
+    "plot_sparsity_path",
     "sparsity_scorer",
 ]
