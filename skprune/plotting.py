@@ -7,6 +7,7 @@ imported when a plot is drawn, never when skprune is imported.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import is_classifier, is_regressor
 
 from .scoring import final_pruned_net
 from .selection import (
@@ -46,6 +47,22 @@ def _search_metric(search, metric):
     if isinstance(refit, str):
         return refit
     return None
+
+
+def _metric_label(search, metric: str) -> str:
+    """Readable name of the plotted score: the scoring string, or the estimator's default score."""
+    if metric != "score":
+        return metric
+    scoring = getattr(search, "scoring", None)
+    if isinstance(scoring, str):
+        return scoring
+    estimator = getattr(search, "estimator", None)
+    if scoring is None and estimator is not None:
+        if is_classifier(estimator):
+            return "accuracy"
+        if is_regressor(estimator):
+            return "R²"
+    return "score"
 
 
 def _uses_1se(search) -> bool:
@@ -132,7 +149,7 @@ def plot_sparsity_path(search, *, ax=None, metric=None, sparsity=None, show_1se=
             zorder=5,
         )
     plt_axes.set_xlabel("sparsity (fraction of weights pruned)")
-    plt_axes.set_ylabel(f"cross-validated {metric}")
+    plt_axes.set_ylabel(f"cross-validated {_metric_label(search, metric)}")
     plt_axes.grid(True, alpha=0.3)
     plt_axes.legend(loc="lower left", fontsize="small")
     return plt_axes

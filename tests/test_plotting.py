@@ -53,6 +53,7 @@ def test_path_plot_from_pruned_net_cv(path_search):
     chosen = [ln for ln in ax.get_lines() if ln.get_label().startswith("chosen")][0]
     assert chosen.get_xdata()[0] == path_search.sparsity_
     assert ax.get_xlabel().startswith("sparsity")
+    assert ax.get_ylabel() == "cross-validated accuracy"
 
 
 def test_path_plot_from_grid_search_with_other_params(clf_data):
