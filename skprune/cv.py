@@ -288,7 +288,7 @@ class PrunedNetCV(MetaEstimatorMixin, BaseEstimator):
 
     # ------------------------------------------------------------ validation
     def _validate(self):
-        net = final_pruned_net(self.estimator, name="PrunedNetCV(estimator=...)")
+        net = final_pruned_net(self.estimator, name="PrunedNetCV(estimator=...)", unwrap_search=False)
         pruner = net.pruner
         if pruner is None:
             raise ValueError(

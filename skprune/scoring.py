@@ -9,11 +9,11 @@ from .estimator import PrunedNet
 __all__ = ["final_pruned_net", "sparsity_scorer"]
 
 
-def final_pruned_net(estimator, *, name: str = "estimator") -> PrunedNet:
+def final_pruned_net(estimator, *, name: str = "estimator", unwrap_search: bool = True) -> PrunedNet:
     """Return the :class:`PrunedNet` of ``estimator``: itself or a pipeline's last step.
 
-    Fitted searches (``GridSearchCV``, ``PrunedNetCV``) are unwrapped to
-    their ``best_estimator_``.
+    With ``unwrap_search=True``, fitted searches (``GridSearchCV``,
+    ``PrunedNetCV``) are unwrapped to their ``best_estimator_``.
 
     Raises
     ------
@@ -21,7 +21,7 @@ def final_pruned_net(estimator, *, name: str = "estimator") -> PrunedNet:
         If ``estimator`` neither is nor ends with a ``PrunedNet``.
     """
     inner = estimator
-    if hasattr(inner, "best_estimator_"):
+    if unwrap_search and hasattr(inner, "best_estimator_"):
         inner = inner.best_estimator_
     if isinstance(inner, Pipeline):
         inner = inner.steps[-1][1]

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone, is_classifier, is_regressor
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -15,6 +15,7 @@ from skprune import (
     PrunedNetClassifier,
     PrunedNetCV,
     PrunedNetRegressor,
+    sparsity_scorer,
 )
 from skprune.selection import one_standard_error_index
 
@@ -75,6 +76,9 @@ def test_refit_estimator_delegation(fitted, clf_data):
     np.testing.assert_array_equal(fitted.classes_, [0, 1, 2])
     assert fitted.n_features_in_ == X.shape[1]
     assert fitted.refit_time_ > 0
+    # the user's estimator is never fitted or modified
+    assert fitted.estimator.pruner.sparsity == 0.9 and fitted.estimator.pruner.schedule is None
+    assert not hasattr(fitted.estimator, "module_")
 
 
 def test_fold_scores_are_the_warm_started_path(fitted, clf_data):
@@ -139,6 +143,8 @@ def test_pipeline_and_regressor(reg_data):
     assert search.best_estimator_[-1].sparsity_ == pytest.approx(search.sparsity_, abs=1e-2)
     assert search.best_estimator_[0].mean_ is not None  # the scaler was fitted
     assert search.predict(X).shape == y.shape
+    assert sparsity_scorer(search) == sparsity_scorer(search.best_estimator_, X, y)
+    assert sparsity_scorer(search) == pytest.approx(search.sparsity_, abs=1e-2)
     # the default scorer of a regressor is R^2, as in GridSearchCV
     from sklearn.metrics import r2_score
 
@@ -166,6 +172,7 @@ def test_pipeline_and_regressor(reg_data):
         ({"estimator": LogisticRegression()}, TypeError, "estimator.*must be a PrunedNetClassifier"),
         ({"estimator": make_pipeline(StandardScaler())}, TypeError, "Pipeline ending with one"),
         ({"estimator": PrunedNetClassifier()}, ValueError, "needs an estimator with a pruner"),
+        ({"estimator": GridSearchCV(make_net(), {"lr": [0.1]})}, TypeError, "got GridSearchCV"),
     ],
 )
 def test_bad_input_is_clear_and_keeps_fitted_state(fitted, clf_data, params, error, match):
