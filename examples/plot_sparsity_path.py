@@ -3,8 +3,8 @@
 Runs ``PrunedNetCV`` with the one-standard-error rule on scikit-learn's
 digits and writes ``docs/sparsity_path.png``: the accuracy-versus-sparsity
 path (mean ± 1 SE over 5 folds, the 1-SE threshold and the chosen point)
-and the per-layer sparsity of the refit network. About half a minute on
-2 cores.
+and the per-layer sparsity of the refit network. About a minute on
+2 shared cores.
 
 Run: ``python examples/plot_sparsity_path.py [output.png]``
 """
