@@ -57,7 +57,8 @@ def main(argv=None):
     )
     print(f"n_jobs=1: {t1:7.1f} s   mean accuracy per sparsity {np.round(scores1, 4)}")
     print(f"n_jobs=2: {t2:7.1f} s   mean accuracy per sparsity {np.round(scores2, 4)}")
-    print(f"speed-up n_jobs=2 over n_jobs=1: {t1 / t2:.2f}x  (identical scores: {np.allclose(scores1, scores2)})")
+    same = np.allclose(scores1, scores2)
+    print(f"speed-up n_jobs=2 over n_jobs=1: {t1 / t2:.2f}x  (identical scores: {same})")
 
 
 if __name__ == "__main__":

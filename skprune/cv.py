@@ -1,0 +1,468 @@
+"""Cross-validated sparsity at the cost of about one fit per fold: :class:`PrunedNetCV`.
+
+Like scikit-learn's ``LassoCV`` walks a warm-started regularization path,
+``PrunedNetCV`` walks a *sparsity path* in each fold: the network is
+trained densely once, then pruned to each sparsity in increasing order with
+a short fine-tune between levels (masks only grow, so each level starts
+from the previous one), and the held-out fold is scored at every level.
+Cross-validation itself (splitters, scorers, parallelism, cloning) is
+scikit-learn's.
+"""
+
+from __future__ import annotations
+
+import numbers
+import time
+from copy import deepcopy
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone, is_classifier
+from sklearn.metrics import check_scoring
+from sklearn.model_selection import check_cv
+from sklearn.pipeline import Pipeline
+from sklearn.utils import _safe_indexing, get_tags, indexable
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.parallel import Parallel, delayed
+from sklearn.utils.validation import check_is_fitted
+
+from .schedules import OneShot
+from .scoring import final_pruned_net
+from .selection import best_score_index, one_standard_error_index, standard_error
+
+__all__ = ["PrunedNetCV"]
+
+SELECTIONS = ("best", "1se")
+
+
+def _path_pruner(pruner, sparsity: float, at: float):
+    """A copy of the user's pruner pruning once, at fraction ``at`` of the fit, to ``sparsity``."""
+    return clone(pruner).set_params(sparsity=float(sparsity), schedule=OneShot(at=at))
+
+
+def _run_path(model, X, y, sparsities, dense_epochs: int, finetune_epochs: int, on_level=None):
+    """Fit ``model`` (a PrunedNet or a Pipeline ending with one) along the sparsity path.
+
+    One dense fit of ``dense_epochs`` (the user's pruner at sparsity 0),
+    then for each sparsity a warm-started fit of ``finetune_epochs`` that
+    prunes at its start (after its first epoch for pruners that need
+    gradient statistics) and fine-tunes for the rest. ``on_level(i, fit_time)``
+    is called after level ``i``. The net's ``max_epochs``, ``warm_start``
+    and ``pruner`` parameters are restored at the end (``pruner`` at the
+    last sparsity fitted), so the fitted model shows the user's settings.
+
+    Returns
+    -------
+    float
+        Seconds spent in the dense fit (preprocessing included).
+    """
+    net = final_pruned_net(model)
+    user_pruner, user_max_epochs, user_warm_start = net.pruner, net.max_epochs, net.warm_start
+    start = time.perf_counter()
+    Xt = model[:-1].fit_transform(X, y) if isinstance(model, Pipeline) and len(model.steps) > 1 else X
+    net.set_params(
+        pruner=_path_pruner(user_pruner, 0.0, at=1.0), max_epochs=dense_epochs, warm_start=False
+    ).fit(Xt, y)
+    dense_time = time.perf_counter() - start
+    at = 0.0
+    if getattr(user_pruner, "requires_gradient_statistics", False) and finetune_epochs > 1:
+        at = 1.0 / finetune_epochs  # gather one epoch of statistics before the step
+    net.set_params(max_epochs=finetune_epochs, warm_start=True)
+    for i, sparsity in enumerate(sparsities):
+        start = time.perf_counter()
+        net.set_params(pruner=_path_pruner(user_pruner, sparsity, at=at)).fit(Xt, y)
+        if on_level is not None:
+            on_level(i, time.perf_counter() - start)
+    net.set_params(
+        pruner=clone(user_pruner).set_params(sparsity=float(sparsities[-1])),
+        max_epochs=user_max_epochs,
+        warm_start=user_warm_start,
+    )
+    return dense_time
+
+
+def _fit_and_score_path(model, X, y, train, test, scorer, sparsities, dense_epochs, finetune_epochs):
+    """Run the sparsity path on one training fold; score the test fold at each level."""
+    X_train, y_train = _safe_indexing(X, train), (None if y is None else _safe_indexing(y, train))
+    X_test, y_test = _safe_indexing(X, test), (None if y is None else _safe_indexing(y, test))
+    n = len(sparsities)
+    out = {key: np.empty(n) for key in ("score", "fitted_sparsity", "fit_time", "score_time")}
+
+    def on_level(i, fit_time):
+        start = time.perf_counter()
+        out["score"][i] = scorer(model, X_test, y_test)
+        out["score_time"][i] = time.perf_counter() - start
+        out["fit_time"][i] = fit_time
+        out["fitted_sparsity"][i] = final_pruned_net(model).sparsity_
+
+    out["dense_fit_time"] = _run_path(
+        model, X_train, y_train, sparsities, dense_epochs, finetune_epochs, on_level=on_level
+    )
+    return out
+
+
+def _check_sparsities(sparsities) -> np.ndarray:
+    if isinstance(sparsities, (str, bytes)) or not np.iterable(sparsities):
+        raise TypeError(
+            f"sparsities must be a sequence of numbers in [0, 1) such as (0.5, 0.8, 0.9), got {sparsities!r}."
+        )
+    try:
+        values = np.asarray(list(sparsities), dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError(f"sparsities must hold numbers in [0, 1), got {sparsities!r}.") from None
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"sparsities must be a non-empty 1-D sequence, got {sparsities!r}.")
+    bad = values[~np.isfinite(values) | (values < 0) | (values >= 1)]
+    if bad.size:
+        raise ValueError(
+            f"sparsities must lie in [0, 1) (the fraction of weights set to zero), got "
+            f"{bad.tolist()}; e.g. use 0.95 to keep 5% of the weights."
+        )
+    if np.any(np.diff(values) <= 0):
+        raise ValueError(
+            f"sparsities must be strictly increasing: the path prunes further at each level "
+            f"and never regrows weights. Got {values.tolist()}; sort them and drop duplicates."
+        )
+    return values
+
+
+def _check_epochs(name: str, value, default: int) -> int:
+    if value is None:
+        return int(default)
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1 or None, got {value!r}.")
+    return int(value)
+
+
+def _search_estimator_has(attr):
+    def check(self):
+        if not self.refit:
+            raise AttributeError(
+                f"This PrunedNetCV was created with refit=False: {attr} is available only "
+                "after refitting on the chosen sparsity; set refit=True."
+            )
+        getattr(self.best_estimator_ if hasattr(self, "best_estimator_") else self.estimator, attr)
+        return True
+
+    return check
+
+
+class PrunedNetCV(MetaEstimatorMixin, BaseEstimator):
+    """Choose a pruned network's sparsity by cross-validation along a warm-started path.
+
+    In each fold the network is trained densely once (``dense_epochs``),
+    then, for each sparsity in increasing order, pruned one-shot with the
+    user's pruner (its ``scope``, ``layers``, ... are kept; its schedule is
+    replaced by a single step at the start of the level) and fine-tuned for
+    ``finetune_epochs``, continuing from the previous level's weights,
+    masks and optimizer state. The held-out fold is scored after every
+    level. A fold therefore costs ``dense_epochs + n_sparsities *
+    finetune_epochs`` epochs instead of ``n_sparsities * (dense_epochs +
+    finetune_epochs)`` for ``GridSearchCV``.
+
+    Parameters
+    ----------
+    estimator : PrunedNet or Pipeline ending with one
+        The network to prune, with a pruner (e.g.
+        ``PrunedNetClassifier(pruner=MagnitudePruning())``); the pruner's
+        ``sparsity`` and ``schedule`` are set by the path. Cloned, never
+        modified.
+    sparsities : sequence of float, default=(0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
+        Strictly increasing sparsities in ``[0, 1)`` to evaluate.
+    cv : int, cross-validation generator or iterable, default=5
+        Splitting strategy, as in ``GridSearchCV`` (an int gives
+        ``StratifiedKFold`` for classifiers, ``KFold`` otherwise). At least
+        two folds.
+    scoring : str, callable or None, default=None
+        One scorer (higher is better); ``None`` uses the estimator's
+        ``score`` (accuracy for classifiers, R² for regressors).
+    selection : {"best", "1se"} or callable, default="best"
+        How ``sparsity_`` is chosen from ``cv_results_``. ``"best"``: the
+        best mean score (ties go to the larger sparsity). ``"1se"``: the
+        largest sparsity whose mean score is within one standard error of
+        the best mean (see :func:`skprune.one_standard_error_index`). A
+        callable gets ``cv_results_`` and returns an index, like
+        ``GridSearchCV``'s callable ``refit``.
+    dense_epochs : int or None, default=None
+        Epochs of the dense fit that starts each path; ``None`` uses the
+        estimator's ``max_epochs``.
+    finetune_epochs : int or None, default=None
+        Epochs at each sparsity (prune, then fine-tune); ``None`` uses
+        ``max(1, dense_epochs // 10)``.
+    n_jobs : int or None, default=None
+        Folds run in parallel with joblib (``None`` is 1 unless in a
+        ``joblib.parallel_config`` context, ``-1`` all processors).
+    refit : bool, default=True
+        Refit on all the data at the chosen sparsity into
+        ``best_estimator_``, with the same path procedure (dense fit, then
+        the levels up to and including the chosen one), so the refit model
+        is made the way the cross-validated ones were.
+    verbose : int, default=0
+        Verbosity of joblib's ``Parallel``.
+
+    Attributes
+    ----------
+    sparsities_ : ndarray of shape (n_sparsities,)
+        The sparsities evaluated.
+    scores_path_ : ndarray of shape (n_sparsities, n_folds)
+        Held-out score of each fold at each sparsity.
+    fitted_sparsity_path_ : ndarray of shape (n_sparsities, n_folds)
+        Sparsity measured (exact zeros) on each fold's network at each level.
+    cv_results_ : pandas.DataFrame
+        One row per sparsity, laid out like ``GridSearchCV.cv_results_``:
+        ``param_<...>pruner__sparsity``, ``params``, ``split<k>_test_score``,
+        ``mean_test_score``, ``std_test_score``, ``se_test_score``
+        (``std(ddof=1) / sqrt(n_folds)``), ``rank_test_score``,
+        ``mean_fitted_sparsity``, ``mean_fit_time``/``std_fit_time`` (the
+        level's fine-tune only), ``mean_score_time``/``std_score_time``.
+    dense_fit_times_ : ndarray of shape (n_folds,)
+        Seconds of each fold's dense fit.
+    best_index_ : int
+        Row of ``cv_results_`` chosen by ``selection``.
+    sparsity_ : float
+        The chosen sparsity.
+    best_score_ : float
+        Mean cross-validated score at ``sparsity_``.
+    best_params_ : dict
+        ``{"<...>pruner__sparsity": sparsity_}``.
+    best_estimator_ : estimator
+        Refit on all data at ``sparsity_`` (only when ``refit=True``).
+    refit_time_ : float
+        Seconds spent refitting.
+    scorer_ : callable
+        The scorer used on held-out folds and by :meth:`score`.
+    n_splits_ : int
+        Number of folds.
+
+    See Also
+    --------
+    OneStandardErrorRule : the ``"1se"`` rule as a ``GridSearchCV`` refit callable.
+    skprune.plotting.plot_sparsity_path : plot ``cv_results_`` with the chosen point.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skprune import PrunedNetCV, PrunedNetClassifier, MagnitudePruning
+    >>> X, y = load_digits(return_X_y=True)
+    >>> net = PrunedNetClassifier(pruner=MagnitudePruning(), random_state=0)
+    >>> search = PrunedNetCV(net, sparsities=[0.5, 0.8, 0.9, 0.95], cv=3,
+    ...                      dense_epochs=10, finetune_epochs=2, selection="1se")
+    >>> search.fit(X / 16, y).sparsity_  # doctest: +SKIP
+    0.9
+    """
+
+    def __init__(
+        self,
+        estimator,
+        *,
+        sparsities=(0.0, 0.5, 0.7, 0.8, 0.9, 0.95),
+        cv=5,
+        scoring=None,
+        selection="best",
+        dense_epochs=None,
+        finetune_epochs=None,
+        n_jobs=None,
+        refit=True,
+        verbose=0,
+    ):
+        self.estimator = estimator
+        self.sparsities = sparsities
+        self.cv = cv
+        self.scoring = scoring
+        self.selection = selection
+        self.dense_epochs = dense_epochs
+        self.finetune_epochs = finetune_epochs
+        self.n_jobs = n_jobs
+        self.refit = refit
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        sub = get_tags(self.estimator)
+        tags.estimator_type = sub.estimator_type
+        tags.classifier_tags = deepcopy(sub.classifier_tags)
+        tags.regressor_tags = deepcopy(sub.regressor_tags)
+        tags.input_tags.sparse = sub.input_tags.sparse
+        return tags
+
+    # ------------------------------------------------------------ validation
+    def _validate(self):
+        net = final_pruned_net(self.estimator, name="PrunedNetCV(estimator=...)", unwrap_search=False)
+        pruner = net.pruner
+        if pruner is None:
+            raise ValueError(
+                "PrunedNetCV needs an estimator with a pruner, e.g. "
+                "PrunedNetClassifier(pruner=MagnitudePruning()); its pruner is None."
+            )
+        params = pruner.get_params(deep=False) if hasattr(pruner, "get_params") else {}
+        missing = {"sparsity", "schedule"} - set(params)
+        if missing:
+            raise TypeError(
+                f"PrunedNetCV sets the pruner's sparsity and schedule along the path, but "
+                f"{type(pruner).__name__} has no parameter(s) {sorted(missing)}."
+            )
+        sparsities = _check_sparsities(self.sparsities)
+        if not (self.selection in SELECTIONS or callable(self.selection)):
+            raise ValueError(
+                f"selection must be one of {SELECTIONS} or a callable taking cv_results_ and "
+                f"returning an index, got {self.selection!r}."
+            )
+        if isinstance(self.cv, numbers.Integral) and not isinstance(self.cv, bool) and self.cv < 2:
+            raise ValueError(
+                f"cv={self.cv!r} leaves nothing to cross-validate: use at least 2 folds (e.g. cv=5)."
+            )
+        if isinstance(self.scoring, (list, tuple, set, dict)):
+            raise ValueError(
+                "PrunedNetCV takes a single scoring (a string or a callable), got "
+                f"{self.scoring!r}; to record several metrics use GridSearchCV with "
+                "refit=OneStandardErrorRule(metric=...)."
+            )
+        dense_epochs = _check_epochs("dense_epochs", self.dense_epochs, net.max_epochs)
+        finetune_epochs = _check_epochs("finetune_epochs", self.finetune_epochs, max(1, dense_epochs // 10))
+        return sparsities, dense_epochs, finetune_epochs
+
+    def _sparsity_param(self) -> str:
+        if isinstance(self.estimator, Pipeline):
+            return f"{self.estimator.steps[-1][0]}__pruner__sparsity"
+        return "pruner__sparsity"
+
+    # --------------------------------------------------------------- fitting
+    def fit(self, X, y=None, groups=None):
+        """Cross-validate the sparsity path, choose a sparsity and refit.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
+            Training data (anything the estimator accepts and
+            ``sklearn.utils._safe_indexing`` can split).
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets.
+        groups : array-like of shape (n_samples,), default=None
+            Group labels for group-aware splitters such as ``GroupKFold``.
+
+        Returns
+        -------
+        self
+        """
+        sparsities, dense_epochs, finetune_epochs = self._validate()
+        X, y, groups = indexable(X, y, groups)
+        cv = check_cv(self.cv, y, classifier=is_classifier(self.estimator))
+        splits = list(cv.split(X, y, groups))
+        if len(splits) < 2:
+            raise ValueError(
+                f"cv={self.cv!r} yields {len(splits)} split; PrunedNetCV needs at least 2 folds "
+                "to estimate a score and its standard error."
+            )
+        scorer = check_scoring(self.estimator, scoring=self.scoring)
+
+        parallel = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)
+        folds = parallel(
+            delayed(_fit_and_score_path)(
+                clone(self.estimator), X, y, train, test, scorer, sparsities, dense_epochs, finetune_epochs
+            )
+            for train, test in splits
+        )
+
+        self.sparsities_ = sparsities
+        self.n_splits_ = len(splits)
+        self.scorer_ = scorer
+        self.scores_path_ = np.column_stack([f["score"] for f in folds])
+        self.fitted_sparsity_path_ = np.column_stack([f["fitted_sparsity"] for f in folds])
+        self.dense_fit_times_ = np.array([f["dense_fit_time"] for f in folds])
+        self.cv_results_ = self._make_results(folds)
+
+        if callable(self.selection):
+            index = self.selection(self.cv_results_)
+            if not isinstance(index, numbers.Integral) or not 0 <= index < len(sparsities):
+                raise IndexError(
+                    f"selection callable must return an index in [0, {len(sparsities)}), got {index!r}."
+                )
+        elif self.selection == "1se":
+            index = one_standard_error_index(self.cv_results_, sparsity=f"param_{self._sparsity_param()}")
+        else:
+            index = best_score_index(self.cv_results_["mean_test_score"], sparsities)
+        self.best_index_ = int(index)
+        self.sparsity_ = float(sparsities[self.best_index_])
+        self.best_score_ = float(self.cv_results_["mean_test_score"].iloc[self.best_index_])
+        self.best_params_ = {self._sparsity_param(): self.sparsity_}
+
+        if self.refit:
+            start = time.perf_counter()
+            model = clone(self.estimator)
+            _run_path(model, X, y, sparsities[: self.best_index_ + 1], dense_epochs, finetune_epochs)
+            self.refit_time_ = time.perf_counter() - start
+            self.best_estimator_ = model
+        return self
+
+    def _make_results(self, folds) -> pd.DataFrame:
+        param = self._sparsity_param()
+        scores = self.scores_path_
+        results = {
+            f"param_{param}": self.sparsities_,
+            "params": [{param: float(s)} for s in self.sparsities_],
+        }
+        for k in range(scores.shape[1]):
+            results[f"split{k}_test_score"] = scores[:, k]
+        mean = scores.mean(axis=1)
+        results["mean_test_score"] = mean
+        results["std_test_score"] = scores.std(axis=1)
+        results["se_test_score"] = standard_error(scores, axis=1)
+        results["rank_test_score"] = rankdata(-np.round(mean, 12), method="min").astype(np.int32)
+        results["mean_fitted_sparsity"] = self.fitted_sparsity_path_.mean(axis=1)
+        for key in ("fit_time", "score_time"):
+            times = np.column_stack([f[key] for f in folds])
+            results[f"mean_{key}"] = times.mean(axis=1)
+            results[f"std_{key}"] = times.std(axis=1)
+        return pd.DataFrame(results)
+
+    # ------------------------------------------------------------ delegation
+    def _check_refitted(self, name):
+        check_is_fitted(self, "cv_results_")
+        if not self.refit:
+            raise AttributeError(f"{name} is not available with refit=False.")
+
+    @available_if(_search_estimator_has("predict"))
+    def predict(self, X):
+        """Predict with ``best_estimator_``."""
+        self._check_refitted("predict")
+        return self.best_estimator_.predict(X)
+
+    @available_if(_search_estimator_has("predict_proba"))
+    def predict_proba(self, X):
+        """Class probabilities from ``best_estimator_``."""
+        self._check_refitted("predict_proba")
+        return self.best_estimator_.predict_proba(X)
+
+    @available_if(_search_estimator_has("transform"))
+    def transform(self, X):
+        """Transform with ``best_estimator_``."""
+        self._check_refitted("transform")
+        return self.best_estimator_.transform(X)
+
+    def score(self, X, y=None):
+        """Score ``best_estimator_`` on ``(X, y)`` with ``scorer_`` (the cross-validation scorer).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+
+        Returns
+        -------
+        float
+        """
+        self._check_refitted("score")
+        return self.scorer_(self.best_estimator_, X, y)
+
+    @property
+    def classes_(self):
+        """Class labels of ``best_estimator_``."""
+        self._check_refitted("classes_")
+        return self.best_estimator_.classes_
+
+    @property
+    def n_features_in_(self):
+        """Number of features seen at ``fit`` (from ``best_estimator_``)."""
+        self._check_refitted("n_features_in_")
+        return self.best_estimator_.n_features_in_
