@@ -159,6 +159,8 @@ class BatchIterator:
         if self.shuffle:
             order = torch.randperm(n, generator=self.generator)
             index = order if index is None else index[order]
+        if index is not None and isinstance(base.X, torch.Tensor) and index.device != base.X.device:
+            index = index.to(base.X.device)  # one transfer per epoch, not per batch
         stop = n - (n % self.batch_size) if self.drop_last else n
         for start in range(0, stop, self.batch_size):
             end = min(start + self.batch_size, n)
