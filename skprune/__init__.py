@@ -4,7 +4,18 @@ from .estimator import PrunedNet, PrunedNetClassifier, PrunedNetRegressor
 from .exceptions import TrainingDivergedError
 from .masks import MaskStore
 from .modules import MLP
-from .pruners import BasePruner, MagnitudePruning, PruningContext
+from .pruners import (
+    BasePruner,
+    FunctionPruner,
+    GradientStatistics,
+    L1Pruning,
+    LotteryTicket,
+    MagnitudePruning,
+    PruningContext,
+    RandomPruning,
+    SNIPPruning,
+    TaylorPruning,
+)
 from .schedules import BaseSchedule, Iterative, OneShot, Polynomial
 
 __version__ = "0.1.0"
@@ -12,7 +23,11 @@ __version__ = "0.1.0"
 __all__ = [
     "BasePruner",
     "BaseSchedule",
+    "FunctionPruner",
+    "GradientStatistics",
     "Iterative",
+    "L1Pruning",
+    "LotteryTicket",
     "MLP",
     "MagnitudePruning",
     "MaskStore",
@@ -22,5 +37,8 @@ __all__ = [
     "PrunedNetClassifier",
     "PrunedNetRegressor",
     "PruningContext",
+    "RandomPruning",
+    "SNIPPruning",
+    "TaylorPruning",
     "TrainingDivergedError",
 ]
