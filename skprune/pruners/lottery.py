@@ -73,8 +73,11 @@ class LotteryTicket(BasePruner):
         value is "late rewinding" (Frankle et al. 2020), which is more
         stable for larger networks.
     scope : {"global", "layer"}, default="global"
-        Rank weights across all selected layers or within each layer
-        (Frankle & Carbin prune fully connected networks layer-wise).
+        Rank weights across all selected layers or within each layer.
+        Frankle & Carbin prune fully connected networks layer-wise; at
+        extreme sparsity (98%) global ranking can empty a wide layer whose
+        initial weights are small (layer collapse), which ``"layer"``
+        avoids.
     layers : str, type, list or None, default=None
         Layers to prune by name, glob pattern or type; ``None`` for all
         Linear and Conv layers.
