@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
+from ..masks import MaskStore
 from ..schedules import BaseSchedule
 from .base import BasePruner, PruningContext
 
@@ -188,7 +190,9 @@ class FunctionPruner(BasePruner):
             scores[name] = s
         return scores
 
-    def compute_masks(self, module, masks, context):
+    def compute_masks(
+        self, module: nn.Module, masks: MaskStore, context: PruningContext
+    ) -> dict[str, torch.Tensor]:
         """Masks from ``score_fn``; the gradient statistics start afresh after the step."""
         try:
             return super().compute_masks(module, masks, context)
