@@ -20,6 +20,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import EpochScoring
+from skorch.dataset import unpack_data
 from skorch.utils import is_dataset, to_numpy
 
 from ._random import seed_from_random_state, seeded_torch
@@ -273,6 +274,10 @@ class PrunedNet(NeuralNet):
             )
         if not (isinstance(self.lr, (int, float, np.floating)) and np.isfinite(self.lr) and self.lr > 0):
             raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
+        if self.pruner is not None:
+            # plan the schedule once here so that an impossible one (e.g. more
+            # lottery-ticket rounds than epochs) fails before any state is lost
+            self.pruner.get_schedule().steps(self.max_epochs)
 
     def _encode_y(self, y, *, reset: bool):
         """Turn validated targets into a tensor; set target attributes on reset."""
@@ -463,11 +468,13 @@ class PrunedNet(NeuralNet):
         }
         super().on_train_begin(net, X=X, y=y, **kwargs)
 
-    def _prune_now(self, epoch: int) -> None:
+    def _prune_now(self, epoch: int, dataset=None) -> None:
         run = self._pruning_run
         fraction = run["steps"].get(epoch)
         if fraction is None or self.pruner_ is None:
             return
+        if self._wants_gradients() and not run["statistics"] and dataset is not None:
+            self._sensitivity_pass(dataset, int(getattr(self.pruner_, "sensitivity_batches", 1)))
         context = PruningContext(
             epoch=epoch,
             n_epochs=run["n_epochs"],
@@ -479,15 +486,79 @@ class PrunedNet(NeuralNet):
         keep = self.pruner_.compute_masks(self.module_, self.masks_, context)
         self.masks_.update(keep)
         run["bound"] = self.masks_.bind(self.module_)
+        rewind = getattr(self.pruner_, "rewind", None)
+        state = rewind(self.module_, context) if rewind is not None else None
+        if state is not None:
+            self._load_rewound_state(state)
         self.masks_.apply_bound(run["bound"])
         self.masks_.mask_optimizer_state(self.module_, self.optimizer_)
         run["step_index"] += 1
         run["statistics"] = {}
 
+    def _load_rewound_state(self, state: dict) -> None:
+        """Load parameter/buffer values a pruner asked to rewind to; reset the optimizer."""
+        current = dict(self.module_.state_dict(keep_vars=True))
+        unknown = sorted(set(state) - set(current))
+        if unknown:
+            raise KeyError(f"{type(self.pruner_).__name__}.rewind returned unknown entries {unknown}.")
+        with torch.no_grad():
+            for name, value in state.items():
+                current[name].copy_(value)
+        if self.optimizer_ is not None:
+            self.optimizer_.state.clear()  # moments belong to the discarded weights
+
+    def _wants_gradients(self) -> bool:
+        pruner = getattr(self, "pruner_", None)
+        return pruner is not None and bool(getattr(pruner, "requires_gradient_statistics", False))
+
+    def _gather_gradient_statistics(self) -> None:
+        """Accumulate ``|w * grad|`` of the selected weights; show gradients to the pruner."""
+        stats = self._pruning_run["statistics"]
+        observe = getattr(self.pruner_, "observe", None)
+        with torch.no_grad():
+            for name, _, layer in self.pruner_.select_layers(self.module_):
+                grad = layer.weight.grad
+                if grad is None:
+                    continue
+                contribution = (layer.weight * grad).abs()
+                if name in stats:
+                    stats[name] += contribution
+                else:
+                    stats[name] = contribution.clone()
+                if observe is not None:
+                    observe(name, layer.weight.detach(), grad.detach())
+
+    def _sensitivity_pass(self, dataset, n_batches: int) -> None:
+        """Gradients on the first ``n_batches`` shuffled training batches, no weight update.
+
+        Fills the statistics for a gradient-based step at which none were
+        gathered (pruning at initialization, as SNIP does). Batches are
+        shuffled by the pruning generator, so the training order is the same
+        as without this pass. The loss is the criterion alone (no penalty).
+        """
+        iterator = self.get_iterator(dataset, training=True)
+        if isinstance(iterator, BatchIterator):
+            iterator.generator = self._pruning_generator
+        self._set_training(True)
+        for index, batch in enumerate(iterator):
+            if index >= n_batches:
+                break
+            Xi, yi = unpack_data(batch)
+            self.module_.zero_grad(set_to_none=True)
+            loss = self.get_loss(self.infer(Xi), yi, X=Xi, training=False)
+            loss.backward()
+            self.masks_.mask_bound_gradients(self._pruning_run["bound"])
+            self._gather_gradient_statistics()
+        self.module_.zero_grad(set_to_none=True)
+
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Run the pruning step scheduled before this epoch, if any."""
         super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs)
-        self._prune_now(self._pruning_run["epoch"])
+        epoch = self._pruning_run["epoch"]
+        hook = getattr(self.pruner_, "on_epoch_begin", None)
+        if hook is not None:
+            hook(self.module_, epoch)
+        self._prune_now(epoch, dataset_train)
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Record the measured sparsity of this epoch in the history."""
@@ -506,20 +577,10 @@ class PrunedNet(NeuralNet):
 
     def on_grad_computed(self, net, named_parameters, X=None, y=None, training=False, **kwargs):
         """Zero gradients of pruned weights; gather statistics a pruner asked for."""
-        self.masks_.mask_bound_gradients(self._pruning_run["bound"])
-        pruner = getattr(self, "pruner_", None)
-        if pruner is not None and getattr(pruner, "requires_gradient_statistics", False):
-            stats = self._pruning_run["statistics"]
-            with torch.no_grad():
-                for name, _, layer in pruner.select_layers(self.module_):
-                    grad = layer.weight.grad
-                    if grad is None:
-                        continue
-                    contribution = (layer.weight * grad).abs()
-                    if name in stats:
-                        stats[name] += contribution
-                    else:
-                        stats[name] = contribution.clone()
+        run = self._pruning_run
+        self.masks_.mask_bound_gradients(run["bound"])
+        if self._wants_gradients() and run["step_index"] < len(run["steps"]):
+            self._gather_gradient_statistics()
 
     def train_step(self, batch, **fit_params):
         """One optimizer step, then re-apply masks; stop on a non-finite loss."""

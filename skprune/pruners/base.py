@@ -3,9 +3,33 @@
 A pruner is a policy object with scikit-learn parameters. Given the network,
 the current masks, a target sparsity and optional statistics, it returns new
 masks. It never trains, never owns the optimizer, and keeps no fitted state
-across ``clone``. To write a new unstructured strategy, subclass
-:class:`BasePruner` and implement :meth:`BasePruner.score`: higher score
-means more important; the lowest-scoring weights are pruned.
+across ``clone``.
+
+Writing your own rule
+---------------------
+Subclass :class:`BasePruner` and implement one method,
+:meth:`BasePruner.score`: given the selected weights it returns one score
+per weight, higher = more important; the lowest-scoring weights are pruned.
+Everything else is inherited: the ``sparsity``, ``scope``, ``schedule``,
+``layers`` and ``prune_output_layer`` parameters (so ``pruner__sparsity``
+works in a grid search), layer selection, the schedule, exact target
+sparsity, masks that never revive a pruned weight, and the checks of the
+returned scores (shape, NaN)::
+
+    class SmallestRows(BasePruner):
+        "Prune the weights of the output units with the smallest row norm."
+
+        def score(self, weights, context):
+            return {name: w.norm(dim=1, keepdim=True).expand_as(w) for name, w in weights.items()}
+
+A rule that needs gradients sets ``requires_gradient_statistics = True``:
+then ``context.statistics[name]`` holds ``|w * dL/dw|`` summed over the
+batches since the previous pruning step, and :meth:`BasePruner.observe` is
+called with every weight and its gradient after every backward pass. State
+that ``observe`` gathers belongs to the fit: store it in attributes ending
+in ``_`` (the estimator works on a ``clone``, ``pruner_``, so each fit
+starts fresh), as :class:`~skprune.FunctionPruner` does. For a rule
+written as a plain function, use :class:`~skprune.FunctionPruner`.
 """
 
 from __future__ import annotations
@@ -88,8 +112,15 @@ class BasePruner(BaseEstimator):
     """
 
     #: Whether :attr:`PruningContext.statistics` must hold accumulated
-    #: ``|w * grad|`` (the estimator gathers it only when asked).
+    #: ``|w * grad|`` and :meth:`observe` must see gradients (the estimator
+    #: gathers them only when asked, and only while pruning steps remain).
     requires_gradient_statistics: bool = False
+
+    #: Training batches on which the estimator computes gradients, without
+    #: updating weights, before a pruning step for which no statistics were
+    #: gathered (a step at epoch 0: pruning at initialization). Only used
+    #: when :attr:`requires_gradient_statistics` is true.
+    sensitivity_batches: int = 5
 
     def __init__(
         self,
@@ -245,6 +276,42 @@ class BasePruner(BaseEstimator):
     # ----------------------------------------------------------------- hooks
     def penalty(self, module: nn.Module) -> torch.Tensor | None:
         """Extra loss term added during training (``None`` for none)."""
+        return None
+
+    def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor) -> None:
+        """See one selected weight and its gradient after a backward pass.
+
+        Called by the estimator for every selected weight after every
+        training backward pass (and every batch of a sensitivity pass) until
+        the last pruning step, when :attr:`requires_gradient_statistics` is
+        true. The default does nothing. Gradients of pruned entries are
+        zero. Do not modify the tensors; keep per-fit state in attributes
+        ending in ``_``.
+
+        Parameters
+        ----------
+        name : str
+            Parameter name, e.g. ``"layers.fc0.weight"``.
+        weight, grad : Tensor
+            The weight and its gradient (detached).
+        """
+
+    def on_epoch_begin(self, module: nn.Module, epoch: int) -> None:
+        """Called at the start of every epoch, before that epoch's pruning step.
+
+        The default does nothing; :class:`~skprune.LotteryTicket` uses it to
+        record the weights it later rewinds to. Do not modify ``module``.
+        """
+
+    def rewind(self, module: nn.Module, context: PruningContext) -> dict[str, torch.Tensor] | None:
+        """Values to load into the network after a pruning step, or ``None``.
+
+        Called after every pruning step. A returned dict (keys from
+        ``module.state_dict()``) is copied into the network, the new masks
+        are applied on top, and the optimizer state is reset, so training
+        restarts from those values (lottery-ticket rewinding). The default
+        returns ``None``: training continues from the current weights.
+        """
         return None
 
 
