@@ -13,6 +13,7 @@ import joblib  # noqa: E402
 from sklearn.model_selection import GridSearchCV, StratifiedKFold  # noqa: E402
 
 from skprune import MagnitudePruning, PrunedNetClassifier, PrunedNetCV  # noqa: E402
+from skprune.parallel import register_dask_backend  # noqa: E402
 
 # the estimator defined below must reach the workers by value
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -82,13 +83,16 @@ class _DiesOnWorker(PrunedNetClassifier):
 
 
 def test_lost_worker_fails_with_dask_error_instead_of_hanging(clf_data):
+    """joblib's own dask backend waits forever here; the registered one raises."""
     X, y = clf_data
+    register_dask_backend()
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = distributed.LocalCluster(
             # two workers: with one worker thread joblib would run in-process
             n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
         )
         client = distributed.Client(cluster)
+        client.wait_for_workers(2)
         try:
             search = GridSearchCV(_DiesOnWorker(max_epochs=1), {"alpha": [1e-4, 1e-3]}, cv=2)
             with pytest.raises(distributed.KilledWorker):
