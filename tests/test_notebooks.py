@@ -31,7 +31,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def _kernel_manager(tmp_path: Path):
-    """A KernelManager starting ipykernel on ``sys.executable``, not whatever ``python3`` spec is installed."""
+    """A KernelManager running ipykernel on ``sys.executable`` (not an installed ``python3`` spec)."""
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
 
@@ -126,8 +126,7 @@ def test_quickstart_prints_table_with_sparsity_and_draws_images(tmp_path):
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p != QUICKSTART], ids=lambda p: p.stem)
 def test_notebook_runs(path, tmp_path):
     notebook = execute(path, tmp_path)
-    errors = [
-        o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs if o.output_type == "error"
-    ]
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    errors = [o for o in outputs if o.output_type == "error"]
     assert not errors
     assert list(tmp_path.glob("*.skprune")) == []  # notebooks clean up the files they write
