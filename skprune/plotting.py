@@ -254,6 +254,9 @@ def plot_history(estimator, *, ax=None, metrics=None, sparsity=True):
         (line,) = sparsity_axis.step(epochs, values, where="mid", color="grey", linewidth=1)
         sparsity_axis.set_ylim(0, 1.05)
         sparsity_axis.set_ylabel("sparsity (exact zeros)")
+        # draw the metrics above the shaded sparsity, not under it
+        plt_axes.set_zorder(sparsity_axis.get_zorder() + 1)
+        plt_axes.patch.set_visible(False)
         handles.append(line)
         labels.append("sparsity")
     if handles:

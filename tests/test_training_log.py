@@ -182,6 +182,7 @@ def test_plot_history(clf_data):
     assert ax.get_xlabel() == "epoch" and ax.get_ylabel() == "loss"
     twin = ax.sparsity_axis
     assert twin is not None and twin.get_ylim() == (0, 1.05)
+    assert ax.get_zorder() > twin.get_zorder()  # losses are drawn over the shaded sparsity
     np.testing.assert_allclose(twin.get_lines()[0].get_ydata(), net.history[:, "sparsity"], atol=1e-6)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["train_loss", "valid_loss", "sparsity"]
     plt.close("all")
@@ -252,3 +253,17 @@ def test_doc_version_and_public_module():
     from skprune.pruners import StructuredPruner
 
     assert public_module(StructuredPruner) == "skprune.pruners"
+
+
+def test_training_log_copies_without_its_bar():
+    import copy
+    import pickle
+
+    from tqdm import tqdm
+
+    log = TrainingLog().initialize()
+    log.bar_ = tqdm(total=3, disable=True)
+    assert copy.deepcopy(log).bar_ is None
+    assert pickle.loads(pickle.dumps(log)).bar_ is None
+    assert log.bar_ is not None  # the original keeps its bar
+    log.bar_.close()
