@@ -1,5 +1,6 @@
 """skprune: neural-network pruning as a scikit-learn hyperparameter."""
 
+from .callbacks import TrainingLog
 from .compaction import CompactionError, compact_module
 from .cv import PrunedNetCV
 from .estimator import PrunedNet, PrunedNetClassifier, PrunedNetRegressor
@@ -8,7 +9,7 @@ from .export import compression_report, quantize_int8, to_sparse
 from .masks import MaskStore
 from .modules import MLP
 from .persistence import PersistenceError, load, register_serializable, save
-from .plotting import plot_layer_sparsity, plot_sparsity_path
+from .plotting import plot_history, plot_layer_sparsity, plot_sparsity_path
 from .pruners import (
     BasePruner,
     ChannelPruning,
@@ -60,6 +61,7 @@ __all__ = [
     "SNIPPruning",
     "TaylorPruning",
     "TrainingDivergedError",
+    "TrainingLog",
     "compact_module",
     "compression_report",
     "load",
@@ -67,6 +69,7 @@ __all__ = [
     "register_serializable",
     "save",
     "one_standard_error_index",
+    "plot_history",
     "plot_layer_sparsity",
     "plot_sparsity_path",
     "sparsity_scorer",

@@ -27,6 +27,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
+from ._doc_link import DocLinkMixin
 from .schedules import OneShot
 from .scoring import final_pruned_net
 from .selection import best_score_index, one_standard_error_index, standard_error
@@ -148,7 +149,7 @@ def _search_estimator_has(attr):
     return check
 
 
-class PrunedNetCV(MetaEstimatorMixin, BaseEstimator):
+class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
     """Choose a pruned network's sparsity by cross-validation along a warm-started path.
 
     In each fold the network is trained densely once (``dense_epochs``),

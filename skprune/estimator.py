@@ -23,11 +23,14 @@ from skorch.callbacks import EpochScoring
 from skorch.dataset import unpack_data
 from skorch.utils import is_dataset, to_numpy
 
+from ._doc_link import DocLinkMixin
 from ._random import seed_from_random_state, seeded_torch
 from ._validation import check_alpha, check_device, validate_X, validate_X_y
+from .callbacks import TrainingLog
 from .data import ArrayDataset, BatchIterator, to_tensor_once
 from .exceptions import TrainingDivergedError
 from .features import input_column_norms, input_layer
+from .history import history_to_frame
 from .masks import MaskStore, iter_prunable_weights
 from .modules import MLP
 from .pruners.base import PruningContext, is_pruner
@@ -52,7 +55,7 @@ def _init_param_names(cls) -> frozenset:
     return cached
 
 
-class PrunedNet(NeuralNet):
+class PrunedNet(DocLinkMixin, NeuralNet):
     """A skorch ``NeuralNet`` whose pruning strategy is a hyperparameter.
 
     Fit trains the module with the optimizer while the pruner's schedule
@@ -94,7 +97,10 @@ class PrunedNet(NeuralNet):
         skorch's internal validation split (``skorch.dataset.ValidSplit``);
         ``None`` trains on all data.
     verbose : int, default=0
-        ``1`` prints skorch's per-epoch table (with a ``sparsity`` column).
+        ``0`` prints nothing; ``1`` prints skorch's per-epoch table, with the
+        measured ``sparsity`` as a column; ``2`` adds a progress bar
+        (``tqdm.auto``: a widget in Jupyter when ``ipywidgets`` is installed,
+        else text). See :class:`~skprune.callbacks.TrainingLog`.
     device : str, default="cpu"
         Torch device, e.g. ``"cuda"``.
     **kwargs
@@ -625,6 +631,33 @@ class PrunedNet(NeuralNet):
         """Predictions for ``X``."""
         return self.predict_proba(X)
 
+    # -------------------------------------------------------------- history
+    @property
+    def _default_callbacks(self):
+        # skorch's defaults, with the table (and progress bar) of TrainingLog
+        return [
+            (name, TrainingLog() if name == "print_log" else callback)
+            for name, callback in super()._default_callbacks
+        ]
+
+    def history_frame(self) -> pd.DataFrame:
+        """Training history as a DataFrame, one row per epoch.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed by ``epoch`` (1-based, continuing across ``partial_fit``
+            and warm starts), with the columns skorch records: ``train_loss``,
+            ``valid_loss`` and validation scores (e.g. ``valid_acc``) when
+            there is a validation split, the measured ``sparsity`` after each
+            epoch, other scalar entries (``event_*``) and the epoch's
+            duration ``dur`` in seconds. skorch's ``*_best`` flags, batch
+            counts and per-batch records are left out. See
+            :func:`~skprune.plot_history` for a plot.
+        """
+        self.check_is_fitted()
+        return history_to_frame(self.history)
+
     # -------------------------------------------------------------- figures
     def _measured_sparsity(self) -> float:
         total = 0
@@ -736,6 +769,7 @@ class PrunedNet(NeuralNet):
         if names is None:
             names = np.array([f"x{i}" for i in range(len(used))], dtype=object)
         return np.asarray(names, dtype=object)[used]
+
     # ----------------------------------------------------------- compaction
     def compact(self):
         """Return a fitted copy whose module physically lacks the removed units.
@@ -866,7 +900,7 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
 
     @property
     def _default_callbacks(self):
-        callbacks = dict(NeuralNetClassifier._default_callbacks.fget(self))
+        callbacks = dict(super()._default_callbacks)
         callbacks["valid_acc"] = EpochScoring(_encoded_accuracy, name="valid_acc", lower_is_better=False)
         return list(callbacks.items())
 

@@ -1,4 +1,4 @@
-"""Plots of the accuracy-versus-sparsity trade-off and of per-layer sparsity.
+"""Plots of the accuracy-versus-sparsity trade-off, per-layer sparsity and training history.
 
 matplotlib is an optional dependency: ``pip install skprune[plot]``. It is
 imported when a plot is drawn, never when skprune is imported.
@@ -18,7 +18,7 @@ from .selection import (
     find_sparsity_key,
 )
 
-__all__ = ["plot_layer_sparsity", "plot_sparsity_path"]
+__all__ = ["plot_history", "plot_layer_sparsity", "plot_sparsity_path"]
 
 
 def _pyplot():
@@ -189,4 +189,78 @@ def plot_layer_sparsity(estimator, *, ax=None):
     plt_axes.set_ylim(0, 1.1)
     plt_axes.set_ylabel("sparsity (exact zeros)")
     plt_axes.set_title(f"per-layer sparsity (overall {net.sparsity_:.2f}); labels: nonzero/total weights")
+    return plt_axes
+
+
+def plot_history(estimator, *, ax=None, metrics=None, sparsity=True):
+    """Plot the training history: losses (or other scores) per epoch, and the sparsity.
+
+    The metrics are drawn on ``ax`` against the epoch; the measured
+    sparsity after each epoch is drawn as a shaded area on a second y-axis
+    (0 to 1, on the right), so the loss can be read against each pruning
+    step.
+
+    Parameters
+    ----------
+    estimator : fitted PrunedNet, Pipeline ending with one, or a fitted search
+        A search (``PrunedNetCV``, ``GridSearchCV``) is unwrapped to its
+        ``best_estimator_``.
+    ax : matplotlib Axes or None, default=None
+        Axes to draw on; ``None`` creates a figure.
+    metrics : str, list of str or None, default=None
+        Columns of :meth:`~skprune.PrunedNet.history_frame` to draw on the
+        left axis; ``None`` draws ``train_loss`` and, with a validation
+        split, ``valid_loss``.
+    sparsity : bool, default=True
+        Draw the sparsity on a second y-axis.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes of the metrics; the sparsity axis is ``ax.sparsity_axis``
+        (``None`` when not drawn).
+    """
+    net = final_pruned_net(estimator)
+    frame = net.history_frame()
+    if metrics is None:
+        metrics = [c for c in ("train_loss", "valid_loss") if c in frame.columns]
+    elif isinstance(metrics, str):
+        metrics = [metrics]
+    else:
+        metrics = list(metrics)
+    unknown = [m for m in metrics if m not in frame.columns]
+    if unknown:
+        raise ValueError(
+            f"metrics {unknown} are not in the training history; available: {list(frame.columns)}."
+        )
+    plt_axes = _axes(ax)
+    epochs = frame.index.to_numpy()
+    marker = "o" if len(frame) <= 30 else None
+    for metric in metrics:
+        plt_axes.plot(epochs, frame[metric].astype(float), marker=marker, markersize=3, label=metric)
+    plt_axes.set_xlabel("epoch")
+    if metrics and all(m.endswith("loss") for m in metrics):
+        plt_axes.set_ylabel("loss")
+    elif len(metrics) == 1:
+        plt_axes.set_ylabel(metrics[0])
+    plt_axes.grid(True, alpha=0.3)
+
+    handles, labels = plt_axes.get_legend_handles_labels()
+    sparsity_axis = None
+    if sparsity and "sparsity" in frame.columns:
+        sparsity_axis = plt_axes.twinx()
+        values = frame["sparsity"].astype(float).to_numpy()
+        sparsity_axis.fill_between(epochs, values, color="grey", alpha=0.2, step="mid")
+        (line,) = sparsity_axis.step(epochs, values, where="mid", color="grey", linewidth=1)
+        sparsity_axis.set_ylim(0, 1.05)
+        sparsity_axis.set_ylabel("sparsity (exact zeros)")
+        # draw the metrics above the shaded sparsity, not under it
+        plt_axes.set_zorder(sparsity_axis.get_zorder() + 1)
+        plt_axes.patch.set_visible(False)
+        handles.append(line)
+        labels.append("sparsity")
+    if handles:
+        plt_axes.legend(handles, labels, loc="best", fontsize="small")
+    plt_axes.set_title(f"training history of {type(net).__name__}")
+    plt_axes.sparsity_axis = sparsity_axis
     return plt_axes

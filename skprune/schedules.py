@@ -15,6 +15,8 @@ import numbers
 
 from sklearn.base import BaseEstimator
 
+from ._doc_link import DocLinkMixin
+
 __all__ = ["BaseSchedule", "OneShot", "Iterative", "Polynomial"]
 
 
@@ -27,7 +29,7 @@ def _check_fraction(name: str, value, *, allow_one: bool = True) -> float:
     return float(value)
 
 
-class BaseSchedule(BaseEstimator):
+class BaseSchedule(DocLinkMixin, BaseEstimator):
     """Base class of pruning schedules.
 
     Subclasses implement :meth:`_raw_steps` returning ``(epoch, fraction)``

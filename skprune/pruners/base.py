@@ -42,6 +42,7 @@ import torch
 from sklearn.base import BaseEstimator
 from torch import nn
 
+from .._doc_link import DocLinkMixin
 from ..masks import MaskStore, iter_prunable_weights
 from ..schedules import BaseSchedule, Polynomial
 
@@ -89,7 +90,7 @@ def is_pruner(obj) -> bool:
     return callable(getattr(obj, "compute_masks", None)) and callable(getattr(obj, "get_schedule", None))
 
 
-class BasePruner(BaseEstimator):
+class BasePruner(DocLinkMixin, BaseEstimator):
     """Unstructured pruning by a per-weight importance score.
 
     Parameters

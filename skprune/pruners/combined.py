@@ -5,6 +5,7 @@ from __future__ import annotations
 from sklearn.base import BaseEstimator
 from torch import nn
 
+from .._doc_link import DocLinkMixin
 from ..masks import MaskStore
 from ..schedules import BaseSchedule
 from .base import PruningContext, is_pruner
@@ -26,7 +27,7 @@ class _UnionSchedule(BaseSchedule):
         return [(epoch, 1.0) for schedule in self.schedules for epoch, _ in schedule.steps(n_epochs)]
 
 
-class CombinedPruning(BaseEstimator):
+class CombinedPruning(DocLinkMixin, BaseEstimator):
     """Apply several pruners in one fit, e.g. input features and weights.
 
     Each part keeps its own parameters and schedule; at every epoch where a

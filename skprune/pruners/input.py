@@ -15,6 +15,7 @@ import torch
 from sklearn.base import BaseEstimator
 from torch import nn
 
+from .._doc_link import DocLinkMixin
 from ..features import input_column_norms, input_layer
 from ..masks import MaskStore
 from ..schedules import BaseSchedule, Iterative
@@ -23,7 +24,7 @@ from .base import PruningContext
 __all__ = ["InputPruning"]
 
 
-class InputPruning(BaseEstimator):
+class InputPruning(DocLinkMixin, BaseEstimator):
     """Remove whole input features: prune columns of the first layer.
 
     During training the loss gets a group-lasso penalty
