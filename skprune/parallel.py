@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 
-__all__ = ["FailFastDaskBackend", "register_dask_backend"]
+__all__ = ["register_dask_backend"]
 
 
 class _RemoteFailure:
