@@ -1,0 +1,171 @@
+"""GPU checks (``device="cuda"``); skipped where no CUDA GPU exists.
+
+Run on a GPU machine with ``python -m pytest tests/test_gpu.py -m gpu -q``.
+"""
+
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from sklearn.model_selection import GridSearchCV
+
+import skprune
+from skprune import (
+    ChannelPruning,
+    CombinedPruning,
+    FunctionPruner,
+    InputPruning,
+    L1Pruning,
+    LotteryTicket,
+    MagnitudePruning,
+    NeuronPruning,
+    PrunedNetClassifier,
+    PrunedNetCV,
+    PrunedNetRegressor,
+    RandomPruning,
+    SNIPPruning,
+    TaylorPruning,
+)
+from skprune.data import ArrayDataset
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+FAST = dict(max_epochs=6, lr=0.01, batch_size=32, random_state=0, device="cuda")
+
+
+def _gradient_change_score(weight, stats):
+    return (weight * stats.grad_mean).abs() if stats is not None else weight.abs()
+
+
+STRATEGIES = [
+    MagnitudePruning(0.8),
+    MagnitudePruning(0.8, scope="layer"),
+    RandomPruning(0.8),
+    TaylorPruning(0.8),
+    SNIPPruning(0.8),
+    L1Pruning(0.8, strength=1e-4),
+    LotteryTicket(0.8, n_rounds=2),
+    FunctionPruner(_gradient_change_score, sparsity=0.8, gradients=True),
+    NeuronPruning(0.5),
+    InputPruning(n_features=5),
+    CombinedPruning([("inputs", InputPruning(n_features=5)), ("weights", MagnitudePruning(0.5))]),
+]
+
+
+@pytest.mark.parametrize("pruner", STRATEGIES, ids=lambda p: type(p).__name__)
+def test_every_strategy_fits_and_predicts_on_gpu(clf_data, pruner):
+    X, y = clf_data
+    net = PrunedNetClassifier(pruner=pruner, **FAST).fit(X, y)
+    assert next(net.module_.parameters()).device.type == "cuda"
+    assert all(m.device.type == "cuda" for m in net.masks_.pruned.values())
+    assert net.score(X, y) > 0.5
+    assert net.sparsity_ > 0.0
+
+
+def test_data_is_moved_to_the_device_once(clf_data, monkeypatch):
+    X, y = clf_data
+    seen = []
+    original = ArrayDataset.__init__
+
+    def spy(self, X, y=None, device="cpu"):
+        seen.append((X.device.type, None if y is None else y.device.type))
+        original(self, X, y, device)
+
+    monkeypatch.setattr(ArrayDataset, "__init__", spy)
+    net = PrunedNetClassifier(pruner=MagnitudePruning(0.5), **FAST).fit(X, y)
+    net.predict(X)
+    assert seen and all(x == "cuda" and y in ("cuda", None) for x, y in seen)
+
+
+def test_regressor_and_cv_on_gpu(reg_data, clf_data):
+    X, y = reg_data
+    reg = PrunedNetRegressor(pruner=MagnitudePruning(0.5), **{**FAST, "max_epochs": 30}).fit(X, y)
+    assert reg.score(X, y) > 0.5
+    Xc, yc = clf_data
+    cv = PrunedNetCV(
+        PrunedNetClassifier(pruner=MagnitudePruning(0.5), **FAST), sparsities=[0.0, 0.5, 0.8], cv=3
+    )
+    cv.fit(Xc, yc)
+    assert cv.scores_path_.shape == (3, 3)
+    search = GridSearchCV(
+        PrunedNetClassifier(pruner=MagnitudePruning(0.5), **FAST), {"pruner__sparsity": [0.5, 0.9]}, cv=2
+    )
+    assert search.fit(Xc, yc).best_estimator_.module_.layers.fc0.weight.is_cuda
+
+
+def test_compaction_and_save_load_on_gpu(clf_data, tmp_path):
+    X, y = clf_data
+    net = PrunedNetClassifier(pruner=NeuronPruning(0.5), **FAST).fit(X, y)
+    small = net.compact()
+    assert np.abs(small.predict_proba(X) - net.predict_proba(X)).max() <= 1e-5
+    skprune.save(small, tmp_path / "net.skprune")
+    loaded = skprune.load(tmp_path / "net.skprune")
+    np.testing.assert_allclose(loaded.predict_proba(X), small.predict_proba(X), atol=1e-6)
+
+
+def test_gpu_trained_model_unpickles_and_predicts_on_cpu_only_machine(clf_data, tmp_path):
+    X, y = clf_data
+    net = PrunedNetClassifier(pruner=LotteryTicket(0.8, n_rounds=2), **FAST).fit(X, y)
+    expected = net.predict_proba(X)
+    (tmp_path / "net.pkl").write_bytes(pickle.dumps(net))
+    np.save(tmp_path / "X.npy", X)
+    np.save(tmp_path / "expected.npy", expected)
+    script = textwrap.dedent(
+        f"""
+        import pickle, warnings, numpy as np, torch
+        assert not torch.cuda.is_available()
+        warnings.simplefilter("ignore")
+        net = pickle.loads(open({str(tmp_path / "net.pkl")!r}, "rb").read())
+        X = np.load({str(tmp_path / "X.npy")!r})
+        proba = net.predict_proba(X)
+        assert str(net.device) == "cpu", net.device
+        assert np.abs(proba - np.load({str(tmp_path / "expected.npy")!r})).max() < 1e-4
+        assert abs(net.sparsity_ - 0.8) < 0.01
+        print("cpu ok")
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**_env(), "CUDA_VISIBLE_DEVICES": ""},
+    )
+    assert out.returncode == 0, out.stderr
+    assert "cpu ok" in out.stdout
+
+
+def test_channel_pruning_on_gpu():
+    torch.manual_seed(0)
+    X = np.random.RandomState(0).rand(64, 1 * 8 * 8).astype(np.float32)
+    y = (X[:, :32].sum(axis=1) > X[:, 32:].sum(axis=1)).astype(int)
+
+    class SmallConv(torch.nn.Module):
+        def __init__(self, n_features_in, n_outputs):
+            super().__init__()
+            self.body = torch.nn.Sequential(
+                torch.nn.Unflatten(1, (1, 8, 8)),
+                torch.nn.Conv2d(1, 8, 3, padding=1),
+                torch.nn.ReLU(),
+                torch.nn.Flatten(),
+                torch.nn.Linear(8 * 64, n_outputs),
+            )
+
+        def forward(self, X):
+            return self.body(X)
+
+    net = PrunedNetClassifier(module=SmallConv, pruner=ChannelPruning(0.5), **FAST).fit(X, y)
+    assert net.module_.body[1].weight.is_cuda
+    assert net.predict(X).shape == (64,)
+
+
+def _env():
+    import os
+
+    return dict(os.environ)
