@@ -6,7 +6,7 @@ from .estimator import PrunedNet, PrunedNetClassifier, PrunedNetRegressor
 from .exceptions import TrainingDivergedError
 from .export import compression_report, quantize_int8, to_sparse
 from .masks import MaskStore
-from .modules import MLP
+from .modules import MLP, ConvNet
 from .persistence import PersistenceError, load, register_serializable, save
 from .plotting import plot_layer_sparsity, plot_sparsity_path
 from .pruners import (
@@ -30,6 +30,7 @@ __all__ = [
     "ChannelPruning",
     "CombinedPruning",
     "CompactionError",
+    "ConvNet",
     "InputPruning",
     "Iterative",
     "MLP",

@@ -23,12 +23,20 @@ from skorch.callbacks import EpochScoring
 from skorch.utils import is_dataset, to_numpy
 
 from ._random import seed_from_random_state, seeded_torch
-from ._validation import check_alpha, check_device, validate_X, validate_X_y
+from ._validation import (
+    check_alpha,
+    check_device,
+    is_image_array,
+    validate_images_X,
+    validate_images_X_y,
+    validate_X,
+    validate_X_y,
+)
 from .data import ArrayDataset, BatchIterator, to_tensor_once
 from .exceptions import TrainingDivergedError
 from .features import input_column_norms, input_layer
 from .masks import MaskStore, iter_prunable_weights
-from .modules import MLP
+from .modules import MLP, _check_input_shape
 from .pruners.base import PruningContext, is_pruner
 from .report import count_parameters, layer_table
 
@@ -288,9 +296,23 @@ class PrunedNet(NeuralNet):
     _y_numeric = True
 
     def _prepare_fit_data(self, X, y, *, reset: bool):
-        X, y = validate_X_y(
-            self, X, y, reset=reset, multi_output=self._multi_output, y_numeric=self._y_numeric
-        )
+        if is_image_array(X):
+            X, y = validate_images_X_y(
+                self,
+                X,
+                y,
+                self._module_input_shape(),
+                reset=reset,
+                multi_output=self._multi_output,
+                y_numeric=self._y_numeric,
+            )
+            X = self._images_for_module(X)
+        else:
+            X, y = validate_X_y(
+                self, X, y, reset=reset, multi_output=self._multi_output, y_numeric=self._y_numeric
+            )
+            if reset:
+                self.__dict__.pop("input_shape_", None)
         y_t = self._encode_y(y, reset=reset)
         X_t = to_tensor_once(X, torch.float32, self.device)
         return X_t, y_t.to(self.device)
@@ -299,8 +321,26 @@ class PrunedNet(NeuralNet):
         if is_dataset(X):
             return X
         self.check_is_fitted()
-        X = validate_X(self, X)
+        if getattr(self, "input_shape_", None) is not None:
+            X = self._images_for_module(validate_images_X(self, X))
+        else:
+            X = validate_X(self, X)
         return to_tensor_once(X, torch.float32, self.device)
+
+    # ------------------------------------------------------------ images
+    def _module_input_shape(self):
+        """The ``(C, H, W)`` given as ``module__input_shape`` or held by a module instance, else None."""
+        shape = self.get_params_for("module").get("input_shape")
+        if shape is None and isinstance(self.module, torch.nn.Module):
+            shape = getattr(self.module, "input_shape", None)
+        return None if shape is None else _check_input_shape(shape, name="module__input_shape")
+
+    def _images_for_module(self, X: np.ndarray) -> np.ndarray:
+        """Images stay (N, C, H, W), except for the built-in MLP, which gets them flattened."""
+        module_type = self.module if isinstance(self.module, type) else type(self.module)
+        if issubclass(module_type, MLP):
+            return X.reshape(X.shape[0], -1)
+        return X
 
     def check_data(self, X, y=None):
         """Data is validated in ``fit``; nothing left to check here."""
@@ -319,6 +359,9 @@ class PrunedNet(NeuralNet):
             "n_features_in": getattr(self, "n_features_in_", None),
             "n_outputs": self._n_module_outputs(),
         }
+        image_shape = getattr(self, "input_shape_", None)
+        if image_shape is not None and "input_shape" in parameters and "input_shape" not in kwargs:
+            kwargs["input_shape"] = tuple(image_shape)  # images seen at fit (e.g. ConvNet)
         for name, value in inferred.items():
             if name in parameters and name not in kwargs:
                 if value is None:
@@ -341,8 +384,21 @@ class PrunedNet(NeuralNet):
             module = type(module)(**kwargs) if kwargs else copy.deepcopy(module)
         else:
             module = module(**kwargs)
-        self.module_ = module.to(self.device)
+        self.module_ = self._module_to_device(module)
         return self
+
+    def _module_to_device(self, module):
+        """Move the module (a copy, for an instance) to ``device`` and float32; refuse meta tensors."""
+        if any(p.is_meta for p in module.parameters()) or any(b.is_meta for b in module.buffers()):
+            raise ValueError(
+                f"The module {type(module).__name__} has parameters on the 'meta' device, which hold no "
+                "values to train or prune. Materialize it first, e.g. module.to_empty(device='cpu') and "
+                "load its weights, or pass the module class."
+            )
+        floating = [p for p in module.parameters() if p.is_floating_point()]
+        if any(p.dtype != torch.float32 for p in floating):
+            module = module.to(torch.float32)  # X is always converted to float32
+        return module.to(self.device)
 
     def initialize(self):
         """Initialize module, criterion, optimizer, history and masks."""
@@ -675,6 +731,7 @@ class PrunedNet(NeuralNet):
         if names is None:
             names = np.array([f"x{i}" for i in range(len(used))], dtype=object)
         return np.asarray(names, dtype=object)[used]
+
     # ----------------------------------------------------------- compaction
     def compact(self):
         """Return a fitted copy whose module physically lacks the removed units.
