@@ -72,10 +72,17 @@ class PrunedNet(NeuralNet):
     ----------
     module : torch.nn.Module class or instance, default=MLP
         The network. A class is instantiated at ``fit`` with ``module__*``
-        parameters; if its ``__init__`` takes ``n_features_in`` or
-        ``n_outputs`` they are inferred from the data. An instance is
-        copied at ``fit`` (the caller's module is never modified), keeping
-        its weights, so a trained network can be pruned and fine-tuned.
+        parameters; if its ``__init__`` takes ``n_features_in``,
+        ``n_outputs`` or ``input_shape`` they are inferred from the data
+        (``input_shape`` from image-shaped ``X``). An instance, e.g. a
+        network you trained, is deep-copied at every ``fit`` and keeps its
+        weights: pruning and fine-tuning start from them, never from a new
+        initialization, and the caller's module is never modified (so
+        ``warm_start`` is not needed). The copy is moved to ``device`` and
+        to float32 (the dtype of the data) wherever the instance lives; an
+        instance on the ``meta`` device is refused. Giving ``module__*``
+        parameters together with an instance rebuilds it from them, as in
+        skorch, which drops its weights.
     criterion : torch loss class, default=torch.nn.MSELoss
         Training loss.
     optimizer : torch optimizer class, default=torch.optim.Adam
@@ -117,7 +124,10 @@ class PrunedNet(NeuralNet):
     masks_ : MaskStore
         Masks of pruned entries, by parameter name.
     n_features_in_ : int
-        Number of features seen at ``fit``.
+        Number of features seen at ``fit`` (``C * H * W`` for images).
+    input_shape_ : tuple of int
+        ``(C, H, W)`` of the images seen at ``fit``; only set when ``X`` was
+        image-shaped, and then ``predict`` wants images of that shape.
     feature_names_in_ : ndarray of str
         Column names seen at ``fit`` (only for DataFrames with string names).
     sparsity_ : float
@@ -438,7 +448,13 @@ class PrunedNet(NeuralNet):
         Parameters
         ----------
         X : array-like, DataFrame, sparse matrix or tensor of shape (n_samples, n_features)
-            Training data.
+            Training data. Images are ``(n_samples, C, H, W)`` arrays or
+            tensors, channels first (a 3-D array is read as single-channel
+            ``(n_samples, H, W)``); they reach the module in that shape,
+            except the built-in ``MLP``, which gets them flattened. A 4-D
+            array that looks channels-last (last axis 1, 3 or 4, second
+            not) is refused with a hint; ``module__input_shape`` overrides
+            the guess.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Targets.
         **fit_params : dict

@@ -254,3 +254,15 @@ def test_a_module_instance_is_copied_to_the_estimator_device_and_float32(pretrai
     assert parameter.device.type == "cpu" and parameter.dtype == torch.float32
     assert next(module.parameters()).dtype == torch.float64  # the caller's module is untouched
     assert net.score(Xte, yte) >= 0.9
+
+
+def test_grid_search_over_sparsity_on_images(digit_images):
+    from sklearn.model_selection import GridSearchCV
+
+    Xtr, Xte, ytr, yte = digit_images
+    net = PrunedNetClassifier(ConvNet, pruner=MagnitudePruning(0.5), max_epochs=2, **SMALL)
+    search = GridSearchCV(net, {"pruner__sparsity": [0.5, 0.8]}, cv=2).fit(Xtr[:400], ytr[:400])
+    best = search.best_estimator_
+    assert best.input_shape_ == (1, 8, 8)
+    assert best.sparsity_ == pytest.approx(search.best_params_["pruner__sparsity"], abs=0.01)
+    assert search.predict(Xte).shape == (len(Xte),)
