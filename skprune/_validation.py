@@ -161,7 +161,13 @@ def validate_images_X_y(estimator, X, y, expected, *, reset: bool, multi_output:
     if y is None:
         raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None.")
     if not reset:
-        expected = getattr(estimator, "input_shape_", expected)
+        if getattr(estimator, "input_shape_", None) is None:
+            raise ValueError(
+                f"{type(estimator).__name__} was fitted on flat rows of {estimator.n_features_in_} "
+                "features; continue with the same kind of data, e.g. X.reshape(len(X), -1), or call "
+                "fit to start again on images."
+            )
+        expected = tuple(estimator.input_shape_)
     X = _image_array(estimator, X, expected, where="fit")
     y = validate_data(
         estimator, X="no_validation", y=as_numpy_input(y), multi_output=multi_output, y_numeric=y_numeric

@@ -318,6 +318,8 @@ class PrunedNet(NeuralNet):
             )
             X = self._images_for_module(X)
         else:
+            if not reset and getattr(self, "input_shape_", None) is not None:
+                validate_images_X(self, X)  # fitted on images: refuses flat rows with a reshape hint
             X, y = validate_X_y(
                 self, X, y, reset=reset, multi_output=self._multi_output, y_numeric=self._y_numeric
             )

@@ -266,3 +266,17 @@ def test_grid_search_over_sparsity_on_images(digit_images):
     assert best.input_shape_ == (1, 8, 8)
     assert best.sparsity_ == pytest.approx(search.best_params_["pruner__sparsity"], abs=0.01)
     assert search.predict(Xte).shape == (len(Xte),)
+
+
+def test_partial_fit_keeps_to_the_kind_of_data_fit_saw(digit_images):
+    Xtr, Xte, ytr, yte = digit_images
+    net = PrunedNetClassifier(ConvNet, max_epochs=1, **SMALL).fit(Xtr, ytr)
+    net.partial_fit(Xtr[:100], ytr[:100])
+    with pytest.raises(ValueError, match=r"fitted on images.*X.reshape\(-1, 1, 8, 8\)"):
+        net.partial_fit(Xtr.reshape(len(Xtr), -1), ytr)
+    with pytest.raises(ValueError, match=r"expected images of shape \(n_samples, 1, 8, 8\)"):
+        net.partial_fit(Xtr[:, :, :6, :6], ytr)
+    flat = PrunedNetClassifier(ConvNet, module__input_shape=(1, 8, 8), max_epochs=1, **SMALL)
+    flat.fit(Xtr.reshape(len(Xtr), -1), ytr)
+    with pytest.raises(ValueError, match=r"fitted on flat rows of 64 features"):
+        flat.partial_fit(Xtr, ytr)
