@@ -7,7 +7,7 @@ from .estimator import PrunedNet, PrunedNetClassifier, PrunedNetRegressor
 from .exceptions import TrainingDivergedError
 from .export import compression_report, quantize_int8, to_sparse
 from .masks import MaskStore
-from .modules import MLP
+from .modules import MLP, ConvNet
 from .persistence import PersistenceError, load, register_serializable, save
 from .plotting import plot_history, plot_layer_sparsity, plot_sparsity_path
 from .pruners import (
@@ -38,6 +38,7 @@ __all__ = [
     "ChannelPruning",
     "CombinedPruning",
     "CompactionError",
+    "ConvNet",
     "FunctionPruner",
     "GradientStatistics",
     "InputPruning",

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_consistent_length, validate_data
 
-__all__ = ["validate_X", "validate_X_y", "check_alpha", "check_device", "as_numpy_input"]
+__all__ = [
+    "validate_X",
+    "validate_X_y",
+    "validate_images_X",
+    "validate_images_X_y",
+    "is_image_array",
+    "check_alpha",
+    "check_device",
+    "as_numpy_input",
+]
 
 
 def as_numpy_input(X):
@@ -85,6 +95,103 @@ def validate_X(estimator, X):
     if sp.issparse(X):
         X = X.tocsr()
     return X
+
+
+# ------------------------------------------------------------------ images
+def is_image_array(X) -> bool:
+    """Whether ``X`` is image-shaped: ``(N, C, H, W)`` or single-channel ``(N, H, W)``."""
+    X = as_numpy_input(X)
+    return not sp.issparse(X) and getattr(X, "ndim", None) in (3, 4)
+
+
+def _channels_last_hint() -> str:
+    return " If the array is channels-last (N, H, W, C), pass X.transpose(0, 3, 1, 2)."
+
+
+def _image_array(estimator, X, expected, *, where: str) -> np.ndarray:
+    """Check an image array and return it as float32 ``(N, C, H, W)``."""
+    name = type(estimator).__name__
+    X = np.asarray(as_numpy_input(X))
+    if X.ndim == 3:  # documented: (N, H, W) is single-channel
+        X = X[:, None, :, :]
+    if X.shape[0] < 1 or 0 in X.shape[1:]:
+        raise ValueError(f"{name} got an empty image array of shape {X.shape} in {where}.")
+    if X.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{name} needs numeric images in {where}, got an array of dtype {X.dtype}; convert it, "
+            "e.g. X.astype(np.float32)."
+        )
+    got = tuple(int(v) for v in X.shape[1:])
+    if expected is not None and got != expected:
+        hint = _channels_last_hint() if got == (expected[1], expected[2], expected[0]) else ""
+        raise ValueError(
+            f"{name} expected images of shape (n_samples, {', '.join(map(str, expected))}) "
+            f"(input_shape={expected}) in {where}, got X of shape {X.shape}.{hint} Otherwise change "
+            "module__input_shape, or resize the images."
+        )
+    if expected is None and got[2] in (1, 3, 4) and got[0] not in (1, 3, 4):
+        raise ValueError(
+            f"{name} reads 4-D X as (n_samples, channels, height, width), but X of shape {X.shape} looks "
+            f"channels-last (n_samples, height, width, channels): pass X.transpose(0, 3, 1, 2). If it "
+            f"really has {got[0]} channels, say so with module__input_shape={got}."
+        )
+    X = X.astype(np.float32, copy=False)
+    if not np.isfinite(X).all():
+        raise ValueError(f"Input X contains NaN or infinity in {where}; {name} needs finite pixel values.")
+    return X
+
+
+def validate_images_X_y(estimator, X, y, expected, *, reset: bool, multi_output: bool, y_numeric: bool):
+    """Validate image-shaped training data.
+
+    Sets ``n_features_in_`` to ``C * H * W`` and ``input_shape_`` to
+    ``(C, H, W)`` (on ``reset``), removes ``feature_names_in_``; on failure
+    the previous attributes stay.
+
+    Parameters
+    ----------
+    estimator : PrunedNet
+    X : array-like of shape (n_samples, C, H, W) or (n_samples, H, W)
+        A 3-D array is read as single-channel images.
+    y : array-like
+    expected : tuple of int or None
+        The ``(C, H, W)`` the module was told (``module__input_shape``) or,
+        when not ``reset``, the shape seen at the first ``fit``.
+    """
+    if y is None:
+        raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None.")
+    if not reset:
+        if getattr(estimator, "input_shape_", None) is None:
+            raise ValueError(
+                f"{type(estimator).__name__} was fitted on flat rows of {estimator.n_features_in_} "
+                "features; continue with the same kind of data, e.g. X.reshape(len(X), -1), or call "
+                "fit to start again on images."
+            )
+        expected = tuple(estimator.input_shape_)
+    X = _image_array(estimator, X, expected, where="fit")
+    y = validate_data(
+        estimator, X="no_validation", y=as_numpy_input(y), multi_output=multi_output, y_numeric=y_numeric
+    )
+    check_consistent_length(X, y)
+    if reset:
+        estimator.__dict__.pop("feature_names_in_", None)
+        estimator.input_shape_ = tuple(int(v) for v in X.shape[1:])
+        estimator.n_features_in_ = math.prod(estimator.input_shape_)
+    return X, y
+
+
+def validate_images_X(estimator, X):
+    """Validate images at predict time against the ``input_shape_`` seen at ``fit``."""
+    X = as_numpy_input(X)
+    expected = tuple(estimator.input_shape_)
+    if not is_image_array(X):
+        shape = getattr(X, "shape", None)
+        raise ValueError(
+            f"{type(estimator).__name__} was fitted on images of shape (n_samples, "
+            f"{', '.join(map(str, expected))}), got X of shape {shape}; reshape it with "
+            f"X.reshape(-1, {', '.join(map(str, expected))})."
+        )
+    return _image_array(estimator, X, expected, where="predict")
 
 
 def check_alpha(estimator) -> float:

@@ -492,6 +492,9 @@ def _refresh_mlp_sizes(module: nn.Module) -> None:
             for name, layer in module.layers.named_children()
             if isinstance(layer, nn.Linear) and name != "output"
         )
+    refresh = getattr(module, "_refresh_sizes", None)
+    if callable(refresh):  # e.g. ConvNet's channels and hidden
+        refresh()
 
 
 def slice_by_plan(name: str, tensor: torch.Tensor, plan: dict[str, dict[int, torch.Tensor]]) -> torch.Tensor:

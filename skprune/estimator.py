@@ -25,14 +25,22 @@ from skorch.utils import is_dataset, to_numpy
 
 from ._doc_link import DocLinkMixin
 from ._random import seed_from_random_state, seeded_torch
-from ._validation import check_alpha, check_device, validate_X, validate_X_y
+from ._validation import (
+    check_alpha,
+    check_device,
+    is_image_array,
+    validate_images_X,
+    validate_images_X_y,
+    validate_X,
+    validate_X_y,
+)
 from .callbacks import TrainingLog
 from .data import ArrayDataset, BatchIterator, to_tensor_once
 from .exceptions import TrainingDivergedError
 from .features import input_column_norms, input_layer
 from .history import history_to_frame
 from .masks import MaskStore, iter_prunable_weights
-from .modules import MLP
+from .modules import MLP, _check_input_shape
 from .pruners.base import PruningContext, is_pruner
 from .report import count_parameters, layer_table
 
@@ -68,10 +76,17 @@ class PrunedNet(DocLinkMixin, NeuralNet):
     ----------
     module : torch.nn.Module class or instance, default=MLP
         The network. A class is instantiated at ``fit`` with ``module__*``
-        parameters; if its ``__init__`` takes ``n_features_in`` or
-        ``n_outputs`` they are inferred from the data. An instance is
-        copied at ``fit`` (the caller's module is never modified), keeping
-        its weights, so a trained network can be pruned and fine-tuned.
+        parameters; if its ``__init__`` takes ``n_features_in``,
+        ``n_outputs`` or ``input_shape`` they are inferred from the data
+        (``input_shape`` from image-shaped ``X``). An instance, e.g. a
+        network you trained, is deep-copied at every ``fit`` and keeps its
+        weights: pruning and fine-tuning start from them, never from a new
+        initialization, and the caller's module is never modified (so
+        ``warm_start`` is not needed). The copy is moved to ``device`` and
+        to float32 (the dtype of the data) wherever the instance lives; an
+        instance on the ``meta`` device is refused. Giving ``module__*``
+        parameters together with an instance rebuilds it from them, as in
+        skorch, which drops its weights.
     criterion : torch loss class, default=torch.nn.MSELoss
         Training loss.
     optimizer : torch optimizer class, default=torch.optim.Adam
@@ -116,7 +131,10 @@ class PrunedNet(DocLinkMixin, NeuralNet):
     masks_ : MaskStore
         Masks of pruned entries, by parameter name.
     n_features_in_ : int
-        Number of features seen at ``fit``.
+        Number of features seen at ``fit`` (``C * H * W`` for images).
+    input_shape_ : tuple of int
+        ``(C, H, W)`` of the images seen at ``fit``; only set when ``X`` was
+        image-shaped, and then ``predict`` wants images of that shape.
     feature_names_in_ : ndarray of str
         Column names seen at ``fit`` (only for DataFrames with string names).
     sparsity_ : float
@@ -299,9 +317,25 @@ class PrunedNet(DocLinkMixin, NeuralNet):
     _y_numeric = True
 
     def _prepare_fit_data(self, X, y, *, reset: bool):
-        X, y = validate_X_y(
-            self, X, y, reset=reset, multi_output=self._multi_output, y_numeric=self._y_numeric
-        )
+        if is_image_array(X):
+            X, y = validate_images_X_y(
+                self,
+                X,
+                y,
+                self._module_input_shape(),
+                reset=reset,
+                multi_output=self._multi_output,
+                y_numeric=self._y_numeric,
+            )
+            X = self._images_for_module(X)
+        else:
+            if not reset and getattr(self, "input_shape_", None) is not None:
+                validate_images_X(self, X)  # fitted on images: refuses flat rows with a reshape hint
+            X, y = validate_X_y(
+                self, X, y, reset=reset, multi_output=self._multi_output, y_numeric=self._y_numeric
+            )
+            if reset:
+                self.__dict__.pop("input_shape_", None)
         y_t = self._encode_y(y, reset=reset)
         X_t = to_tensor_once(X, torch.float32, self.device)
         return X_t, y_t.to(self.device)
@@ -310,8 +344,26 @@ class PrunedNet(DocLinkMixin, NeuralNet):
         if is_dataset(X):
             return X
         self.check_is_fitted()
-        X = validate_X(self, X)
+        if getattr(self, "input_shape_", None) is not None:
+            X = self._images_for_module(validate_images_X(self, X))
+        else:
+            X = validate_X(self, X)
         return to_tensor_once(X, torch.float32, self.device)
+
+    # ------------------------------------------------------------ images
+    def _module_input_shape(self):
+        """The ``(C, H, W)`` given as ``module__input_shape`` or held by a module instance, else None."""
+        shape = self.get_params_for("module").get("input_shape")
+        if shape is None and isinstance(self.module, torch.nn.Module):
+            shape = getattr(self.module, "input_shape", None)
+        return None if shape is None else _check_input_shape(shape, name="module__input_shape")
+
+    def _images_for_module(self, X: np.ndarray) -> np.ndarray:
+        """Images stay (N, C, H, W), except for the built-in MLP, which gets them flattened."""
+        module_type = self.module if isinstance(self.module, type) else type(self.module)
+        if issubclass(module_type, MLP):
+            return X.reshape(X.shape[0], -1)
+        return X
 
     def check_data(self, X, y=None):
         """Data is validated in ``fit``; nothing left to check here."""
@@ -330,6 +382,9 @@ class PrunedNet(DocLinkMixin, NeuralNet):
             "n_features_in": getattr(self, "n_features_in_", None),
             "n_outputs": self._n_module_outputs(),
         }
+        image_shape = getattr(self, "input_shape_", None)
+        if image_shape is not None and "input_shape" in parameters and "input_shape" not in kwargs:
+            kwargs["input_shape"] = tuple(image_shape)  # images seen at fit (e.g. ConvNet)
         for name, value in inferred.items():
             if name in parameters and name not in kwargs:
                 if value is None:
@@ -352,8 +407,21 @@ class PrunedNet(DocLinkMixin, NeuralNet):
             module = type(module)(**kwargs) if kwargs else copy.deepcopy(module)
         else:
             module = module(**kwargs)
-        self.module_ = module.to(self.device)
+        self.module_ = self._module_to_device(module)
         return self
+
+    def _module_to_device(self, module):
+        """Move the module (a copy, for an instance) to ``device`` and float32; refuse meta tensors."""
+        if any(p.is_meta for p in module.parameters()) or any(b.is_meta for b in module.buffers()):
+            raise ValueError(
+                f"The module {type(module).__name__} has parameters on the 'meta' device, which hold no "
+                "values to train or prune. Materialize it first, e.g. module.to_empty(device='cpu') and "
+                "load its weights, or pass the module class."
+            )
+        floating = [p for p in module.parameters() if p.is_floating_point()]
+        if any(p.dtype != torch.float32 for p in floating):
+            module = module.to(torch.float32)  # X is always converted to float32
+        return module.to(self.device)
 
     def initialize(self):
         """Initialize module, criterion, optimizer, history and masks."""
@@ -393,7 +461,13 @@ class PrunedNet(DocLinkMixin, NeuralNet):
         Parameters
         ----------
         X : array-like, DataFrame, sparse matrix or tensor of shape (n_samples, n_features)
-            Training data.
+            Training data. Images are ``(n_samples, C, H, W)`` arrays or
+            tensors, channels first (a 3-D array is read as single-channel
+            ``(n_samples, H, W)``); they reach the module in that shape,
+            except the built-in ``MLP``, which gets them flattened. A 4-D
+            array that looks channels-last (last axis 1, 3 or 4, second
+            not) is refused with a hint; ``module__input_shape`` overrides
+            the guess.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Targets.
         **fit_params : dict

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
+import torch.fx
 from torch import nn
 
-__all__ = ["MLP", "ACTIVATIONS"]
+__all__ = ["MLP", "ConvNet", "ACTIVATIONS"]
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -91,3 +93,198 @@ class MLP(nn.Module):
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """Return raw outputs (logits for classification)."""
         return self.layers(X)
+
+
+def _check_input_shape(input_shape, *, name: str = "input_shape") -> tuple[int, int, int]:
+    """Return ``input_shape`` as a ``(C, H, W)`` tuple of positive ints, or raise."""
+    try:
+        shape = tuple(int(v) for v in input_shape)
+        ok = len(shape) == 3 and all(v >= 1 and v == w for v, w in zip(shape, input_shape))
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ValueError(
+            f"{name} must be a (channels, height, width) tuple of positive integers, got "
+            f"{input_shape!r}; for 8x8 grey-scale images use (1, 8, 8)."
+        )
+    return shape
+
+
+def as_images(X: torch.Tensor, input_shape: tuple[int, int, int]) -> torch.Tensor:
+    """Return ``X`` as a batch of images shaped ``(N, *input_shape)``.
+
+    Accepts images ``(N, C, H, W)`` of that shape, single-channel images
+    ``(N, H, W)`` when ``C == 1``, and flat rows ``(N, C*H*W)`` (as left by
+    scikit-learn transformers), which are reshaped in C-order (channels
+    first). Anything else raises a ``ValueError`` saying what to change.
+    Wrapped for :mod:`torch.fx`, so traced modules (compaction) see one node.
+    """
+    shape = tuple(input_shape)
+    got = tuple(X.shape[1:])
+    if got == shape:
+        return X
+    if X.dim() == 2 and got[0] == math.prod(shape):
+        return X.reshape(X.shape[0], *shape)
+    if X.dim() == 3 and shape[0] == 1 and got == shape[1:]:
+        return X.unsqueeze(1)
+    hint = ""
+    if X.dim() == 4 and got == (shape[1], shape[2], shape[0]):
+        hint = (
+            " It looks channels-last (N, H, W, C): pass X.transpose(0, 3, 1, 2) (or X.permute(0, 3, 1, 2))."
+        )
+    raise ValueError(
+        f"ConvNet expects images of shape (n_samples, {', '.join(map(str, shape))}) or flat rows of "
+        f"{math.prod(shape)} features (input_shape={shape}), got an input of shape {tuple(X.shape)}.{hint}"
+    )
+
+
+torch.fx.wrap("as_images")
+
+
+class ConvNet(nn.Module):
+    """Small convolutional network for images, with scikit-learn-like parameters.
+
+    Blocks ``Conv2d -> [BatchNorm2d] -> activation -> [MaxPool2d(2)]``, one
+    per entry of ``channels``, then ``Flatten -> Linear(hidden) ->
+    activation -> [Dropout] -> Linear(n_outputs)``. ``n_features_in``,
+    ``n_outputs`` and, for data shaped ``(n_samples, C, H, W)``,
+    ``input_shape`` are filled in by the estimator at ``fit``.
+
+    Parameters
+    ----------
+    n_features_in : int
+        Number of input values per sample, ``C * H * W`` (set by the
+        estimator at ``fit``).
+    n_outputs : int
+        Number of outputs: classes for a classifier, targets for a regressor
+        (set by the estimator at ``fit``).
+    input_shape : tuple of int (C, H, W) or None, default=None
+        Shape of one image. Inferred at ``fit`` from 4-D data (or 3-D data,
+        read as single-channel ``(N, H, W)``). Needed for flat data, e.g.
+        after a scikit-learn transformer: ``module__input_shape=(1, 8, 8)``;
+        flat rows are reshaped channels-first (C-order).
+    channels : sequence of int, default=(32, 64)
+        Output channels of each convolution block.
+    kernel_size : int, default=3
+        Square kernel of every convolution; padding keeps the spatial size
+        (``kernel_size // 2``, so use an odd size).
+    hidden : int, default=128
+        Width of the fully connected layer after the convolutions; ``0``
+        connects the flattened feature map straight to the output layer.
+    batch_norm : bool, default=True
+        Whether each convolution is followed by ``BatchNorm2d``.
+    dropout : float, default=0.0
+        Dropout probability before the output layer.
+    activation : {"relu", "tanh", "logistic", "identity", "gelu", "leaky_relu"}, default="relu"
+        Non-linearity after each block and the hidden layer.
+    pool : bool, default=True
+        Whether a block ends with 2x2 max pooling (skipped once the feature
+        map is smaller than 2x2).
+
+    Notes
+    -----
+    The layers live in one flat ``nn.Sequential`` named ``layers``
+    (``conv0``, ``bn0``, ``act0``, ``pool0``, ..., ``flatten``, ``fc``,
+    ``act_fc``, ``drop``, ``output``): the layout that
+    :class:`~skprune.ChannelPruning` and :func:`~skprune.compact_module`
+    follow, so removed channels can be physically deleted. After compaction
+    ``channels`` and ``hidden`` describe the smaller network.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skprune import ConvNet, PrunedNetClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> images = (X / 16).reshape(-1, 1, 8, 8)
+    >>> net = PrunedNetClassifier(ConvNet, module__channels=(8, 16), max_epochs=2,
+    ...                           random_state=0).fit(images, y)
+    >>> net.input_shape_
+    (1, 8, 8)
+    """
+
+    def __init__(
+        self,
+        n_features_in: int,
+        n_outputs: int,
+        input_shape: Sequence[int] | None = None,
+        channels: Sequence[int] = (32, 64),
+        kernel_size: int = 3,
+        hidden: int = 128,
+        batch_norm: bool = True,
+        dropout: float = 0.0,
+        activation: str = "relu",
+        pool: bool = True,
+    ):
+        super().__init__()
+        if input_shape is None:
+            raise ValueError(
+                f"ConvNet needs the image shape: got flat data with {n_features_in} features and "
+                "input_shape=None. Fit on an array shaped (n_samples, channels, height, width), or pass "
+                "module__input_shape=(channels, height, width), e.g. (1, 8, 8) for 64 grey-scale pixels."
+            )
+        input_shape = _check_input_shape(input_shape, name="input_shape (module__input_shape)")
+        if int(n_features_in) != math.prod(input_shape):
+            raise ValueError(
+                f"module__input_shape={input_shape} has {math.prod(input_shape)} values per sample, but "
+                f"the data has {n_features_in} features; pass an input_shape whose product is "
+                f"{n_features_in}."
+            )
+        if isinstance(channels, int):
+            channels = (channels,)
+        channels = tuple(channels)
+        if not channels or any(int(c) != c or c < 1 for c in channels):
+            raise ValueError(f"channels must be a non-empty sequence of positive integers, got {channels!r}.")
+        if int(kernel_size) != kernel_size or kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be an odd positive integer, got {kernel_size!r}.")
+        if int(hidden) != hidden or hidden < 0:
+            raise ValueError(f"hidden must be an integer >= 0 (0: no hidden layer), got {hidden!r}.")
+        if activation not in ACTIVATIONS:
+            raise ValueError(
+                f"activation={activation!r} is not supported; choose one of {sorted(ACTIVATIONS)}."
+            )
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+        self.n_features_in = int(n_features_in)
+        self.n_outputs = int(n_outputs)
+        self.input_shape = input_shape
+        self.channels = tuple(int(c) for c in channels)
+        self.kernel_size = int(kernel_size)
+        self.hidden = int(hidden)
+        self.batch_norm = bool(batch_norm)
+        self.dropout = float(dropout)
+        self.activation = activation
+        self.pool = bool(pool)
+
+        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        width, height, in_channels = input_shape[2], input_shape[1], input_shape[0]
+        for i, out_channels in enumerate(self.channels):
+            layers[f"conv{i}"] = nn.Conv2d(
+                in_channels, out_channels, self.kernel_size, padding=self.kernel_size // 2
+            )
+            if self.batch_norm:
+                layers[f"bn{i}"] = nn.BatchNorm2d(out_channels)
+            layers[f"act{i}"] = ACTIVATIONS[activation]()
+            if self.pool and min(height, width) >= 2:
+                layers[f"pool{i}"] = nn.MaxPool2d(2)
+                height, width = height // 2, width // 2
+            in_channels = out_channels
+        layers["flatten"] = nn.Flatten()
+        n_flat = in_channels * height * width
+        if self.hidden:
+            layers["fc"] = nn.Linear(n_flat, self.hidden)
+            layers["act_fc"] = ACTIVATIONS[activation]()
+            n_flat = self.hidden
+        if self.dropout > 0:
+            layers["drop"] = nn.Dropout(self.dropout)
+        layers["output"] = nn.Linear(n_flat, self.n_outputs)
+        self.layers = nn.Sequential(layers)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Return raw outputs (logits for classification) for images or flat rows."""
+        return self.layers(as_images(X, self.input_shape))
+
+    def _refresh_sizes(self) -> None:
+        """Make ``channels`` and ``hidden`` describe the layers (after compaction)."""
+        self.channels = tuple(layer.out_channels for layer in self.layers if isinstance(layer, nn.Conv2d))
+        fc = getattr(self.layers, "fc", None)
+        self.hidden = fc.out_features if fc is not None else 0
