@@ -169,3 +169,38 @@ def _env():
     import os
 
     return dict(os.environ)
+
+
+def test_convnet_images_channel_pruning_compaction_on_gpu(digits, tmp_path):
+    from skprune import ConvNet
+
+    X, y = digits
+    images = X.reshape(-1, 1, 8, 8)[:600]
+    net = PrunedNetClassifier(
+        module=ConvNet,
+        module__channels=(8, 16),
+        pruner=ChannelPruning(0.5),
+        **{**FAST, "max_epochs": 8},
+    ).fit(images, y[:600])
+    assert all(p.is_cuda for p in net.module_.parameters())
+    assert net.score(images, y[:600]) > 0.8
+    small = net.compact()
+    assert np.abs(small.predict_proba(images) - net.predict_proba(images)).max() <= 1e-5
+    skprune.save(small, tmp_path / "conv.skprune")
+    loaded = skprune.load(tmp_path / "conv.skprune")
+    np.testing.assert_allclose(loaded.predict_proba(images), small.predict_proba(images), atol=1e-5)
+
+
+def test_pretrained_module_instance_on_gpu_is_used_as_is(clf_data):
+    from skprune import MLP
+
+    X, y = clf_data
+    dense = PrunedNetClassifier(**{**FAST, "max_epochs": 20}).fit(X, y)
+    module = dense.module_  # already on cuda
+    wrapped = PrunedNetClassifier(module=module, **{**FAST, "max_epochs": 1, "lr": 1e-12}).fit(X, y)
+    assert wrapped.module_ is not module
+    np.testing.assert_allclose(wrapped.predict_proba(X), dense.predict_proba(X), atol=1e-4)
+    cpu_module = MLP(X.shape[1], 3).to("cpu")
+    moved = PrunedNetClassifier(module=cpu_module, **FAST).fit(X, y)
+    assert next(moved.module_.parameters()).is_cuda
+    assert not next(cpu_module.parameters()).is_cuda
