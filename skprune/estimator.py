@@ -545,6 +545,8 @@ class PrunedNet(DocLinkMixin, NeuralNet):
             "step_index": 0,
             "statistics": {},
             "bound": self.masks_.bind(self.module_),
+            # looked up once per fit, not at every step
+            "l2_weights": [layer.weight for _, _, layer in iter_prunable_weights(self.module_)],
         }
         super().on_train_begin(net, X=X, y=y, **kwargs)
 
@@ -682,7 +684,13 @@ class PrunedNet(DocLinkMixin, NeuralNet):
             return loss
         alpha = float(self.alpha)
         if alpha > 0:
-            squares = sum(layer.weight.pow(2).sum() for _, _, layer in iter_prunable_weights(self.module_))
+            run = getattr(self, "_pruning_run", None)
+            weights = (
+                run["l2_weights"]
+                if run is not None
+                else [layer.weight for _, _, layer in iter_prunable_weights(self.module_)]
+            )
+            squares = sum(w.pow(2).sum() for w in weights)
             n = y_true.shape[0] if hasattr(y_true, "shape") and len(y_true.shape) else 1
             loss = loss + 0.5 * alpha * squares / n
         pruner = getattr(self, "pruner_", None)
