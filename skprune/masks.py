@@ -2,11 +2,15 @@
 
 A :class:`MaskStore` maps parameter names (as in ``module.named_parameters()``)
 to boolean tensors marking *pruned* entries. The estimator calls
-:meth:`MaskStore.apply` after every optimizer step and
-:meth:`MaskStore.mask_gradients` after every backward pass, so pruned
-weights are exactly zero at all times, the forward pass costs nothing
-extra, and no hooks or reparametrization are installed on the module
+:meth:`MaskStore.apply` after every optimizer step and zeroes the optimizer
+state of entries when they are pruned (:meth:`MaskStore.mask_optimizer_state`),
+so pruned weights are exactly zero at all times, the forward pass costs
+nothing extra, and no hooks or reparametrization are installed on the module
 (which keeps ``copy.deepcopy`` and therefore ``sklearn.base.clone`` working).
+:meth:`MaskStore.mask_gradients` is available but not called at every step:
+with element-wise optimizers it does not change the surviving weights, and
+the exact zeros it leaves in Adam's second moment make Adam's square root
+several times slower on CPU.
 
 The store holds no reference to the module: it is given one at each call,
 which keeps pickling of the estimator free of duplicated modules.
