@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from ._copying import copy_with_module
+
 __all__ = ["CompactionError", "UnitGroup", "compact_module", "trace_unit_groups", "removed_units"]
 
 
@@ -511,17 +513,8 @@ def compact_estimator(estimator):
     """
     estimator.check_is_fitted()
     module, plan = compact_module(estimator.module_, return_plan=True)
-    original = estimator.module_
-    optimizer = getattr(estimator, "optimizer_", None)
-    # copy everything but the big module (and the optimizer bound to its parameters)
-    estimator.__dict__["module_"] = None
-    estimator.__dict__["optimizer_"] = None
-    try:
-        compacted = copy.deepcopy(estimator)
-    finally:
-        estimator.__dict__["module_"] = original
-        estimator.__dict__["optimizer_"] = optimizer
-    compacted.__dict__["module_"] = module.to(estimator.device)
+    module = module.to(estimator.device)
+    compacted, had_optimizer = copy_with_module(estimator, module)
     store = compacted.masks_
     params = dict(module.named_parameters())
     sliced = {}
@@ -530,6 +523,6 @@ def compact_estimator(estimator):
         if name in params and pruned.shape == params[name].shape and bool(pruned.any()):
             sliced[name] = pruned
     store.pruned = sliced
-    if optimizer is not None:
+    if had_optimizer:
         compacted.initialize_optimizer()
     return compacted

@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ._copying import copy_with_module
 from .masks import MaskStore
 
 __all__ = [
@@ -92,16 +93,7 @@ def _replace_layers(module: nn.Module, convert) -> nn.Module:
 
 def _inference_copy(estimator, module: nn.Module):
     """Fitted copy of ``estimator`` with ``module`` as ``module_`` (no optimizer, no masks)."""
-    estimator.check_is_fitted()
-    original, optimizer = estimator.module_, getattr(estimator, "optimizer_", None)
-    estimator.__dict__["module_"] = None
-    estimator.__dict__["optimizer_"] = None
-    try:
-        out = copy.deepcopy(estimator)
-    finally:
-        estimator.__dict__["module_"] = original
-        estimator.__dict__["optimizer_"] = optimizer
-    out.__dict__["module_"] = module
+    out, _ = copy_with_module(estimator, module)
     out.masks_ = MaskStore()
     return out
 

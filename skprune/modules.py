@@ -22,6 +22,13 @@ ACTIVATIONS = {
 }
 
 
+def _check_activation_and_dropout(activation: str, dropout: float) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation={activation!r} is not supported; choose one of {sorted(ACTIVATIONS)}.")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+
+
 class MLP(nn.Module):
     """Multi-layer perceptron with scikit-learn-like parameters.
 
@@ -67,12 +74,7 @@ class MLP(nn.Module):
                 "hidden_layer_sizes must be positive integers, got "
                 f"{hidden_layer_sizes!r}; for example use (100,) or (256, 128)."
             )
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation={activation!r} is not supported; choose one of {sorted(ACTIVATIONS)}."
-            )
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+        _check_activation_and_dropout(activation, dropout)
         self.n_features_in = int(n_features_in)
         self.n_outputs = int(n_outputs)
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -238,12 +240,7 @@ class ConvNet(nn.Module):
             raise ValueError(f"kernel_size must be an odd positive integer, got {kernel_size!r}.")
         if int(hidden) != hidden or hidden < 0:
             raise ValueError(f"hidden must be an integer >= 0 (0: no hidden layer), got {hidden!r}.")
-        if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation={activation!r} is not supported; choose one of {sorted(ACTIVATIONS)}."
-            )
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
+        _check_activation_and_dropout(activation, dropout)
         self.n_features_in = int(n_features_in)
         self.n_outputs = int(n_outputs)
         self.input_shape = input_shape

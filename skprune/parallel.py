@@ -77,9 +77,7 @@ def register_dask_backend() -> None:
         import joblib
         from joblib._dask import DaskDistributedBackend  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "Distributed search needs dask.distributed: pip install 'skprune[dask]'."
-        ) from exc
+        raise ImportError("Distributed search needs dask.distributed: pip install 'skprune[dask]'.") from exc
     joblib.register_parallel_backend("dask", _backend_class())
 
 
