@@ -535,8 +535,9 @@ class PrunedNet(DocLinkMixin, NeuralNet):
         """Copy the pruner, check its layer selection and plan the schedule."""
         self.pruner_ = clone(self.pruner) if self.pruner is not None else None
         steps: dict[int, float] = {}
+        selected = []
         if self.pruner_ is not None:
-            self.pruner_.select_layers(self.module_)  # fail early on a bad selection
+            selected = self.pruner_.select_layers(self.module_)  # fails early on a bad selection
             steps = dict(self.pruner_.get_schedule().steps(self.max_epochs))
         self._pruning_run = {
             "epoch": 0,
@@ -544,6 +545,7 @@ class PrunedNet(DocLinkMixin, NeuralNet):
             "steps": steps,
             "step_index": 0,
             "statistics": {},
+            "selected": selected,
             "bound": self.masks_.bind(self.module_),
             # looked up once per fit, not at every step
             "l2_weights": [layer.weight for _, _, layer in iter_prunable_weights(self.module_)],
@@ -598,7 +600,7 @@ class PrunedNet(DocLinkMixin, NeuralNet):
         stats = self._pruning_run["statistics"]
         observe = getattr(self.pruner_, "observe", None)
         with torch.no_grad():
-            for name, _, layer in self.pruner_.select_layers(self.module_):
+            for name, _, layer in self._pruning_run["selected"]:
                 grad = layer.weight.grad
                 if grad is None:
                     continue
