@@ -44,7 +44,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skprune import MagnitudePruning, OneShot, PrunedNetClassifier, PrunedNetCV
-from skprune.selection import one_standard_error_index
+from skprune.model_selection._rules import one_standard_error_index
 
 SPARSITIES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)
 DENSE = 20

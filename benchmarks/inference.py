@@ -43,7 +43,7 @@ from sklearn.model_selection import train_test_split
 
 import skprune
 from skprune import MagnitudePruning, NeuronPruning, OneShot, PrunedNetClassifier
-from skprune.export import state_bytes, stored_values
+from skprune.deploy._export import state_bytes, stored_values
 
 
 def _fine_tune(dense, pruner, X, y, epochs, seed):

@@ -24,8 +24,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from skprune import ChannelPruning, CompactionError, MagnitudePruning, PrunedNetClassifier
-from skprune.pruners.base import BasePruner
+from skprune import BasePruner, ChannelPruning, CompactionError, MagnitudePruning, PrunedNetClassifier
 
 torch.set_num_threads(1)
 

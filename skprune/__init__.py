@@ -1,36 +1,55 @@
-"""skprune: neural-network pruning as a scikit-learn hyperparameter."""
+"""skprune: neural-network pruning as a scikit-learn hyperparameter.
 
-from .callbacks import TrainingLog
-from .compaction import CompactionError, compact_module
-from .cv import PrunedNetCV
-from .estimator import PrunedNet, PrunedNetClassifier, PrunedNetRegressor
-from .exceptions import TrainingDivergedError
-from .export import compression_report, quantize_int8, to_sparse
-from .masks import MaskStore
-from .modules import MLP, ConvNet
-from .persistence import PersistenceError, load, register_serializable, save
-from .plotting import plot_history, plot_layer_sparsity, plot_sparsity_path
+The public API is re-exported here; the subpackages show the layers:
+:mod:`skprune.nn` (networks and the unit graph), :mod:`skprune.pruners`
+(strategies and schedules), :mod:`skprune.model_selection` (the CV path,
+selection rules, scorers), :mod:`skprune.inspection` (reports and plots) and
+:mod:`skprune.deploy` (compaction, exports, persistence).
+"""
+
+from ._estimator import PrunedNet, PrunedNetClassifier, PrunedNetRegressor
+from ._training._log import TrainingLog
+from ._training._masks import MaskStore
+from ._version import __version__
+from .deploy import (
+    compact_module,
+    compression_report,
+    load,
+    quantize_int8,
+    register_serializable,
+    save,
+    to_sparse,
+)
+from .exceptions import CompactionError, PersistenceError, TrainingDivergedError
+from .inspection import plot_history, plot_layer_sparsity
+from .model_selection import (
+    OneStandardErrorRule,
+    PrunedNetCV,
+    one_standard_error_index,
+    plot_sparsity_path,
+    sparsity_scorer,
+)
+from .nn import MLP, ConvNet
 from .pruners import (
     BasePruner,
+    BaseSchedule,
     ChannelPruning,
     CombinedPruning,
     FunctionPruner,
     GradientStatistics,
     InputPruning,
+    Iterative,
     L1Pruning,
     LotteryTicket,
     MagnitudePruning,
     NeuronPruning,
+    OneShot,
+    Polynomial,
     PruningContext,
     RandomPruning,
     SNIPPruning,
     TaylorPruning,
 )
-from .schedules import BaseSchedule, Iterative, OneShot, Polynomial
-from .scoring import sparsity_scorer
-from .selection import OneStandardErrorRule, one_standard_error_index
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BasePruner",
@@ -49,9 +68,9 @@ __all__ = [
     "MagnitudePruning",
     "MaskStore",
     "NeuronPruning",
-    "PersistenceError",
     "OneShot",
     "OneStandardErrorRule",
+    "PersistenceError",
     "Polynomial",
     "PrunedNet",
     "PrunedNetCV",
@@ -63,16 +82,17 @@ __all__ = [
     "TaylorPruning",
     "TrainingDivergedError",
     "TrainingLog",
+    "__version__",
     "compact_module",
     "compression_report",
     "load",
-    "quantize_int8",
-    "register_serializable",
-    "save",
     "one_standard_error_index",
     "plot_history",
     "plot_layer_sparsity",
     "plot_sparsity_path",
+    "quantize_int8",
+    "register_serializable",
+    "save",
     "sparsity_scorer",
     "to_sparse",
 ]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib
 
+from ._version import __version__
+
 #: Root of skprune's hosted documentation; ``{version}`` is :func:`doc_version`.
 DOCUMENTATION_URL = "https://skprune.readthedocs.io/en/{version}"
 
@@ -28,7 +30,7 @@ def doc_version(version: str | None = None) -> str:
     to ``"latest"``, the documentation of the development branch.
     """
     if version is None:
-        from . import __version__ as version
+        version = __version__
     if any(marker in version for marker in ("dev", "+", "a", "b", "rc")):
         return "latest"
     return version

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TrainingDivergedError"]
+__all__ = ["CompactionError", "PersistenceError", "TrainingDivergedError"]
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -12,3 +12,11 @@ class TrainingDivergedError(FloatingPointError):
     Usually fixed by a smaller ``lr``, scaled inputs (``StandardScaler``) or
     a smaller ``alpha``.
     """
+
+
+class CompactionError(ValueError):
+    """The network cannot be compacted: a removed unit feeds an operation compaction cannot follow."""
+
+
+class PersistenceError(ValueError):
+    """A file cannot be loaded (wrong format, version or content), or an estimator cannot be saved."""

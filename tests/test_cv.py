@@ -17,7 +17,7 @@ from skprune import (
     PrunedNetRegressor,
     sparsity_scorer,
 )
-from skprune.selection import one_standard_error_index
+from skprune.model_selection._rules import one_standard_error_index
 
 NET = dict(module__hidden_layer_sizes=(16,), batch_size=32, lr=0.02, random_state=0)
 SPARSITIES = [0.0, 0.5, 0.8, 0.9]

@@ -13,7 +13,7 @@ import joblib  # noqa: E402
 from sklearn.model_selection import GridSearchCV, StratifiedKFold  # noqa: E402
 
 from skprune import MagnitudePruning, PrunedNetClassifier, PrunedNetCV  # noqa: E402
-from skprune.parallel import register_dask_backend  # noqa: E402
+from skprune.model_selection import register_dask_backend  # noqa: E402
 
 # the estimator defined below must reach the workers by value
 cloudpickle.register_pickle_by_value(sys.modules[__name__])

@@ -1,8 +1,8 @@
 import subprocess
 import sys
 
-from skprune.cli import main
-from skprune.demo import run_demo
+from skprune._cli import main
+from skprune._demo import run_demo
 
 
 def test_demo_prints_results_table():

@@ -19,7 +19,7 @@ from skprune import (
     PrunedNetClassifier,
     PrunedNetRegressor,
 )
-from skprune.data import ArrayDataset
+from skprune._training._data import ArrayDataset
 
 FAST = dict(max_epochs=6, batch_size=32, lr=0.01, random_state=0)
 

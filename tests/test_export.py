@@ -14,7 +14,7 @@ from skprune import (
     quantize_int8,
     to_sparse,
 )
-from skprune.export import SparseLinear
+from skprune.deploy._export import SparseLinear
 
 FAST = dict(max_epochs=8, batch_size=32, lr=0.01, random_state=0)
 

@@ -30,7 +30,7 @@ from skprune import (
     SNIPPruning,
     TaylorPruning,
 )
-from skprune.data import ArrayDataset
+from skprune._training._data import ArrayDataset
 
 pytestmark = [
     pytest.mark.gpu,

@@ -17,12 +17,12 @@ from skprune import (
     CombinedPruning,
     InputPruning,
     MagnitudePruning,
+    MaskStore,
     OneShot,
     PrunedNetClassifier,
     PrunedNetRegressor,
     PruningContext,
 )
-from skprune.masks import MaskStore
 
 FAST = dict(max_epochs=12, batch_size=32, lr=0.01, random_state=0)
 

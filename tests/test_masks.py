@@ -3,7 +3,8 @@ import copy
 import torch
 from torch import nn
 
-from skprune.masks import MaskStore, iter_prunable_weights
+from skprune import MaskStore
+from skprune.nn import iter_prunable_weights
 
 
 def _net():

@@ -13,7 +13,7 @@ from skprune import (
     plot_layer_sparsity,
     plot_sparsity_path,
 )
-from skprune.selection import standard_error
+from skprune.model_selection._rules import standard_error
 
 matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")

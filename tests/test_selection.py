@@ -6,7 +6,7 @@ import pytest
 from sklearn.model_selection import GridSearchCV
 
 from skprune import MagnitudePruning, OneShot, OneStandardErrorRule, PrunedNetClassifier, sparsity_scorer
-from skprune.selection import best_score_index, one_standard_error_index, standard_error
+from skprune.model_selection._rules import best_score_index, one_standard_error_index, standard_error
 
 
 def make_results(sparsities, fold_scores, key="param_pruner__sparsity", metric="score", extra=None):

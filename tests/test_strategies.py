@@ -16,6 +16,7 @@ from skprune import (
     L1Pruning,
     LotteryTicket,
     MagnitudePruning,
+    MaskStore,
     OneShot,
     PrunedNetClassifier,
     PruningContext,
@@ -23,7 +24,6 @@ from skprune import (
     SNIPPruning,
     TaylorPruning,
 )
-from skprune.masks import MaskStore
 
 FAST = dict(max_epochs=8, batch_size=32, lr=0.01, random_state=0, module__hidden_layer_sizes=(32, 16))
 LAYERS = ["layers.fc0", "layers.fc1", "layers.output"]

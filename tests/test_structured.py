@@ -20,7 +20,7 @@ from skprune import (
     PrunedNetRegressor,
     compact_module,
 )
-from skprune.compaction import removed_units
+from skprune.nn import removed_units
 
 FAST = dict(max_epochs=6, batch_size=32, lr=0.01, random_state=0)
 
@@ -239,8 +239,7 @@ def test_compaction_also_drops_rows_emptied_by_unstructured_pruning(clf_data):
 
 
 def test_taylor_scores_come_from_gradient_statistics():
-    from skprune import PruningContext
-    from skprune.masks import MaskStore
+    from skprune import MaskStore, PruningContext
 
     torch.manual_seed(0)
     module = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))

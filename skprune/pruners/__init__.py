@@ -1,18 +1,23 @@
-"""Pruning strategies: policy objects that decide masks."""
+"""Pruning strategies (policy objects that decide masks) and the schedules that time them."""
 
-from .base import BasePruner, PruningContext, is_pruner
-from .combined import CombinedPruning
-from .function import FunctionPruner, GradientStatistics
-from .gradient import SNIPPruning, TaylorPruning
-from .input import InputPruning
-from .l1 import L1Pruning
-from .lottery import LotteryTicket
-from .magnitude import MagnitudePruning
-from .random import RandomPruning
-from .structured import ChannelPruning, NeuronPruning, StructuredPruner
+from ._base import BasePruner, PruningContext, is_pruner
+from ._combined import CombinedPruning
+from ._function import FunctionPruner, GradientStatistics
+from ._gradient import SNIPPruning, TaylorPruning
+from ._input import InputPruning
+from ._l1 import L1Pruning
+from ._lottery import LotteryTicket
+from ._magnitude import MagnitudePruning
+from ._random import RandomPruning
+from ._schedules import BaseSchedule, Iterative, OneShot, Polynomial
+from ._structured import ChannelPruning, NeuronPruning, StructuredPruner
 
 __all__ = [
     "BasePruner",
+    "BaseSchedule",
+    "Iterative",
+    "OneShot",
+    "Polynomial",
     "ChannelPruning",
     "CombinedPruning",
     "FunctionPruner",

@@ -25,6 +25,10 @@ from skorch.utils import is_dataset, to_numpy
 
 from ._doc_link import DocLinkMixin
 from ._random import seed_from_random_state, seeded_torch
+from ._training._data import ArrayDataset, BatchIterator, to_tensor_once
+from ._training._history import history_to_frame
+from ._training._log import TrainingLog
+from ._training._masks import MaskStore
 from ._validation import (
     check_alpha,
     check_device,
@@ -34,15 +38,13 @@ from ._validation import (
     validate_X,
     validate_X_y,
 )
-from .callbacks import TrainingLog
-from .data import ArrayDataset, BatchIterator, to_tensor_once
+from .deploy._compaction import compact_estimator
 from .exceptions import TrainingDivergedError
-from .features import input_column_norms, input_layer
-from .history import history_to_frame
-from .masks import MaskStore, iter_prunable_weights
-from .modules import MLP, _check_input_shape
-from .pruners.base import PruningContext, is_pruner
-from .report import count_parameters, layer_table
+from .nn._inputs import input_column_norms, input_layer
+from .nn._layers import iter_prunable_weights
+from .nn._networks import MLP, _check_input_shape
+from .nn._summary import count_parameters, layer_table
+from .pruners._base import PruningContext, is_pruner
 
 __all__ = ["PrunedNet", "PrunedNetClassifier", "PrunedNetRegressor"]
 
@@ -115,7 +117,7 @@ class PrunedNet(DocLinkMixin, NeuralNet):
         ``0`` prints nothing; ``1`` prints skorch's per-epoch table, with the
         measured ``sparsity`` as a column; ``2`` adds a progress bar
         (``tqdm.auto``: a widget in Jupyter when ``ipywidgets`` is installed,
-        else text). See :class:`~skprune.callbacks.TrainingLog`.
+        else text). See :class:`~skprune.TrainingLog`.
     device : str, default="cpu"
         Torch device, e.g. ``"cuda"``.
     **kwargs
@@ -883,8 +885,6 @@ class PrunedNet(DocLinkMixin, NeuralNet):
             If removed units feed an operation that cannot be followed (the
             message names the layer).
         """
-        from .compaction import compact_estimator
-
         return compact_estimator(self)
 
 

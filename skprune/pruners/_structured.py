@@ -2,7 +2,7 @@
 
 A removed unit's weight row and bias are masked to zero, and so are the
 matching BatchNorm entries and the matching input weights of the next layer
-(found by tracing the network with torch.fx, see :mod:`skprune.compaction`),
+(found by tracing the network with torch.fx, see :func:`skprune.nn.trace_unit_groups`),
 so the unit is dead in the masked network, the reported sparsity counts it,
 and :meth:`skprune.PrunedNet.compact` can delete it for real.
 """
@@ -15,10 +15,12 @@ import warnings
 import torch
 from torch import nn
 
-from ..compaction import CompactionError, UnitGroup, trace_unit_groups
-from ..masks import MaskStore, iter_prunable_weights
-from ..schedules import BaseSchedule
-from .base import SCOPES, BasePruner, PruningContext
+from .._training._masks import MaskStore
+from ..exceptions import CompactionError
+from ..nn._layers import iter_prunable_weights
+from ..nn._units import UnitGroup, trace_unit_groups
+from ._base import SCOPES, BasePruner, PruningContext
+from ._schedules import BaseSchedule
 
 __all__ = ["NeuronPruning", "ChannelPruning", "StructuredPruner"]
 

@@ -27,8 +27,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+from .._training._masks import MaskStore
 from ._copying import copy_with_module
-from .masks import MaskStore
 
 __all__ = [
     "SparseLinear",

@@ -16,10 +16,10 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from .._doc_link import DocLinkMixin
-from ..features import input_column_norms, input_layer
-from ..masks import MaskStore
-from ..schedules import BaseSchedule, Iterative
-from .base import PruningContext
+from .._training._masks import MaskStore
+from ..nn._inputs import input_column_norms, input_layer
+from ._base import PruningContext
+from ._schedules import BaseSchedule, Iterative
 
 __all__ = ["InputPruning"]
 

@@ -96,6 +96,14 @@ class MLP(nn.Module):
         """Return raw outputs (logits for classification)."""
         return self.layers(X)
 
+    def refresh_sizes(self) -> None:
+        """Make ``hidden_layer_sizes`` describe the layers (after compaction or resizing)."""
+        self.hidden_layer_sizes = tuple(
+            layer.out_features
+            for name, layer in self.layers.named_children()
+            if isinstance(layer, nn.Linear) and name != "output"
+        )
+
 
 def _check_input_shape(input_shape, *, name: str = "input_shape") -> tuple[int, int, int]:
     """Return ``input_shape`` as a ``(C, H, W)`` tuple of positive ints, or raise."""
@@ -280,7 +288,7 @@ class ConvNet(nn.Module):
         """Return raw outputs (logits for classification) for images or flat rows."""
         return self.layers(as_images(X, self.input_shape))
 
-    def _refresh_sizes(self) -> None:
+    def refresh_sizes(self) -> None:
         """Make ``channels`` and ``hidden`` describe the layers (after compaction)."""
         self.channels = tuple(layer.out_channels for layer in self.layers if isinstance(layer, nn.Conv2d))
         fc = getattr(self.layers, "fc", None)

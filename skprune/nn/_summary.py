@@ -6,7 +6,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .masks import iter_prunable_weights
+from ._layers import iter_prunable_weights
 
 __all__ = ["layer_table", "count_parameters"]
 

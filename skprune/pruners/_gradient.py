@@ -14,8 +14,8 @@ import numbers
 
 import torch
 
-from ..schedules import BaseSchedule, OneShot
-from .base import BasePruner, PruningContext
+from ._base import BasePruner, PruningContext
+from ._schedules import BaseSchedule, OneShot
 
 __all__ = ["TaylorPruning", "SNIPPruning"]
 

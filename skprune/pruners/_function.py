@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..masks import MaskStore
-from ..schedules import BaseSchedule
-from .base import BasePruner, PruningContext
+from .._training._masks import MaskStore
+from ._base import BasePruner, PruningContext
+from ._schedules import BaseSchedule
 
 __all__ = ["FunctionPruner", "GradientStatistics"]
 

@@ -27,10 +27,10 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted
 
-from ._doc_link import DocLinkMixin
-from .schedules import OneShot
-from .scoring import final_pruned_net
-from .selection import best_score_index, one_standard_error_index, standard_error
+from .._doc_link import DocLinkMixin
+from .._unwrap import final_pruned_net
+from ..pruners._schedules import OneShot
+from ._rules import best_score_index, one_standard_error_index, standard_error
 
 __all__ = ["PrunedNetCV"]
 
@@ -239,7 +239,7 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
     See Also
     --------
     OneStandardErrorRule : the ``"1se"`` rule as a ``GridSearchCV`` refit callable.
-    skprune.plotting.plot_sparsity_path : plot ``cv_results_`` with the chosen point.
+    skprune.plot_sparsity_path : plot ``cv_results_`` with the chosen point.
 
     Examples
     --------

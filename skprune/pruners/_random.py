@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import BasePruner, PruningContext
+from ._base import BasePruner, PruningContext
 
 __all__ = ["RandomPruning"]
 

@@ -34,6 +34,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import nn as _nn_package
+from .. import pruners
+from .._doc_link import DocLinkMixin
+from .._training import _data
+from .._training._log import TrainingLog
+from .._version import __version__
+from ..exceptions import PersistenceError
+from ..nn._layers import refresh_sizes
+
 __all__ = ["PersistenceError", "save", "load", "register_serializable", "FORMAT_VERSION"]
 
 FORMAT = "skprune"
@@ -88,8 +97,6 @@ def _is_fitted_name(name: str) -> bool:
     return (name.endswith("_") and not name.startswith("_")) or name in _PRIVATE_FITTED
 
 
-class PersistenceError(ValueError):
-    """A file cannot be loaded (wrong format, version or content), or an estimator cannot be saved."""
 
 
 # ------------------------------------------------------------- allow-list
@@ -137,19 +144,18 @@ def _builtin_allowed() -> dict[str, object]:
     import torch.optim.lr_scheduler
     import torch.utils.data
 
-    import skprune
-
-    from . import data, modules, pruners, schedules
-
     found: dict[str, object] = {}
 
     def add(obj):
         if isinstance(obj, type):
             found[_path_of(obj)] = obj
 
-    for namespace in (skprune, pruners, schedules, modules, data):
+    for namespace in (_nn_package, pruners, _data):
         for name in getattr(namespace, "__all__", []):
             add(getattr(namespace, name, None))
+    add(TrainingLog)
+    for cls in _public_skprune_classes(DocLinkMixin):  # estimators, pruners, schedules
+        add(cls)
     for name in dir(nn):
         obj = getattr(nn, name)
         if isinstance(obj, type) and issubclass(obj, nn.Module):
@@ -172,8 +178,23 @@ def _builtin_allowed() -> dict[str, object]:
     return found
 
 
+def _public_skprune_classes(base: type) -> list[type]:
+    """Public skprune classes deriving from ``base``, found without importing them here."""
+    found, stack = [], [base]
+    while stack:
+        cls = stack.pop()
+        for sub in cls.__subclasses__():
+            stack.append(sub)
+            if sub.__module__.startswith("skprune.") and not sub.__name__.startswith("_"):
+                found.append(sub)
+    return found
+
+
 def _resolve(path: str):
     obj = _REGISTERED.get(path) or _builtin_allowed().get(path)
+    if obj is None and path.startswith("skprune."):
+        # files written before the package layout moved name e.g. "skprune.modules.MLP"
+        obj = _legacy_skprune_path(path)
     if obj is None:
         raise PersistenceError(
             f"The file refers to {path!r}, which is not in skprune's allow-list; load never imports "
@@ -181,6 +202,17 @@ def _resolve(path: str):
             "skprune.register_serializable(<that class>) before skprune.load."
         )
     return obj
+
+
+def _legacy_skprune_path(path: str):
+    """The allow-listed skprune class that an older file names by a former module path."""
+    name = path.rsplit(".", 1)[-1]
+    matches = [
+        obj
+        for key, obj in _builtin_allowed().items()
+        if key.startswith("skprune.") and key.rsplit(".", 1)[-1] == name
+    ]
+    return matches[0] if len(matches) == 1 else None
 
 
 def _reference(obj, where: str) -> dict:
@@ -390,9 +422,7 @@ def _resize_leaves(module: nn.Module, state: dict[str, torch.Tensor]) -> None:
                 new = old.new_empty(n)
                 setattr(layer, attr, nn.Parameter(new) if isinstance(old, nn.Parameter) else new)
             layer.num_features = n
-    from .compaction import _refresh_mlp_sizes
-
-    _refresh_mlp_sizes(module)
+    refresh_sizes(module)
 
 
 # ------------------------------------------------------------- file layout
@@ -541,8 +571,6 @@ def save(estimator, path) -> None:
         it with :func:`register_serializable`), or the module holds
         quantized or sparse tensors (save the float model instead).
     """
-    from . import __version__
-
     encoder = _Encoder()
     config = {"estimator": encoder._encode_object(estimator, type(estimator).__name__), "fitted": None}
     tensors = dict(encoder.tensors)

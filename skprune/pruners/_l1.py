@@ -7,8 +7,8 @@ import numbers
 import torch
 from torch import nn
 
-from ..schedules import BaseSchedule
-from .base import BasePruner, PruningContext
+from ._base import BasePruner, PruningContext
+from ._schedules import BaseSchedule
 
 __all__ = ["L1Pruning"]
 

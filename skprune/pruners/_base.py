@@ -43,8 +43,9 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from .._doc_link import DocLinkMixin
-from ..masks import MaskStore, iter_prunable_weights
-from ..schedules import BaseSchedule, Polynomial
+from .._training._masks import MaskStore
+from ..nn._layers import iter_prunable_weights
+from ._schedules import BaseSchedule, Polynomial
 
 __all__ = ["BasePruner", "PruningContext", "is_pruner"]
 

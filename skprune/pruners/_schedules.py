@@ -15,7 +15,7 @@ import numbers
 
 from sklearn.base import BaseEstimator
 
-from ._doc_link import DocLinkMixin
+from .._doc_link import DocLinkMixin
 
 __all__ = ["BaseSchedule", "OneShot", "Iterative", "Polynomial"]
 

@@ -18,33 +18,10 @@ which keeps pickling of the estimator free of duplicated modules.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 from torch import nn
 
-__all__ = ["MaskStore", "PRUNABLE_TYPES", "iter_prunable_weights"]
-
-#: Layer types whose ``weight`` is prunable.
-PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Linear,
-    nn.Conv1d,
-    nn.Conv2d,
-    nn.Conv3d,
-)
-
-
-def iter_prunable_weights(module: nn.Module) -> Iterator[tuple[str, str, nn.Module]]:
-    """Yield ``(param_name, layer_name, layer)`` for each prunable weight.
-
-    Layers are Linear and Conv layers, in ``named_modules`` order; the
-    parameter name is ``f"{layer_name}.weight"``.
-    """
-    for layer_name, layer in module.named_modules():
-        if isinstance(layer, PRUNABLE_TYPES) and isinstance(getattr(layer, "weight", None), nn.Parameter):
-            param_name = f"{layer_name}.weight" if layer_name else "weight"
-            yield param_name, layer_name, layer
-
+__all__ = ["MaskStore"]
 
 class MaskStore:
     """Boolean masks of pruned weight entries, keyed by parameter name."""

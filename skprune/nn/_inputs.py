@@ -8,7 +8,7 @@ removes whole columns, and the estimators' ``feature_importances_`` reads
 their norms.
 
 The first layer is the first Linear/Conv layer in ``named_modules`` order
-(the first of :func:`~skprune.masks.iter_prunable_weights`), which is the
+(the first of :func:`~skprune.nn.iter_prunable_weights`), which is the
 input layer of :class:`~skprune.MLP` and of any module that registers its
 layers in the order it uses them.
 """
@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .masks import iter_prunable_weights
+from ._layers import iter_prunable_weights
 
 __all__ = ["input_layer", "input_column_norms"]
 

@@ -6,9 +6,9 @@ from sklearn.base import BaseEstimator
 from torch import nn
 
 from .._doc_link import DocLinkMixin
-from ..masks import MaskStore
-from ..schedules import BaseSchedule
-from .base import PruningContext, is_pruner
+from .._training._masks import MaskStore
+from ._base import PruningContext, is_pruner
+from ._schedules import BaseSchedule
 
 __all__ = ["CombinedPruning"]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._demo import run_demo
+
 __all__ = ["main"]
 
 
@@ -32,8 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         if args.cv < 2:
             parser.error("--cv must be >= 2")
-        from .demo import run_demo
-
         run_demo(cv=args.cv, max_epochs=args.max_epochs, n_jobs=args.n_jobs, random_state=args.random_state)
     return 0
 

@@ -1,0 +1,1 @@
+"""The training engine (private): data preparation, batches, masks, pruning run, training log."""

@@ -1,0 +1,260 @@
+"""Compaction: turn removed units into a physically smaller network.
+
+Structured pruning (:class:`~skprune.NeuronPruning`,
+:class:`~skprune.ChannelPruning`) zeroes whole hidden units: the unit's
+weight row and bias, the matching BatchNorm entries and the matching input
+weights of the next layer. The network still computes with the zeros.
+:func:`compact_module` removes them: the producing layer loses output
+units, BatchNorm loses the matching features, and the consuming layer loses
+the matching inputs, so the module is smaller and faster while its
+predictions are unchanged (to float rounding).
+
+A unit is *removed* when its whole weight row is exactly zero, whatever
+pruned it (so rows that unstructured pruning happened to empty go too).
+Its output is then a constant (its bias passed through BatchNorm and the
+activation); a non-zero constant, such as ``sigmoid(0) = 0.5``, is folded
+into the next layer's bias.
+
+The data flow is found with :mod:`torch.fx`, so this works for the built-in
+:class:`~skprune.MLP`, for ``nn.Sequential`` and for any fx-traceable module
+whose removed units sit in chains of
+
+* ``Linear -> [BatchNorm1d] -> [activation / Dropout] -> Linear``
+* ``Conv2d -> [BatchNorm2d] -> [activation / Dropout / pooling] -> Conv2d``
+* ``Conv2d -> ... -> Flatten -> [activation / Dropout] -> Linear``
+
+The module keeps its class and ``forward``: only its Linear, Conv2d and
+BatchNorm leaves are replaced by smaller ones, so it pickles and predicts
+as before. A removed unit whose output goes anywhere else (a residual add,
+a concatenation, a reshape with hard-coded sizes, the network output)
+raises :class:`CompactionError` naming the layer.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..exceptions import CompactionError
+from ..nn._layers import refresh_sizes
+from ..nn._units import (
+    NORM_TYPES,
+    POOL_FUNCTIONS,
+    POOL_MODULES,
+    UnitGroup,
+    removed_units,
+    trace_unit_groups,
+)
+from ._copying import copy_with_module
+
+__all__ = ["compact_module"]
+
+
+@torch.no_grad()
+def _unit_constants(group: UnitGroup, modules: dict[str, nn.Module]) -> torch.Tensor:
+    """Output of each unit of ``group.producer`` after the chain when its weights are zero."""
+    producer = modules[group.producer]
+    n_units = producer.weight.shape[0]
+    bias = producer.bias.detach() if producer.bias is not None else producer.weight.new_zeros(n_units)
+    value = bias.reshape(1, n_units, 1, 1) if isinstance(producer, nn.Conv2d) else bias.reshape(1, n_units)
+    value = value.clone()
+    for node in group.ops:
+        if node.op == "call_module":
+            module = modules[node.target]
+            if isinstance(module, POOL_MODULES + (nn.Flatten,)):
+                continue  # identity on a constant map
+            was_training = module.training
+            module.eval()
+            try:
+                value = module(value)
+            finally:
+                module.train(was_training)
+        elif node.op == "call_function":
+            if node.target in POOL_FUNCTIONS or node.target is torch.flatten:
+                continue
+            if node.target is F.dropout:
+                continue  # identity at inference
+            value = node.target(value, *node.args[1:], **node.kwargs)
+        elif node.op == "call_method":
+            if node.target == "flatten":
+                continue
+            value = getattr(value, node.target)(*node.args[1:], **node.kwargs)
+    return value.reshape(n_units)
+
+
+def _index_select(tensor: torch.Tensor, dim: int, index: torch.Tensor) -> torch.Tensor:
+    return tensor.index_select(dim, index.to(tensor.device)).clone()
+
+
+def _block_index(keep: torch.Tensor, block: int) -> torch.Tensor:
+    """Input indices of the kept units when each unit owns ``block`` consecutive inputs."""
+    units = torch.nonzero(keep).flatten()
+    return (units[:, None] * block + torch.arange(block, device=units.device)[None, :]).flatten()
+
+
+def _set_param(layer: nn.Module, name: str, value: torch.Tensor) -> None:
+    old = getattr(layer, name)
+    setattr(layer, name, nn.Parameter(value, requires_grad=old.requires_grad))
+
+
+def compact_module(module: nn.Module, *, return_plan: bool = False):
+    """Return a physically smaller copy of ``module`` without its removed units.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A (pruned) network. It is not modified.
+    return_plan : bool, default=False
+        Also return the indices kept in each changed parameter.
+
+    Returns
+    -------
+    compacted : torch.nn.Module
+        A copy of ``module`` (same class and ``forward``) whose Linear,
+        Conv2d and BatchNorm layers have lost the removed units. Its
+        outputs equal the input module's in evaluation mode.
+    plan : dict of str to dict of int to LongTensor
+        Only if ``return_plan``: for each changed parameter or buffer name,
+        the kept indices along each changed dimension.
+
+    Raises
+    ------
+    CompactionError
+        If a layer has removed units whose output flows into an operation
+        compaction cannot follow (the message names it), or if the module
+        cannot be traced.
+    """
+    compacted = copy.deepcopy(module)
+    groups = trace_unit_groups(compacted)
+    modules = dict(compacted.named_modules())
+    keep_out: dict[str, torch.Tensor] = {}
+    keep_in: dict[str, tuple[torch.Tensor, int]] = {}
+    folds: list[tuple[str, torch.Tensor, torch.Tensor, int]] = []
+    for name, group in groups.items():
+        layer = modules[name]
+        removed = removed_units(layer)
+        if not removed.any() or group.is_output:
+            continue  # outputs stay, even when their weights are all zero
+        if group.blocked is not None:
+            raise CompactionError(
+                f"Cannot compact {type(module).__name__}: layer {name!r} has {int(removed.sum())} "
+                f"removed units, but {group.blocked}. Compaction follows Linear -> [BatchNorm] -> "
+                "activation/Dropout -> Linear and Conv2d -> [BatchNorm] -> activation/pooling -> "
+                "Conv2d or Flatten -> Linear chains. Prune only layers inside such chains (the "
+                "pruner's `layers` parameter) or keep the masked model uncompacted."
+            )
+        if bool(removed.all()):
+            raise CompactionError(
+                f"Cannot compact {type(module).__name__}: every unit of layer {name!r} is removed, "
+                "so the network output no longer depends on its input. Use a smaller pruning fraction."
+            )
+        constants = _unit_constants(group, modules)
+        nonzero = removed & constants.ne(0)
+        consumer = modules[group.consumer]
+        foldable = consumer.bias is not None and not group.pooled
+        if isinstance(consumer, nn.Conv2d):
+            foldable = foldable and all(p == 0 for p in consumer.padding) and consumer.padding != "same"
+        if nonzero.any() and not foldable:
+            warnings.warn(
+                f"compact: {int(nonzero.sum())} removed units of layer {name!r} output a non-zero "
+                f"constant that cannot be folded into {group.consumer!r} (no bias, padding or "
+                "pooling on the path); they are kept.",
+                UserWarning,
+                stacklevel=2,
+            )
+            removed = removed & ~nonzero
+        if not removed.any():
+            continue
+        keep = ~removed
+        keep_out[name] = keep
+        for norm in group.norms:
+            keep_out[norm] = keep
+        keep_in[group.consumer] = (keep, group.block)
+        if (removed & nonzero).any():
+            folds.append((group.consumer, removed & nonzero, constants, group.block))
+
+    with torch.no_grad():
+        for consumer_name, fold_units, constants, block in folds:
+            consumer = modules[consumer_name]
+            weight = consumer.weight.detach()
+            if isinstance(consumer, nn.Conv2d):
+                per_unit = weight.sum(dim=(2, 3))  # valid convolution of a constant map
+            else:
+                per_unit = weight.reshape(weight.shape[0], -1, block).sum(dim=2)
+            shift = per_unit[:, fold_units] @ constants[fold_units].to(per_unit.dtype)
+            consumer.bias.add_(shift)
+
+    plan: dict[str, dict[int, torch.Tensor]] = {}
+    with torch.no_grad():
+        for name in set(keep_out) | set(keep_in):
+            layer = modules[name]
+            index_out = torch.nonzero(keep_out[name]).flatten() if name in keep_out else None
+            if isinstance(layer, NORM_TYPES):
+                for attr in ("weight", "bias", "running_mean", "running_var"):
+                    value = getattr(layer, attr, None)
+                    if value is None:
+                        continue
+                    new = _index_select(value.detach(), 0, index_out)
+                    if isinstance(value, nn.Parameter):
+                        _set_param(layer, attr, new)
+                    else:
+                        setattr(layer, attr, new)
+                    plan[f"{name}.{attr}"] = {0: index_out}
+                layer.num_features = int(index_out.numel())
+                continue
+            weight = layer.weight.detach()
+            entry: dict[int, torch.Tensor] = {}
+            if index_out is not None:
+                weight = _index_select(weight, 0, index_out)
+                entry[0] = index_out
+                if layer.bias is not None:
+                    _set_param(layer, "bias", _index_select(layer.bias.detach(), 0, index_out))
+                    plan[f"{name}.bias"] = {0: index_out}
+            if name in keep_in:
+                keep, block = keep_in[name]
+                index_in = _block_index(keep, block)
+                weight = _index_select(weight, 1, index_in)
+                entry[1] = index_in
+            _set_param(layer, "weight", weight.contiguous())
+            plan[f"{name}.weight"] = entry
+            if isinstance(layer, nn.Linear):
+                layer.out_features, layer.in_features = weight.shape[0], weight.shape[1]
+            else:
+                layer.out_channels, layer.in_channels = weight.shape[0], weight.shape[1]
+    refresh_sizes(compacted)
+    if return_plan:
+        return compacted, plan
+    return compacted
+
+
+def slice_by_plan(name: str, tensor: torch.Tensor, plan: dict[str, dict[int, torch.Tensor]]) -> torch.Tensor:
+    """Slice a tensor shaped like parameter ``name`` as :func:`compact_module` sliced it."""
+    for dim, index in plan.get(name, {}).items():
+        tensor = tensor.index_select(dim, index.to(tensor.device))
+    return tensor
+
+
+def compact_estimator(estimator):
+    """Return a fitted copy of ``estimator`` whose ``module_`` is compacted.
+
+    See :meth:`skprune.PrunedNet.compact`.
+    """
+    estimator.check_is_fitted()
+    module, plan = compact_module(estimator.module_, return_plan=True)
+    module = module.to(estimator.device)
+    compacted, had_optimizer = copy_with_module(estimator, module)
+    store = compacted.masks_
+    params = dict(module.named_parameters())
+    sliced = {}
+    for name, pruned in store.pruned.items():
+        pruned = slice_by_plan(name, pruned, plan)
+        if name in params and pruned.shape == params[name].shape and bool(pruned.any()):
+            sliced[name] = pruned
+    store.pruned = sliced
+    if had_optimizer:
+        compacted.initialize_optimizer()
+    return compacted

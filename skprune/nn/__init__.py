@@ -1,0 +1,24 @@
+"""Networks: the default MLP and ConvNet, and how skprune reads any network's layers.
+
+``iter_prunable_weights`` names the layers whose weights pruning may touch;
+``trace_unit_groups`` is the unit graph that structured pruning and
+compaction share (which layers read each layer's output units).
+"""
+
+from ._layers import PRUNABLE_TYPES, iter_prunable_weights, refresh_sizes
+from ._networks import MLP, ConvNet
+from ._summary import count_parameters, layer_table
+from ._units import UnitGroup, removed_units, trace_unit_groups
+
+__all__ = [
+    "MLP",
+    "PRUNABLE_TYPES",
+    "ConvNet",
+    "UnitGroup",
+    "count_parameters",
+    "iter_prunable_weights",
+    "layer_table",
+    "refresh_sizes",
+    "removed_units",
+    "trace_unit_groups",
+]
