@@ -30,7 +30,7 @@ X_train, X_test, y_train, y_test = train_test_split(images, y, test_size=0.25, s
 common = dict(module=ConvNet, max_epochs=15, random_state=0)
 dense = PrunedNetClassifier(**common).fit(X_train, y_train)
 sparse = PrunedNetClassifier(pruner=MagnitudePruning(sparsity=0.8), **common).fit(X_train, y_train)
-channels = PrunedNetClassifier(pruner=ChannelPruning(fraction=0.5), **common).fit(X_train, y_train)
+channels = PrunedNetClassifier(pruner=ChannelPruning(sparsity=0.5), **common).fit(X_train, y_train)
 small = channels.compact()  # a physically smaller ConvNet with the same predictions
 
 print(f"input_shape_ = {dense.input_shape_}")

@@ -7,7 +7,9 @@ selection rules, scorers), :mod:`skprune.inspection` (reports and plots) and
 :mod:`skprune.deploy` (compaction, exports, persistence).
 """
 
-from ._estimator import PrunedNet, PrunedNetClassifier, PrunedNetRegressor
+from ._classifier import PrunedNetClassifier
+from ._estimator import PrunedNet
+from ._regressor import PrunedNetRegressor
 from ._training._log import TrainingLog
 from ._training._masks import MaskStore
 from ._version import __version__

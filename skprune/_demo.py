@@ -10,7 +10,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ._estimator import PrunedNetClassifier
+from ._classifier import PrunedNetClassifier
 from .pruners import MagnitudePruning
 
 __all__ = ["run_demo"]

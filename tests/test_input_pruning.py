@@ -60,9 +60,9 @@ def test_keeps_exactly_n_features_and_finds_informative(wide):
     assert net.score(X, y) > 0.7
 
 
-def test_fraction_rounds_to_a_count(wide):
+def test_sparsity_rounds_to_a_count(wide):
     X, y = wide
-    net = PrunedNetClassifier(pruner=InputPruning(fraction=0.27, schedule=OneShot(at=0.5)), **FAST)
+    net = PrunedNetClassifier(pruner=InputPruning(sparsity=0.73, schedule=OneShot(at=0.5)), **FAST)
     net.fit(X, y)
     assert np.count_nonzero(net.feature_importances_) == round(0.27 * 20)
 
@@ -71,10 +71,10 @@ def test_fraction_rounds_to_a_count(wide):
     "kwargs, match",
     [
         ({}, "both are None"),
-        ({"n_features": 3, "fraction": 0.5}, "pass only one"),
-        ({"n_features": 0}, "at least 1"),
-        ({"fraction": 0.0}, r"\(0, 1\]"),
-        ({"fraction": 1.5}, r"\(0, 1\]"),
+        ({"n_features": 3, "sparsity": 0.5}, "pass only one"),
+        ({"n_features": 0}, r"'n_features' parameter of InputPruning must be an int in the range \[1, inf\)"),
+        ({"sparsity": 1.0}, r"'sparsity' parameter of InputPruning must be a float in the range \[0.0, 1"),
+        ({"sparsity": -0.5}, r"'sparsity' parameter"),
         ({"n_features": 3, "strength": -1.0}, "strength"),
         ({"n_features": 3, "strength": float("nan")}, "strength"),
     ],
@@ -88,9 +88,9 @@ def test_bad_parameters_raise_at_fit(wide, kwargs, match):
 
 def test_bad_types_raise_at_fit(wide):
     X, y = wide
-    with pytest.raises(TypeError, match="integer count"):
+    with pytest.raises(TypeError, match="'n_features' parameter of InputPruning must be an int"):
         PrunedNetClassifier(pruner=InputPruning(n_features=2.5), **FAST).fit(X, y)
-    with pytest.raises(TypeError, match="schedule"):
+    with pytest.raises(TypeError, match="'schedule' parameter of InputPruning must be an object"):
         PrunedNetClassifier(pruner=InputPruning(3, schedule="oneshot"), **FAST).fit(X, y)
 
 
@@ -261,7 +261,7 @@ def test_combined_bad_input_is_clear(wide):
     with pytest.raises(TypeError, match="list of \\(name, pruner\\) tuples"):
         PrunedNetClassifier(pruner=CombinedPruning([InputPruning(3)]), **FAST).fit(X, y)
     with pytest.raises(ValueError, match="repeated names"):
-        CombinedPruning([("a", InputPruning(3)), ("a", MagnitudePruning())])._validate_params()
+        CombinedPruning([("a", InputPruning(3)), ("a", MagnitudePruning())]).check_params()
     with pytest.raises(ValueError, match="pass only one"):
         PrunedNetClassifier(pruner=CombinedPruning([("a", InputPruning(3, 0.5))]), **FAST).fit(X, y)
     with pytest.raises(ValueError, match="more features than the data has"):

@@ -1,4 +1,5 @@
 import copy
+import pickle
 
 import torch
 from torch import nn
@@ -38,9 +39,20 @@ def test_apply_zeroes_exactly_and_masks_grads_and_state():
     assert torch.all(net[0].weight[~keep] == 0)
 
 
-def test_store_survives_deepcopy_without_module_reference():
+def test_store_holds_no_module_reference_after_use_and_deepcopies_alone():
+    net = _net()
     store = MaskStore()
-    store.update({"0.weight": torch.ones(8, 4, dtype=torch.bool)})
+    store.update({"0.weight": torch.rand_like(net[0].weight) > 0.5})
+    store.apply(net)
+    store.mask_optimizer_state(net, torch.optim.Adam(net.parameters()))
+    store.bind(net)
+    # nothing reachable from the store is a module or a parameter of the network
+    reachable = list(vars(store).values()) + list(store.pruned.values())
+    assert not any(isinstance(value, (nn.Module, nn.Parameter)) for value in reachable)
+    assert set(vars(store)) == {"pruned"}
     clone = copy.deepcopy(store)
     assert torch.equal(clone.pruned["0.weight"], store.pruned["0.weight"])
-    assert "pruned=0/32" in repr(store)
+    assert clone.pruned["0.weight"] is not store.pruned["0.weight"]
+    # a pickled store is about the size of its masks alone, not of the network
+    assert len(pickle.dumps(store)) < 2 * store.pruned["0.weight"].numel() + 1000
+    assert f"pruned={int(store.pruned['0.weight'].sum())}/32" in repr(store)

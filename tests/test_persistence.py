@@ -80,7 +80,7 @@ def test_regressor_sequential_instance_and_random_state(reg_data, tmp_path):
 
 
 def test_unfitted_estimator_round_trips(tmp_path):
-    est = PrunedNetClassifier(pruner=NeuronPruning(0.3, criterion="l1"), module__hidden_layer_sizes=(5,))
+    est = PrunedNetClassifier(pruner=NeuronPruning(0.3, importance="l1"), module__hidden_layer_sizes=(5,))
     skprune.save(est, tmp_path / "u.skp")
     loaded = skprune.load(tmp_path / "u.skp")
     assert not loaded.initialized_

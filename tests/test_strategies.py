@@ -347,15 +347,15 @@ def test_custom_base_class_rule_observes_gradients(clf_data):
     [
         (FunctionPruner(wrong_shape, 0.5), r"score_fn=wrong_shape.*shape \(\d+,\).*one score per weight"),
         (FunctionPruner(nan_scores, 0.5), r"score_fn=nan_scores.*NaN"),
-        (FunctionPruner("abs", 0.5), "score_fn='abs'"),
-        (LotteryTicket(0.5, n_rounds=0), r"n_rounds=0.*>= 1"),
-        (LotteryTicket(0.5, n_rounds=2.5), r"n_rounds=2.5"),
-        (LotteryTicket(0.5, rewind_epoch=-1), r"rewind_epoch=-1"),
+        (FunctionPruner("abs", 0.5), "'score_fn' parameter of FunctionPruner must be a callable"),
+        (LotteryTicket(0.5, n_rounds=0), r"'n_rounds' parameter of LotteryTicket must be an int.*Got 0"),
+        (LotteryTicket(0.5, n_rounds=2.5), r"'n_rounds' parameter.*Got 2.5"),
+        (LotteryTicket(0.5, rewind_epoch=-1), r"'rewind_epoch' parameter.*Got -1"),
         (LotteryTicket(0.5, n_rounds=3, rewind_epoch=2), r"max_epochs=8.*at least 12"),
-        (L1Pruning(0.5, strength=-1e-3), r"strength=-0.001.*>= 0"),
-        (L1Pruning(0.5, strength=float("nan")), r"strength=nan"),
-        (SNIPPruning(0.5, n_batches=0), r"n_batches=0"),
-        (TaylorPruning(0.5, n_batches=-2), r"n_batches=-2"),
+        (L1Pruning(0.5, strength=-1e-3), r"'strength' parameter of L1Pruning must be a float.*Got -0.001"),
+        (L1Pruning(0.5, strength=float("nan")), r"'strength' parameter.*Got nan"),
+        (SNIPPruning(0.5, n_batches=0), r"'n_batches' parameter of SNIPPruning.*Got 0"),
+        (TaylorPruning(0.5, n_batches=-2), r"'n_batches' parameter of TaylorPruning.*Got -2"),
     ],
 )
 def test_bad_input_is_a_clear_error(pruner, match, clf_data):

@@ -31,11 +31,11 @@ def _max_diff(a, b, X):
 
 
 @pytest.mark.parametrize(
-    "criterion, activation", [("l2", "relu"), ("l1", "logistic"), ("taylor", "tanh"), ("taylor", "relu")]
+    "importance, activation", [("l2", "relu"), ("l1", "logistic"), ("taylor", "tanh"), ("taylor", "relu")]
 )
-def test_neuron_pruning_removes_units_and_compaction_keeps_predictions(clf_data, criterion, activation):
+def test_neuron_pruning_removes_units_and_compaction_keeps_predictions(clf_data, importance, activation):
     X, y = clf_data
-    pruner = NeuronPruning(0.5, criterion=criterion, schedule=Iterative(n_steps=2, start=0.3, end=0.6))
+    pruner = NeuronPruning(0.5, importance=importance, schedule=Iterative(n_steps=2, start=0.3, end=0.6))
     net = PrunedNetClassifier(
         pruner=pruner, module__hidden_layer_sizes=(20, 10), module__activation=activation, **FAST
     ).fit(X, y)
@@ -129,15 +129,15 @@ def test_neuron_pruning_after_flatten_of_a_conv_net(image_data):
     assert _max_diff(net, compact, X) <= 1e-5
 
 
-def test_fraction_removing_every_unit_is_refused(clf_data):
+def test_sparsity_removing_every_unit_is_refused(clf_data):
     X, y = clf_data
     net = PrunedNetClassifier(pruner=NeuronPruning(0.95), module__hidden_layer_sizes=(10,), **FAST)
     with pytest.raises(ValueError, match="remove every unit of layer 'layers.fc0'"):
         net.fit(X, y)
-    with pytest.raises(ValueError, match=r"fraction=1\.0.*must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"'sparsity' parameter of NeuronPruning must be a float"):
         PrunedNetClassifier(pruner=NeuronPruning(1.0), **FAST).fit(X, y)
-    with pytest.raises(ValueError, match="criterion='l3'"):
-        PrunedNetClassifier(pruner=NeuronPruning(0.5, criterion="l3"), **FAST).fit(X, y)
+    with pytest.raises(ValueError, match="'importance' parameter of NeuronPruning must be a str among"):
+        PrunedNetClassifier(pruner=NeuronPruning(0.5, importance="l3"), **FAST).fit(X, y)
 
 
 def test_output_layer_units_are_never_pruned(clf_data):
@@ -149,7 +149,7 @@ def test_output_layer_units_are_never_pruned(clf_data):
     assert int(removed_units(net.module_.layers.output).sum()) == 0
 
 
-def test_global_scope_and_grid_search_over_fraction(clf_data):
+def test_global_scope_and_grid_search_over_sparsity(clf_data):
     X, y = clf_data
     net = PrunedNetClassifier(
         pruner=NeuronPruning(0.5, scope="global", schedule=OneShot()),
@@ -159,10 +159,10 @@ def test_global_scope_and_grid_search_over_fraction(clf_data):
     removed = [int(removed_units(layer).sum()) for layer in (net.module_.layers.fc0, net.module_.layers.fc1)]
     assert sum(removed) == 16 and all(r < 16 for r in removed)
     search = GridSearchCV(
-        clone(net), {"pruner__fraction": [0.25, 0.5], "pruner__criterion": ["l1", "l2"]}, cv=2
+        clone(net), {"pruner__sparsity": [0.25, 0.5], "pruner__importance": ["l1", "l2"]}, cv=2
     )
     search.fit(X, y)
-    assert search.best_estimator_.pruner_.fraction in (0.25, 0.5)
+    assert search.best_estimator_.pruner_.sparsity in (0.25, 0.5)
 
 
 def test_regressor_and_generic_sequential_compact(reg_data):
@@ -246,7 +246,7 @@ def test_taylor_scores_come_from_gradient_statistics():
     stats = torch.ones(4, 3)
     stats[[1, 3]] = 1e-3  # units 1 and 3 matter least to the loss, whatever their norms
     context = PruningContext(0, 1, 0, 0.5, torch.Generator(), {"0.weight": stats})
-    pruner = NeuronPruning(0.5, criterion="taylor")
+    pruner = NeuronPruning(0.5, importance="taylor")
     assert pruner.requires_gradient_statistics and not NeuronPruning().requires_gradient_statistics
     keep = pruner.compute_masks(module, MaskStore(), context)
     assert keep["0.weight"].all(dim=1).tolist() == [True, False, True, False]

@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._doc_link import DocLinkMixin
 from .._unwrap import final_pruned_net
-from ..pruners._schedules import OneShot
+from ..pruners._protocol import is_pruner, missing_hooks
 from ._rules import best_score_index, one_standard_error_index, standard_error
 
 __all__ = ["PrunedNetCV"]
@@ -37,9 +37,9 @@ __all__ = ["PrunedNetCV"]
 SELECTIONS = ("best", "1se")
 
 
-def _path_pruner(pruner, sparsity: float, at: float):
-    """A copy of the user's pruner pruning once, at fraction ``at`` of the fit, to ``sparsity``."""
-    return clone(pruner).set_params(sparsity=float(sparsity), schedule=OneShot(at=at))
+def _path_pruner(pruner, level: float, at: float):
+    """A copy of the user's pruner pruning once, at fraction ``at`` of the fit, to ``level``."""
+    return pruner.at_path_level(float(level), at=at)
 
 
 def _run_path(model, X, y, sparsities, dense_epochs: int, finetune_epochs: int, on_level=None):
@@ -67,7 +67,7 @@ def _run_path(model, X, y, sparsities, dense_epochs: int, finetune_epochs: int, 
     ).fit(Xt, y)
     dense_time = time.perf_counter() - start
     at = 0.0
-    if getattr(user_pruner, "requires_gradient_statistics", False) and finetune_epochs > 1:
+    if user_pruner.requires_gradient_statistics and finetune_epochs > 1:
         at = 1.0 / finetune_epochs  # gather one epoch of statistics before the step
     net.set_params(max_epochs=finetune_epochs, warm_start=True)
     for i, sparsity in enumerate(sparsities):
@@ -76,7 +76,7 @@ def _run_path(model, X, y, sparsities, dense_epochs: int, finetune_epochs: int, 
         if on_level is not None:
             on_level(i, time.perf_counter() - start)
     net.set_params(
-        pruner=clone(user_pruner).set_params(sparsity=float(sparsities[-1])),
+        pruner=clone(user_pruner).set_params(**{user_pruner.path_parameter: float(sparsities[-1])}),
         max_epochs=user_max_epochs,
         warm_start=user_warm_start,
     )
@@ -296,13 +296,12 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
                 "PrunedNetCV needs an estimator with a pruner, e.g. "
                 "PrunedNetClassifier(pruner=MagnitudePruning()); its pruner is None."
             )
-        params = pruner.get_params(deep=False) if hasattr(pruner, "get_params") else {}
-        missing = {"sparsity", "schedule"} - set(params)
-        if missing:
+        if not is_pruner(pruner):
             raise TypeError(
-                f"PrunedNetCV sets the pruner's sparsity and schedule along the path, but "
-                f"{type(pruner).__name__} has no parameter(s) {sorted(missing)}."
+                f"PrunedNetCV needs a pruner such as MagnitudePruning(), got {pruner!r}, which lacks "
+                f"the pruner hooks {missing_hooks(pruner)}."
             )
+        pruner.at_path_level(0.0, at=1.0)  # refuses a pruner that cannot be put on a path
         sparsities = _check_sparsities(self.sparsities)
         if not (self.selection in SELECTIONS or callable(self.selection)):
             raise ValueError(
@@ -324,9 +323,12 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
         return sparsities, dense_epochs, finetune_epochs
 
     def _sparsity_param(self) -> str:
+        """The searched parameter's name: ``[<step>__]pruner__<path parameter>``."""
+        net = final_pruned_net(self.estimator, name="PrunedNetCV(estimator=...)", unwrap_search=False)
+        name = f"pruner__{net.pruner.path_parameter}"
         if isinstance(self.estimator, Pipeline):
-            return f"{self.estimator.steps[-1][0]}__pruner__sparsity"
-        return "pruner__sparsity"
+            return f"{self.estimator.steps[-1][0]}__{name}"
+        return name
 
     # --------------------------------------------------------------- fitting
     def fit(self, X, y=None, groups=None):

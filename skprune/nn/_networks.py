@@ -105,7 +105,7 @@ class MLP(nn.Module):
         )
 
 
-def _check_input_shape(input_shape, *, name: str = "input_shape") -> tuple[int, int, int]:
+def check_input_shape(input_shape, *, name: str = "input_shape") -> tuple[int, int, int]:
     """Return ``input_shape`` as a ``(C, H, W)`` tuple of positive ints, or raise."""
     try:
         shape = tuple(int(v) for v in input_shape)
@@ -232,7 +232,7 @@ class ConvNet(nn.Module):
                 "input_shape=None. Fit on an array shaped (n_samples, channels, height, width), or pass "
                 "module__input_shape=(channels, height, width), e.g. (1, 8, 8) for 64 grey-scale pixels."
             )
-        input_shape = _check_input_shape(input_shape, name="input_shape (module__input_shape)")
+        input_shape = check_input_shape(input_shape, name="input_shape (module__input_shape)")
         if int(n_features_in) != math.prod(input_shape):
             raise ValueError(
                 f"module__input_shape={input_shape} has {math.prod(input_shape)} values per sample, but "

@@ -1,6 +1,6 @@
 """Pruning strategies (policy objects that decide masks) and the schedules that time them."""
 
-from ._base import BasePruner, PruningContext, is_pruner
+from ._base import BasePruner
 from ._combined import CombinedPruning
 from ._function import FunctionPruner, GradientStatistics
 from ._gradient import SNIPPruning, TaylorPruning
@@ -8,6 +8,7 @@ from ._input import InputPruning
 from ._l1 import L1Pruning
 from ._lottery import LotteryTicket
 from ._magnitude import MagnitudePruning
+from ._protocol import PrunerProtocol, PruningContext, is_pruner
 from ._random import RandomPruning
 from ._schedules import BaseSchedule, Iterative, OneShot, Polynomial
 from ._structured import ChannelPruning, NeuronPruning, StructuredPruner
@@ -27,6 +28,7 @@ __all__ = [
     "LotteryTicket",
     "MagnitudePruning",
     "NeuronPruning",
+    "PrunerProtocol",
     "PruningContext",
     "RandomPruning",
     "SNIPPruning",

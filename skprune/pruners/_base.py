@@ -34,64 +34,28 @@ written as a plain function, use :class:`~skprune.FunctionPruner`.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import numbers
-from dataclasses import dataclass, field
 
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from torch import nn
 
-from .._doc_link import DocLinkMixin
 from .._training._masks import MaskStore
 from ..nn._layers import iter_prunable_weights
-from ._schedules import BaseSchedule, Polynomial
+from ._protocol import PrunerProtocol, PruningContext
+from ._schedules import BaseSchedule
 
-__all__ = ["BasePruner", "PruningContext", "is_pruner"]
+__all__ = ["BasePruner", "LAYER_SPEC", "SCOPES"]
 
 SCOPES = ("global", "layer")
 
-
-@dataclass
-class PruningContext:
-    """What a pruner may look at when it computes masks.
-
-    Attributes
-    ----------
-    epoch : int
-        Epochs trained so far in this fit.
-    n_epochs : int
-        Epochs of this fit.
-    step : int
-        Index of this pruning step (0-based).
-    target : float
-        Sparsity to reach in the selected layers after this step: the
-        pruner's ``sparsity`` times the schedule's fraction. For a pruner
-        without a ``sparsity`` parameter (e.g. :class:`~skprune.InputPruning`,
-        whose goal is a number of features), the schedule's fraction alone:
-        the share of the pruner's final goal to reach at this step.
-    generator : torch.Generator
-        Seeded source of randomness (from the estimator's ``random_state``).
-    statistics : dict of str to Tensor
-        Per-parameter statistics gathered since the last step (for example
-        accumulated ``|w * dL/dw|``), keyed by parameter name. Empty unless
-        the pruner asks for them.
-    """
-
-    epoch: int
-    n_epochs: int
-    step: int
-    target: float
-    generator: torch.Generator
-    statistics: dict[str, torch.Tensor] = field(default_factory=dict)
+#: ``layers=`` accepts a name, glob pattern or type, a list of them, or None.
+LAYER_SPEC = [str, type, list, tuple, set, None]
 
 
-def is_pruner(obj) -> bool:
-    """Whether ``obj`` implements the pruner interface."""
-    return callable(getattr(obj, "compute_masks", None)) and callable(getattr(obj, "get_schedule", None))
-
-
-class BasePruner(DocLinkMixin, BaseEstimator):
+class BasePruner(PrunerProtocol):
     """Unstructured pruning by a per-weight importance score.
 
     Parameters
@@ -124,6 +88,14 @@ class BasePruner(DocLinkMixin, BaseEstimator):
     #: when :attr:`requires_gradient_statistics` is true.
     sensitivity_batches: int = 5
 
+    _parameter_constraints: dict = {
+        "sparsity": [Interval(numbers.Real, 0.0, 1.0, closed="left")],
+        "scope": [StrOptions(set(SCOPES))],
+        "schedule": [HasMethods(["steps"]), None],
+        "layers": LAYER_SPEC,
+        "prune_output_layer": ["boolean"],
+    }
+
     def __init__(
         self,
         sparsity: float = 0.9,
@@ -139,32 +111,9 @@ class BasePruner(DocLinkMixin, BaseEstimator):
         self.layers = layers
         self.prune_output_layer = prune_output_layer
 
-    # ------------------------------------------------------------ validation
-    def _validate_params(self) -> None:
-        sparsity = self.sparsity
-        if not isinstance(sparsity, numbers.Real) or isinstance(sparsity, bool):
-            raise TypeError(
-                f"{type(self).__name__}(sparsity=...) must be a number in [0, 1), got {sparsity!r}."
-            )
-        if not 0.0 <= float(sparsity) < 1.0:
-            raise ValueError(
-                f"{type(self).__name__}(sparsity={sparsity!r}) is impossible: sparsity "
-                "is the fraction of weights set to zero and must be in [0, 1) "
-                "(0.9 keeps 10% of the weights)."
-            )
-        if self.scope not in SCOPES:
-            raise ValueError(
-                f"{type(self).__name__}(scope={self.scope!r}) is not supported; use one of {SCOPES}."
-            )
-        if self.schedule is not None and not isinstance(self.schedule, BaseSchedule):
-            raise TypeError(
-                f"{type(self).__name__}(schedule=...) must be a schedule such as "
-                f"OneShot(), Iterative() or Polynomial(), got {self.schedule!r}."
-            )
-
-    def get_schedule(self) -> BaseSchedule:
-        """Return the schedule in use (``Polynomial()`` when none was given)."""
-        return self.schedule if self.schedule is not None else Polynomial()
+    def step_target(self, fraction: float) -> float:
+        """``sparsity * fraction``: the weight sparsity to reach at this step."""
+        return float(self.sparsity) * float(fraction)
 
     # ------------------------------------------------------------- selection
     def _layer_matches(self, name: str, layer: nn.Module) -> bool:
@@ -262,9 +211,13 @@ class BasePruner(DocLinkMixin, BaseEstimator):
         Weights already pruned stay pruned; among the remaining ones the
         lowest-scoring are pruned until exactly ``round(target * n)`` of the
         ``n`` selected weights (per layer for ``scope="layer"``) are pruned.
+        The gradient statistics gathered by :meth:`observe` are handed to
+        :meth:`score` in ``context.statistics`` and then start afresh.
         """
         selected = self.select_layers(module)
         weights = {param: layer.weight.detach() for param, _, layer in selected}
+        statistics = self.__dict__.pop("saliency_", {})
+        context = dataclasses.replace(context, statistics={**context.statistics, **statistics})
         scores = self._checked_scores(weights, context)
         keep = {name: masks.keep_mask(name, w) for name, w in weights.items()}
         names = list(weights)
@@ -276,19 +229,16 @@ class BasePruner(DocLinkMixin, BaseEstimator):
         return new_masks
 
     # ----------------------------------------------------------------- hooks
-    def penalty(self, module: nn.Module) -> torch.Tensor | None:
-        """Extra loss term added during training (``None`` for none)."""
-        return None
-
     def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor) -> None:
-        """See one selected weight and its gradient after a backward pass.
+        """Accumulate ``|w * dL/dw|`` of one selected weight (the first-order Taylor saliency).
 
-        Called by the estimator for every selected weight after every
-        training backward pass (and every batch of a sensitivity pass) until
-        the last pruning step, when :attr:`requires_gradient_statistics` is
-        true. The default does nothing. Gradients of pruned entries are
-        zero. Do not modify the tensors; keep per-fit state in attributes
-        ending in ``_``.
+        Called by the engine after every training backward pass (and every
+        batch of a sensitivity pass) until the last pruning step, when
+        :attr:`requires_gradient_statistics` is true. The sums since the
+        previous step reach :meth:`score` as ``context.statistics``.
+        Gradients of pruned entries are not zeroed, but their weights are,
+        so their saliency is zero. A subclass that overrides this and still
+        wants the sums calls ``super().observe(...)``.
 
         Parameters
         ----------
@@ -297,24 +247,12 @@ class BasePruner(DocLinkMixin, BaseEstimator):
         weight, grad : Tensor
             The weight and its gradient (detached).
         """
-
-    def on_epoch_begin(self, module: nn.Module, epoch: int) -> None:
-        """Called at the start of every epoch, before that epoch's pruning step.
-
-        The default does nothing; :class:`~skprune.LotteryTicket` uses it to
-        record the weights it later rewinds to. Do not modify ``module``.
-        """
-
-    def rewind(self, module: nn.Module, context: PruningContext) -> dict[str, torch.Tensor] | None:
-        """Values to load into the network after a pruning step, or ``None``.
-
-        Called after every pruning step. A returned dict (keys from
-        ``module.state_dict()``) is copied into the network, the new masks
-        are applied on top, and the optimizer state is reset, so training
-        restarts from those values (lottery-ticket rewinding). The default
-        returns ``None``: training continues from the current weights.
-        """
-        return None
+        sums = self.__dict__.setdefault("saliency_", {})
+        contribution = (weight * grad).abs()
+        if name in sums:
+            sums[name] += contribution
+        else:
+            sums[name] = contribution
 
 
 def _prune_lowest(names, scores, keep, target) -> dict[str, torch.Tensor]:

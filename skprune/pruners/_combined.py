@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from sklearn.base import BaseEstimator
+import torch
 from torch import nn
 
-from .._doc_link import DocLinkMixin
 from .._training._masks import MaskStore
-from ._base import PruningContext, is_pruner
+from ._protocol import PrunerProtocol, PruningContext, is_pruner, missing_hooks
 from ._schedules import BaseSchedule
 
 __all__ = ["CombinedPruning"]
@@ -27,7 +26,7 @@ class _UnionSchedule(BaseSchedule):
         return [(epoch, 1.0) for schedule in self.schedules for epoch, _ in schedule.steps(n_epochs)]
 
 
-class CombinedPruning(DocLinkMixin, BaseEstimator):
+class CombinedPruning(PrunerProtocol):
     """Apply several pruners in one fit, e.g. input features and weights.
 
     Each part keeps its own parameters and schedule; at every epoch where a
@@ -57,6 +56,9 @@ class CombinedPruning(DocLinkMixin, BaseEstimator):
     >>> net.set_params(pruner__inputs__n_features=5).pruner.pruners[0][1].n_features
     5
     """
+
+    #: A path would need to know which part to vary: use GridSearchCV.
+    path_parameter = None
 
     def __init__(self, pruners):
         self.pruners = pruners
@@ -125,27 +127,32 @@ class CombinedPruning(DocLinkMixin, BaseEstimator):
                 if not is_pruner(part):
                     raise TypeError(
                         f"{type(self).__name__}: part {name!r} must be a pruner such as "
-                        f"MagnitudePruning(0.8), got {part!r}."
+                        f"MagnitudePruning(0.8), got {part!r}"
+                        + (f" (missing hooks {missing_hooks(part)})." if not isinstance(part, type) else ".")
                     )
         return list(parts)
 
     # ------------------------------------------------------------ validation
-    def _validate_params(self) -> None:
+    def check_params(self) -> None:
         """Check the list of parts and each part's parameters."""
         for _, part in self._named_parts():
-            if hasattr(part, "_validate_params"):
-                part._validate_params()
+            part.check_params()
 
-    def _validate_n_features(self, n_features_in: int) -> None:
-        """Check each part that depends on the number of input features."""
+    def check_n_features(self, n_features: int) -> None:
+        """Let each part check the number of input features."""
         for _, part in self._named_parts():
-            if hasattr(part, "_validate_n_features"):
-                part._validate_n_features(n_features_in)
+            part.check_n_features(n_features)
 
     @property
     def requires_gradient_statistics(self) -> bool:
-        """Whether any part needs accumulated ``|w * grad|``."""
-        return any(getattr(p, "requires_gradient_statistics", False) for _, p in self._named_parts())
+        """Whether any part observes gradients."""
+        return any(part.requires_gradient_statistics for _, part in self._named_parts())
+
+    @property
+    def sensitivity_batches(self) -> int:
+        """The most sensitivity batches any gradient-observing part asks for."""
+        wanted = [p.sensitivity_batches for _, p in self._named_parts() if p.requires_gradient_statistics]
+        return max(wanted, default=0)
 
     def get_schedule(self) -> BaseSchedule:
         """A schedule with a step wherever any part has one."""
@@ -166,36 +173,75 @@ class CombinedPruning(DocLinkMixin, BaseEstimator):
         """Run the parts whose schedules have a step at ``context.epoch``.
 
         Each such part gets a context whose ``target`` is its own
-        ``sparsity`` times its own schedule's fraction at this epoch (or the
-        fraction alone, for a part without ``sparsity``), and sees the masks
-        of the parts before it.
+        ``step_target`` of its own schedule's fraction at this epoch, and
+        sees the masks of the parts before it.
         """
         current = MaskStore()
         current.load_state_dict(masks.state_dict())
         new_masks: dict = {}
         for _, part in self._named_parts():
-            steps = part.get_schedule().steps(context.n_epochs)
-            epochs = [epoch for epoch, _ in steps]
-            if context.epoch not in epochs:
+            part_context = self._part_context(part, context)
+            if part_context is None:
                 continue
-            step = epochs.index(context.epoch)
-            fraction = steps[step][1]
-            part_context = PruningContext(
-                epoch=context.epoch,
-                n_epochs=context.n_epochs,
-                step=step,
-                target=float(getattr(part, "sparsity", 1.0)) * fraction,
-                generator=context.generator,
-                statistics=context.statistics,
-            )
             keep = part.compute_masks(module, current, part_context)
             current.update(keep)
             new_masks.update(keep)
         return new_masks
 
+    @staticmethod
+    def _part_context(part, context: PruningContext) -> PruningContext | None:
+        """The context of ``part``'s own step at ``context.epoch``, or None if it has none."""
+        steps = part.get_schedule().steps(context.n_epochs)
+        epochs = [epoch for epoch, _ in steps]
+        if context.epoch not in epochs:
+            return None
+        step = epochs.index(context.epoch)
+        return PruningContext(
+            epoch=context.epoch,
+            n_epochs=context.n_epochs,
+            step=step,
+            target=part.step_target(steps[step][1]),
+            generator=context.generator,
+            statistics=context.statistics,
+        )
+
     # ----------------------------------------------------------------- hooks
     def penalty(self, module: nn.Module):
         """Sum of the parts' penalties (``None`` when no part has one)."""
-        terms = [part.penalty(module) for _, part in self._named_parts() if hasattr(part, "penalty")]
+        terms = [part.penalty(module) for _, part in self._named_parts()]
         terms = [t for t in terms if t is not None]
         return sum(terms[1:], terms[0]) if terms else None
+
+    def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor) -> None:
+        """Show the gradient to every part that observes gradients."""
+        for _, part in self._named_parts():
+            if part.requires_gradient_statistics:
+                part.observe(name, weight, grad)
+
+    def on_epoch_begin(self, module: nn.Module, epoch: int) -> None:
+        """Call every part's ``on_epoch_begin``."""
+        for _, part in self._named_parts():
+            part.on_epoch_begin(module, epoch)
+
+    def rewind(self, module: nn.Module, context: PruningContext) -> dict[str, torch.Tensor] | None:
+        """Values from the parts that rewind at this step (each asked with its own step context).
+
+        Raises
+        ------
+        ValueError
+            If two parts ask to rewind the same entry to different values.
+        """
+        merged: dict[str, torch.Tensor] = {}
+        for part_name, part in self._named_parts():
+            part_context = self._part_context(part, context)
+            if part_context is None:
+                continue
+            values = part.rewind(module, part_context)
+            for key, value in (values or {}).items():
+                if key in merged and not torch.equal(merged[key], value):
+                    raise ValueError(
+                        f"CombinedPruning: part {part_name!r} rewinds {key!r} to other values than "
+                        "an earlier part; give the parts different layers."
+                    )
+                merged[key] = value
+        return merged or None

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from .._training._masks import MaskStore
-from ._base import BasePruner, PruningContext
+from ._base import BasePruner
+from ._protocol import PruningContext
 from ._schedules import BaseSchedule
 
 __all__ = ["FunctionPruner", "GradientStatistics"]
@@ -110,6 +111,12 @@ class FunctionPruner(BasePruner):
     >>> net = PrunedNetClassifier(pruner=FunctionPruner(gradient_change, sparsity=0.8))
     """
 
+    _parameter_constraints: dict = {
+        **BasePruner._parameter_constraints,
+        "score_fn": [callable],
+        "gradients": ["boolean"],
+    }
+
     def __init__(
         self,
         score_fn=None,
@@ -135,16 +142,6 @@ class FunctionPruner(BasePruner):
     def requires_gradient_statistics(self) -> bool:
         """Gradients are gathered when ``gradients=True``."""
         return bool(self.gradients)
-
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        if not callable(self.score_fn):
-            raise TypeError(
-                f"FunctionPruner(score_fn={self.score_fn!r}) must be a function "
-                "score_fn(weight, stats) returning one score per weight."
-            )
-        if not isinstance(self.gradients, bool):
-            raise TypeError(f"FunctionPruner(gradients={self.gradients!r}) must be True or False.")
 
     def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor) -> None:
         """Add one gradient to the statistics of ``name``."""

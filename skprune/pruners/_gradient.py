@@ -13,20 +13,13 @@ from __future__ import annotations
 import numbers
 
 import torch
+from sklearn.utils._param_validation import Interval
 
-from ._base import BasePruner, PruningContext
+from ._base import BasePruner
+from ._protocol import PruningContext
 from ._schedules import BaseSchedule, OneShot
 
 __all__ = ["TaylorPruning", "SNIPPruning"]
-
-
-def _check_n_batches(pruner) -> None:
-    n = pruner.n_batches
-    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
-        raise ValueError(
-            f"{type(pruner).__name__}(n_batches={n!r}) must be an integer >= 1: the number of "
-            "training batches whose gradients measure the sensitivity."
-        )
 
 
 def _saliency(weights: dict[str, torch.Tensor], context: PruningContext) -> dict[str, torch.Tensor]:
@@ -81,6 +74,11 @@ class TaylorPruning(BasePruner):
 
     requires_gradient_statistics = True
 
+    _parameter_constraints: dict = {
+        **BasePruner._parameter_constraints,
+        "n_batches": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
+
     def __init__(
         self,
         sparsity: float = 0.9,
@@ -104,10 +102,6 @@ class TaylorPruning(BasePruner):
     def sensitivity_batches(self) -> int:
         """Batches of the sensitivity pass at epoch 0 (``n_batches``)."""
         return self.n_batches
-
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        _check_n_batches(self)
 
     def score(self, weights: dict[str, torch.Tensor], context: PruningContext) -> dict[str, torch.Tensor]:
         """Accumulated ``|w * dL/dw|`` since the previous pruning step."""
@@ -163,6 +157,11 @@ class SNIPPruning(BasePruner):
 
     requires_gradient_statistics = True
 
+    _parameter_constraints: dict = {
+        **BasePruner._parameter_constraints,
+        "n_batches": [Interval(numbers.Integral, 1, None, closed="left")],
+    }
+
     def __init__(
         self,
         sparsity: float = 0.9,
@@ -189,10 +188,6 @@ class SNIPPruning(BasePruner):
     def get_schedule(self) -> BaseSchedule:
         """``OneShot(at=0)``: prune before the first epoch."""
         return OneShot(at=0.0)
-
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        _check_n_batches(self)
 
     def score(self, weights: dict[str, torch.Tensor], context: PruningContext) -> dict[str, torch.Tensor]:
         """Connection sensitivity ``|w * dL/dw|`` summed over the sensitivity batches."""

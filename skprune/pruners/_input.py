@@ -8,23 +8,23 @@ until the requested number of features remains.
 
 from __future__ import annotations
 
-import math
 import numbers
+import warnings
 
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import clone
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from torch import nn
 
-from .._doc_link import DocLinkMixin
 from .._training._masks import MaskStore
 from ..nn._inputs import input_column_norms, input_layer
-from ._base import PruningContext
-from ._schedules import BaseSchedule, Iterative
+from ._protocol import PrunerProtocol, PruningContext
+from ._schedules import BaseSchedule, Iterative, OneShot
 
 __all__ = ["InputPruning"]
 
 
-class InputPruning(DocLinkMixin, BaseEstimator):
+class InputPruning(PrunerProtocol):
     """Remove whole input features: prune columns of the first layer.
 
     During training the loss gets a group-lasso penalty
@@ -44,10 +44,11 @@ class InputPruning(DocLinkMixin, BaseEstimator):
     ----------
     n_features : int or None, default=None
         Number of input features to keep, ``1 <= n_features <= n_features_in_``.
-        Give this or ``fraction``, not both.
-    fraction : float or None, default=None
-        Share of the input features to keep, in ``(0, 1]``; the count kept is
-        ``max(1, round(fraction * n_features_in_))``.
+        Give this or ``sparsity``, not both.
+    sparsity : float or None, default=None
+        Share of the input features to remove, in ``[0, 1)``, as for every
+        pruner; the count kept is ``max(1, round((1 - sparsity) * n_features_in_))``.
+        This is the parameter a :class:`~skprune.PrunedNetCV` path varies.
     strength : float, default=1e-3
         Weight of the group-lasso penalty, ``>= 0`` (``0`` removes columns by
         norm alone). The penalty is added to the mean loss of each training
@@ -61,6 +62,9 @@ class InputPruning(DocLinkMixin, BaseEstimator):
         for the first 30% of the epochs, then the weakest columns go in five
         equal steps, and the last 30% of the epochs fine-tune. Use
         ``OneShot(at=...)`` to remove all columns in a single step.
+    fraction : float or None, optional
+        Deprecated: the share of features to *keep*; use ``sparsity=1 - fraction``.
+        Removed in 0.3.
 
     See Also
     --------
@@ -79,68 +83,63 @@ class InputPruning(DocLinkMixin, BaseEstimator):
     >>> net = PrunedNetClassifier(pruner=InputPruning(n_features=10), max_epochs=40)
     """
 
-    #: Column norms need no gradient statistics.
-    requires_gradient_statistics: bool = False
+    _parameter_constraints: dict = {
+        "n_features": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "sparsity": [Interval(numbers.Real, 0.0, 1.0, closed="left"), None],
+        "strength": [Interval(numbers.Real, 0.0, None, closed="left")],
+        "schedule": [HasMethods(["steps"]), None],
+        "fraction": [Interval(numbers.Real, 0.0, 1.0, closed="right"), StrOptions({"deprecated"})],
+    }
 
     def __init__(
         self,
         n_features: int | None = None,
-        fraction: float | None = None,
+        sparsity: float | None = None,
         *,
         strength: float = 1e-3,
         schedule: BaseSchedule | None = None,
+        fraction="deprecated",
     ):
         self.n_features = n_features
-        self.fraction = fraction
+        self.sparsity = sparsity
         self.strength = strength
         self.schedule = schedule
+        self.fraction = fraction
 
     # ------------------------------------------------------------ validation
-    def _validate_params(self) -> None:
-        """Check the parameters (called by the estimator at ``fit``)."""
+    def _check_params_together(self) -> None:
         name = type(self).__name__
-        if self.n_features is None and self.fraction is None:
+        if self.fraction != "deprecated":
+            warnings.warn(
+                f"{name}(fraction=...) is deprecated and will be removed in 0.3: it is the share of "
+                f"features kept; use sparsity=1 - fraction (the share removed, as for every pruner).",
+                FutureWarning,
+                stacklevel=4,
+            )
+        given = [
+            f"{key}={value!r}"
+            for key, value in (("n_features", self.n_features), ("sparsity", self._removed_share))
+            if value is not None
+        ]
+        if not given:
             raise ValueError(
                 f"{name} needs to know how many input features to keep: pass n_features "
-                "(a count, e.g. n_features=10) or fraction (a share of the columns, e.g. "
-                "fraction=0.1); both are None."
+                "(a count, e.g. n_features=10) or sparsity (the share of columns removed, e.g. "
+                "sparsity=0.9); both are None."
             )
-        if self.n_features is not None and self.fraction is not None:
+        if len(given) > 1:
             raise ValueError(
-                f"{name} got both n_features={self.n_features!r} and fraction={self.fraction!r}; "
-                "pass only one of them (set the other to None)."
-            )
-        if self.n_features is not None:
-            if not isinstance(self.n_features, numbers.Integral) or isinstance(self.n_features, bool):
-                raise TypeError(
-                    f"{name}(n_features=...) must be an integer count of features to keep, "
-                    f"got {self.n_features!r}; for a share use fraction=..."
-                )
-            if self.n_features < 1:
-                raise ValueError(f"{name}(n_features={self.n_features!r}) must keep at least 1 feature.")
-        if self.fraction is not None:
-            if not isinstance(self.fraction, numbers.Real) or isinstance(self.fraction, bool):
-                raise TypeError(f"{name}(fraction=...) must be a number in (0, 1], got {self.fraction!r}.")
-            if not 0.0 < float(self.fraction) <= 1.0:
-                raise ValueError(
-                    f"{name}(fraction={self.fraction!r}) must be in (0, 1]: it is the share of "
-                    "input features kept (0.1 keeps 10% of them)."
-                )
-        strength = self.strength
-        if (
-            not isinstance(strength, numbers.Real)
-            or isinstance(strength, bool)
-            or not math.isfinite(float(strength))
-            or float(strength) < 0.0
-        ):
-            raise ValueError(f"{name}(strength={strength!r}) must be a finite number >= 0.")
-        if self.schedule is not None and not isinstance(self.schedule, BaseSchedule):
-            raise TypeError(
-                f"{name}(schedule=...) must be a schedule such as OneShot() or Iterative(), "
-                f"got {self.schedule!r}."
+                f"{name} got {' and '.join(given)}; pass only one of them (set the other to None)."
             )
 
-    def _validate_n_features(self, n_features_in: int) -> None:
+    @property
+    def _removed_share(self) -> float | None:
+        """``sparsity``, or ``1 - fraction`` for the deprecated ``fraction``."""
+        if self.fraction != "deprecated":
+            return 1.0 - float(self.fraction)
+        return None if self.sparsity is None else float(self.sparsity)
+
+    def check_n_features(self, n_features_in: int) -> None:
         """Check ``n_features`` against the number of columns of the data.
 
         Raises
@@ -152,7 +151,7 @@ class InputPruning(DocLinkMixin, BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__}(n_features={self.n_features}) asks to keep more features "
                 f"than the data has ({n_features_in}); use n_features <= {n_features_in}, "
-                "or fraction=... for a share of the columns."
+                "or sparsity=... for a share of the columns."
             )
 
     def _n_keep(self, n_features_in: int) -> int:
@@ -167,14 +166,20 @@ class InputPruning(DocLinkMixin, BaseEstimator):
         -------
         int
         """
-        self._validate_n_features(n_features_in)
+        self.check_n_features(n_features_in)
         if self.n_features is not None:
             return int(self.n_features)
-        return min(n_features_in, max(1, int(round(float(self.fraction) * n_features_in))))
+        return min(n_features_in, max(1, int(round((1.0 - self._removed_share) * n_features_in))))
 
     def get_schedule(self) -> BaseSchedule:
         """Return the schedule in use (``Iterative(5, 0.3, 0.7)`` when none was given)."""
         return self.schedule if self.schedule is not None else Iterative(n_steps=5, start=0.3, end=0.7)
+
+    def at_path_level(self, level: float, at: float) -> InputPruning:
+        """A copy that removes the share ``level`` of the features once, at fraction ``at`` of a fit."""
+        return clone(self).set_params(
+            n_features=None, sparsity=float(level), fraction="deprecated", schedule=OneShot(at=at)
+        )
 
     # ------------------------------------------------------------- selection
     def select_layers(self, module: nn.Module) -> list[tuple[str, str, nn.Module]]:
@@ -187,7 +192,7 @@ class InputPruning(DocLinkMixin, BaseEstimator):
             than ``n_features``.
         """
         param_name, layer_name, layer = input_layer(module, owner=type(self).__name__)
-        self._validate_n_features(layer.in_features)
+        self.check_n_features(layer.in_features)
         return [(param_name, layer_name, layer)]
 
     @torch.no_grad()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import numbers
 
 import torch
+from sklearn.utils._param_validation import Interval
 from torch import nn
 
-from ._base import BasePruner, PruningContext
+from ._base import BasePruner
+from ._protocol import PruningContext
 from ._schedules import BaseSchedule
 
 __all__ = ["L1Pruning"]
@@ -52,6 +54,11 @@ class L1Pruning(BasePruner):
     >>> net = PrunedNetClassifier(pruner=L1Pruning(0.9, strength=1e-4), random_state=0)
     """
 
+    _parameter_constraints: dict = {
+        **BasePruner._parameter_constraints,
+        "strength": [Interval(numbers.Real, 0.0, None, closed="left")],
+    }
+
     def __init__(
         self,
         sparsity: float = 0.9,
@@ -70,20 +77,6 @@ class L1Pruning(BasePruner):
             prune_output_layer=prune_output_layer,
         )
         self.strength = strength
-
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        strength = self.strength
-        if (
-            not isinstance(strength, numbers.Real)
-            or isinstance(strength, bool)
-            or not strength >= 0
-            or strength == float("inf")
-        ):
-            raise ValueError(
-                f"L1Pruning(strength={strength!r}) must be a finite number >= 0 (the weight of "
-                "the L1 penalty; try 1e-4, or 0 for no penalty)."
-            )
 
     def penalty(self, module: nn.Module) -> torch.Tensor | None:
         """``strength * sum(|w|)`` over the selected weights (``None`` if ``strength == 0``)."""

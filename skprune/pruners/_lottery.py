@@ -5,9 +5,11 @@ from __future__ import annotations
 import numbers
 
 import torch
+from sklearn.utils._param_validation import Interval
 from torch import nn
 
-from ._base import BasePruner, PruningContext
+from ._base import BasePruner
+from ._protocol import PruningContext
 from ._schedules import BaseSchedule
 
 __all__ = ["LotteryTicket"]
@@ -101,6 +103,12 @@ class LotteryTicket(BasePruner):
     >>> net = PrunedNetClassifier(pruner=LotteryTicket(0.9, n_rounds=3), max_epochs=40)
     """
 
+    _parameter_constraints: dict = {
+        **BasePruner._parameter_constraints,
+        "n_rounds": [Interval(numbers.Integral, 1, None, closed="left")],
+        "rewind_epoch": [Interval(numbers.Integral, 0, None, closed="left")],
+    }
+
     def __init__(
         self,
         sparsity: float = 0.9,
@@ -121,17 +129,9 @@ class LotteryTicket(BasePruner):
     #: The rounds define the schedule.
     schedule = None
 
-    def _validate_params(self) -> None:
-        super()._validate_params()
-        for name in ("n_rounds", "rewind_epoch"):
-            value = getattr(self, name)
-            low = 1 if name == "n_rounds" else 0
-            if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-                raise ValueError(f"LotteryTicket({name}={value!r}) must be an integer >= {low}.")
-
     def get_schedule(self) -> BaseSchedule:
         """The rounds: ``n_rounds`` steps at the end of equal training phases."""
-        self._validate_params()
+        self.check_params()
         return _LotteryRounds(self.sparsity, self.n_rounds, self.rewind_epoch)
 
     def score(self, weights: dict[str, torch.Tensor], context: PruningContext) -> dict[str, torch.Tensor]:

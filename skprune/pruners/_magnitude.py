@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ._base import BasePruner, PruningContext
+from ._base import BasePruner
+from ._protocol import PruningContext
 
 __all__ = ["MagnitudePruning"]
 

@@ -9,22 +9,25 @@ and :meth:`skprune.PrunedNet.compact` can delete it for real.
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import warnings
 
 import torch
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from torch import nn
 
 from .._training._masks import MaskStore
 from ..exceptions import CompactionError
 from ..nn._layers import iter_prunable_weights
 from ..nn._units import UnitGroup, trace_unit_groups
-from ._base import SCOPES, BasePruner, PruningContext
+from ._base import LAYER_SPEC, SCOPES, BasePruner
+from ._protocol import PruningContext
 from ._schedules import BaseSchedule
 
 __all__ = ["NeuronPruning", "ChannelPruning", "StructuredPruner"]
 
-CRITERIA = ("l2", "l1", "taylor")
+IMPORTANCES = ("l2", "l1", "taylor")
 
 
 class StructuredPruner(BasePruner):
@@ -34,9 +37,11 @@ class StructuredPruner(BasePruner):
 
     Parameters
     ----------
-    fraction : float, default=0.5
-        Final fraction of the units of the selected layers to remove, in ``[0, 1)``.
-    criterion : {"l2", "l1", "taylor"}, default="l2"
+    sparsity : float, default=0.5
+        Final fraction of the units of the selected layers to remove, in
+        ``[0, 1)``. The fitted weight sparsity (``sparsity_``) is higher:
+        removing a unit also removes the next layer's inputs from it.
+    importance : {"l2", "l1", "taylor"}, default="l2"
         Importance of a unit: the L2 or L1 norm of its weights, or the sum
         over its weights of the accumulated ``|w * dL/dw|`` since the last
         step (Molchanov et al.).
@@ -51,59 +56,75 @@ class StructuredPruner(BasePruner):
         Layers to prune by name, glob pattern or type; ``None`` selects
         every layer of the pruned type except the network's last layer
         (the output layer's units are never removed).
+    fraction : float, optional
+        Deprecated alias of ``sparsity``; will be removed in 0.3.
+    criterion : str, optional
+        Deprecated alias of ``importance`` (renamed so it cannot be confused
+        with the estimator's loss ``criterion``); will be removed in 0.3.
     """
 
     layer_type: type[nn.Module] = nn.Linear
     unit_name: str = "unit"
 
+    _parameter_constraints: dict = {
+        "sparsity": [Interval(numbers.Real, 0.0, 1.0, closed="left")],
+        "importance": [StrOptions(set(IMPORTANCES))],
+        "scope": [StrOptions(set(SCOPES))],
+        "schedule": [HasMethods(["steps"]), None],
+        "layers": LAYER_SPEC,
+        "fraction": [Interval(numbers.Real, 0.0, 1.0, closed="left"), StrOptions({"deprecated"})],
+        "criterion": [StrOptions(set(IMPORTANCES) | {"deprecated"})],
+    }
+
     def __init__(
         self,
-        fraction: float = 0.5,
+        sparsity: float = 0.5,
         *,
-        criterion: str = "l2",
+        importance: str = "l2",
         scope: str = "layer",
         schedule: BaseSchedule | None = None,
         layers=None,
+        fraction="deprecated",
+        criterion="deprecated",
     ):
-        self.fraction = fraction
-        self.criterion = criterion
+        self.sparsity = sparsity
+        self.importance = importance
         self.scope = scope
         self.schedule = schedule
         self.layers = layers
+        self.fraction = fraction
+        self.criterion = criterion
+
+    def _check_params_together(self) -> None:
+        for old, new in (("fraction", "sparsity"), ("criterion", "importance")):
+            if getattr(self, old) != "deprecated":
+                warnings.warn(
+                    f"{type(self).__name__}({old}=...) is deprecated and will be removed in 0.3; "
+                    f"use {new}=... instead.",
+                    FutureWarning,
+                    stacklevel=4,
+                )
 
     @property
-    def sparsity(self) -> float:
-        """The final fraction of units removed (the estimator's schedule reads this name)."""
-        return self.fraction
+    def _unit_sparsity(self) -> float:
+        """``sparsity``, or the deprecated ``fraction`` when given."""
+        return float(self.sparsity if self.fraction == "deprecated" else self.fraction)
+
+    @property
+    def _importance(self) -> str:
+        """``importance``, or the deprecated ``criterion`` when given."""
+        return self.importance if self.criterion == "deprecated" else self.criterion
 
     @property
     def requires_gradient_statistics(self) -> bool:
-        """Whether the estimator must gather ``|w * grad|`` (``criterion="taylor"``)."""
-        return self.criterion == "taylor"
+        """Whether :meth:`observe` must see gradients (``importance="taylor"``)."""
+        return self._importance == "taylor"
+
+    def step_target(self, fraction: float) -> float:
+        """The share of units removed at this step: ``sparsity * fraction``."""
+        return self._unit_sparsity * float(fraction)
 
     prune_output_layer = False
-
-    # ------------------------------------------------------------ validation
-    def _validate_params(self) -> None:
-        name = type(self).__name__
-        fraction = self.fraction
-        if not isinstance(fraction, numbers.Real) or isinstance(fraction, bool):
-            raise TypeError(f"{name}(fraction=...) must be a number in [0, 1), got {fraction!r}.")
-        if not 0.0 <= float(fraction) < 1.0:
-            raise ValueError(
-                f"{name}(fraction={fraction!r}) is impossible: fraction is the share of "
-                f"{self.unit_name}s removed from each selected layer and must be in [0, 1) "
-                f"(0.5 removes half of the {self.unit_name}s)."
-            )
-        if self.criterion not in CRITERIA:
-            raise ValueError(f"{name}(criterion={self.criterion!r}) is not supported; use one of {CRITERIA}.")
-        if self.scope not in SCOPES:
-            raise ValueError(f"{name}(scope={self.scope!r}) is not supported; use one of {SCOPES}.")
-        if self.schedule is not None and not isinstance(self.schedule, BaseSchedule):
-            raise TypeError(
-                f"{name}(schedule=...) must be a schedule such as OneShot(), Iterative() or "
-                f"Polynomial(), got {self.schedule!r}."
-            )
 
     # ------------------------------------------------------------- selection
     def select_layers(self, module: nn.Module) -> list[tuple[str, str, nn.Module]]:
@@ -113,7 +134,7 @@ class StructuredPruner(BasePruner):
         ------
         ValueError
             If nothing is selected, if the output layer is selected, or if
-            ``fraction`` would remove every unit of a selected layer.
+            ``sparsity`` would remove every unit of a selected layer.
         """
         name = type(self).__name__
         candidates = list(iter_prunable_weights(module))
@@ -141,10 +162,10 @@ class StructuredPruner(BasePruner):
         if self.scope == "layer":
             for _, layer_name, layer in selected:
                 n_units = layer.weight.shape[0]
-                if round(float(self.fraction) * n_units) >= n_units:
+                if round(self._unit_sparsity * n_units) >= n_units:
                     raise ValueError(
-                        f"{name}(fraction={self.fraction!r}) would remove every {self.unit_name} of "
-                        f"layer {layer_name!r} ({n_units} {self.unit_name}s); use a fraction below "
+                        f"{name}(sparsity={self._unit_sparsity!r}) would remove every {self.unit_name} of "
+                        f"layer {layer_name!r} ({n_units} {self.unit_name}s); use a sparsity below "
                         f"{(n_units - 0.5) / n_units:.3f} or a wider layer."
                     )
         return selected
@@ -157,19 +178,19 @@ class StructuredPruner(BasePruner):
         for param, _, layer in self.select_layers(module):
             weight = layer.weight.detach()
             rows = weight.reshape(weight.shape[0], -1)
-            if self.criterion == "taylor" and param in context.statistics:
+            if self._importance == "taylor" and param in context.statistics:
                 stat = context.statistics[param].detach().to(weight.device)
                 scores[param] = stat.reshape(weight.shape[0], -1).sum(dim=1).float()
                 continue
-            if self.criterion == "taylor":
+            if self._importance == "taylor":
                 missing.append(param)
-            if self.criterion == "l1":
+            if self._importance == "l1":
                 scores[param] = rows.abs().sum(dim=1).float()
             else:
                 scores[param] = rows.norm(dim=1).float()
         if missing:
             warnings.warn(
-                f"{type(self).__name__}(criterion='taylor') has no gradient statistics for "
+                f"{type(self).__name__}(importance='taylor') has no gradient statistics for "
                 f"{missing} at epoch {context.epoch} (no training step since the last pruning "
                 "step); the L2 norm is used for this step. Start the schedule after at least one "
                 "epoch to use Taylor scores throughout.",
@@ -190,6 +211,8 @@ class StructuredPruner(BasePruner):
         """
         selected = self.select_layers(module)
         layers = {param: (layer_name, layer) for param, layer_name, layer in selected}
+        statistics = self.__dict__.pop("saliency_", {})
+        context = dataclasses.replace(context, statistics={**context.statistics, **statistics})
         scores = self.unit_scores(module, context)
         pruned_before = {}
         for param, (_, layer) in layers.items():
@@ -205,9 +228,9 @@ class StructuredPruner(BasePruner):
             if bool(units.all()):
                 layer_name = layers[param][0]
                 raise ValueError(
-                    f"{type(self).__name__}(fraction={self.fraction!r}, scope={self.scope!r}) would "
+                    f"{type(self).__name__}(sparsity={self._unit_sparsity!r}, scope={self.scope!r}) would "
                     f"remove every {self.unit_name} of layer {layer_name!r}; use scope='layer' or a "
-                    "smaller fraction."
+                    "smaller sparsity."
                 )
         return self._unit_masks(module, masks, layers, removed)
 
@@ -287,11 +310,11 @@ class NeuronPruning(StructuredPruner):
 
     Parameters
     ----------
-    fraction : float, default=0.5
+    sparsity : float, default=0.5
         Final fraction of the hidden units of each selected layer removed,
         in ``[0, 1)``. A fraction that would remove every unit of a layer
         raises a ``ValueError`` at ``fit``.
-    criterion : {"l2", "l1", "taylor"}, default="l2"
+    importance : {"l2", "l1", "taylor"}, default="l2"
         Unit importance: L2 or L1 norm of its incoming weights, or the
         accumulated first-order Taylor score ``sum |w * dL/dw|`` of its
         weights since the last pruning step (a step with no statistics yet,
@@ -304,16 +327,13 @@ class NeuronPruning(StructuredPruner):
     layers : str, type, list or None, default=None
         Hidden Linear layers to prune by name, glob or type; ``None`` selects
         all but the output layer.
-
-    Attributes
-    ----------
-    sparsity : float
-        Read-only alias of ``fraction`` used by the estimator's schedule.
+    fraction, criterion : optional
+        Deprecated aliases of ``sparsity`` and ``importance``; removed in 0.3.
 
     Examples
     --------
     >>> from skprune import PrunedNetClassifier, NeuronPruning
-    >>> net = PrunedNetClassifier(pruner=NeuronPruning(fraction=0.5), max_epochs=30)
+    >>> net = PrunedNetClassifier(pruner=NeuronPruning(sparsity=0.5), max_epochs=30)
     >>> # net.fit(X, y).compact() has half the hidden units, same predictions
     """
 
@@ -330,10 +350,10 @@ class ChannelPruning(StructuredPruner):
 
     Parameters
     ----------
-    fraction : float, default=0.5
+    sparsity : float, default=0.5
         Final fraction of the output channels of each selected Conv2d layer
         removed, in ``[0, 1)``.
-    criterion : {"l2", "l1", "taylor"}, default="l2"
+    importance : {"l2", "l1", "taylor"}, default="l2"
         Channel importance: L2 or L1 norm of its filter, or accumulated
         ``sum |w * dL/dw|`` over its filter.
     scope : {"layer", "global"}, default="layer"
@@ -343,11 +363,13 @@ class ChannelPruning(StructuredPruner):
     layers : str, type, list or None, default=None
         Conv2d layers to prune; ``None`` selects all of them (except a
         Conv2d that is the network's last layer).
+    fraction, criterion : optional
+        Deprecated aliases of ``sparsity`` and ``importance``; removed in 0.3.
 
     Examples
     --------
     >>> from skprune import ChannelPruning
-    >>> pruner = ChannelPruning(fraction=0.25, criterion="l1")
+    >>> pruner = ChannelPruning(sparsity=0.25, importance="l1")
     """
 
     layer_type = nn.Conv2d

@@ -1,0 +1,137 @@
+"""The classifier: label encoding, class probabilities, accuracy on a validation split."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EpochScoring
+from skorch.utils import to_numpy
+
+from ._estimator import PrunedNet
+from ._params import with_default_criterion
+
+__all__ = ["PrunedNetClassifier"]
+
+
+def _encoded_accuracy(net, X, y):
+    """Accuracy of ``argmax(predict_proba)`` against encoded labels (internal validation)."""
+    y_pred = net.predict_proba(X).argmax(axis=1)
+    return float(np.mean(y_pred == to_numpy(y).ravel()))
+
+
+class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
+    """Neural network classifier with pruning as a hyperparameter.
+
+    Labels of any type (integers, strings, booleans, pandas Categorical)
+    are encoded at ``fit``; ``predict`` returns the original labels and
+    ``predict_proba`` has one column per entry of ``classes_``. The module
+    outputs logits and is trained with cross-entropy.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=MLP
+        The network; ``n_features_in`` and ``n_outputs`` (number of classes)
+        are inferred at ``fit`` when the class accepts them.
+    criterion : torch loss class, default=torch.nn.CrossEntropyLoss
+        Training loss on logits.
+    pruner : pruner or None, default=None
+        e.g. ``MagnitudePruning(sparsity=0.9)``; ``None`` for a dense net.
+    alpha : float, default=1e-4
+        L2 penalty strength, as in ``MLPClassifier``.
+    random_state : int, RandomState or None, default=None
+        Seeds initialization, shuffling, dropout and random pruning.
+    **kwargs
+        See :class:`PrunedNet` for every other parameter.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels seen at ``fit``, sorted.
+    sparsity_, layer_sparsity_, n_params_, n_nonzero_params_, pruner_, masks_
+        See :class:`PrunedNet`.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skprune import PrunedNetClassifier, MagnitudePruning
+    >>> X, y = load_digits(return_X_y=True)
+    >>> net = PrunedNetClassifier(pruner=MagnitudePruning(sparsity=0.9),
+    ...                           max_epochs=20, random_state=0).fit(X / 16, y)
+    >>> round(net.sparsity_, 2)
+    0.9
+    """
+
+    _multi_output = False
+    _y_numeric = False
+
+    __init__ = with_default_criterion(PrunedNet, torch.nn.CrossEntropyLoss)
+
+    @property
+    def _default_callbacks(self):
+        callbacks = dict(super()._default_callbacks)
+        callbacks["valid_acc"] = EpochScoring(_encoded_accuracy, name="valid_acc", lower_is_better=False)
+        return list(callbacks.items())
+
+    @property
+    def classes_(self):
+        """Class labels seen at ``fit``."""
+        try:
+            return self.__dict__["_classes"]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__} has no classes_ before fit.") from None
+
+    def _encode_y(self, y, *, reset: bool):
+        y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        check_classification_targets(y)
+        if reset:
+            encoder = LabelEncoder().fit(y)
+            if len(encoder.classes_) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of at least 2 classes in y; "
+                    f"got only one class: {encoder.classes_[0]!r}."
+                )
+            self.__dict__["_classes"] = encoder.classes_
+            self.n_outputs_ = 1
+        classes = self.classes_
+        unknown = ~np.isin(y, classes)
+        if unknown.any():
+            raise ValueError(f"y contains labels not seen in the first fit: {np.unique(y[unknown])[:5]}.")
+        return torch.as_tensor(np.searchsorted(classes, y), dtype=torch.long)
+
+    def _n_module_outputs(self):
+        classes = self.__dict__.get("_classes")
+        return None if classes is None else len(classes)
+
+    def predict_proba(self, X):
+        """Class probabilities, one column per entry of ``classes_``.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame, sparse matrix or tensor of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+        """
+        return PrunedNet.predict_proba(self, X)
+
+    def predict(self, X):
+        """Predicted class labels (the original label values).
+
+        Parameters
+        ----------
+        X : array-like, DataFrame, sparse matrix or tensor of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+

@@ -1,0 +1,64 @@
+"""The regressor: single and multi-output targets, float64 predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from skorch import NeuralNetRegressor
+
+from ._estimator import PrunedNet
+from ._params import with_default_criterion
+
+__all__ = ["PrunedNetRegressor"]
+
+
+class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
+    """Neural network regressor with pruning as a hyperparameter.
+
+    Supports single and multi-output targets; ``predict`` returns shape
+    ``(n_samples,)`` for a 1-D ``y`` and ``(n_samples, n_targets)`` otherwise.
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=MLP
+        The network; sizes are inferred at ``fit``.
+    criterion : torch loss class, default=torch.nn.MSELoss
+        Training loss.
+    pruner : pruner or None, default=None
+        e.g. ``MagnitudePruning(sparsity=0.9)``; ``None`` for a dense net.
+    alpha : float, default=1e-4
+        L2 penalty strength, as in ``MLPRegressor``.
+    random_state : int, RandomState or None, default=None
+        Seeds initialization, shuffling, dropout and random pruning.
+    **kwargs
+        See :class:`PrunedNet` for every other parameter.
+    """
+
+    __init__ = with_default_criterion(PrunedNet, torch.nn.MSELoss)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    @property
+    def predict_proba(self):
+        """Regressors have no ``predict_proba``; use :meth:`predict`."""
+        raise AttributeError(f"{type(self).__name__} has no predict_proba; use predict.")
+
+    def predict(self, X):
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : array-like, DataFrame, sparse matrix or tensor of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_targets)
+        """
+        # float64 like every scikit-learn regressor (the network computes in float32)
+        y_pred = PrunedNet.predict_proba(self, X).astype(np.float64)
+        if getattr(self, "_y_ndim", 2) == 1 and y_pred.ndim == 2 and y_pred.shape[1] == 1:
+            return y_pred.ravel()
+        return y_pred

@@ -1,0 +1,236 @@
+"""The pruning engine: training-time pruning of one fit, with its own run state.
+
+The estimator owns conformance and the skorch training loop; the engine owns
+everything pruning does while the loop runs: it plans the schedule, asks the
+pruner for masks at the scheduled epochs, hands them to the mask store,
+rewinds when the pruner asks, resets optimizer state of pruned entries,
+shows gradients to pruners that observe them, and keeps pruned weights at
+exactly zero after every optimizer step. It calls only the hooks declared
+in :class:`skprune.pruners.PrunerProtocol`.
+
+One engine lives for one ``fit``/``partial_fit`` call (the estimator builds
+it when training begins and drops it at the end); it holds no reference to
+data after that.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from skorch.dataset import unpack_data
+from torch import nn
+
+from ..nn._layers import iter_prunable_weights
+from ..pruners._protocol import PrunerProtocol, PruningContext
+from ._data import BatchIterator
+from ._masks import MaskStore
+
+__all__ = ["PruningEngine", "PruningRun"]
+
+
+@dataclass
+class PruningRun:
+    """Where one fit stands: epochs trained, steps planned and taken, what is bound.
+
+    Attributes
+    ----------
+    n_epochs : int
+        Epochs of this fit.
+    steps : dict of int to float
+        Schedule: epoch -> fraction of the pruner's goal reached at that step.
+    epoch : int
+        Epochs completed so far in this fit.
+    step_index : int
+        Pruning steps taken so far.
+    n_observed : int
+        Backward passes shown to the pruner since its last step.
+    selected : list
+        ``(param_name, layer_name, layer)`` the pruner works on.
+    bound : list
+        ``(parameter, keep multiplier)`` pairs of the mask store.
+    """
+
+    n_epochs: int
+    steps: dict[int, float] = field(default_factory=dict)
+    epoch: int = 0
+    step_index: int = 0
+    n_observed: int = 0
+    selected: list = field(default_factory=list)
+    bound: list = field(default_factory=list)
+
+    @property
+    def steps_remain(self) -> bool:
+        """Whether a pruning step is still ahead in this fit."""
+        return self.step_index < len(self.steps)
+
+
+class PruningEngine:
+    """Runs a pruner's schedule during one fit of a network.
+
+    Parameters
+    ----------
+    pruner : PrunerProtocol or None
+        The fitted copy ``pruner_`` (``None`` for a dense fit: masks are still
+        kept exact, e.g. after a warm start).
+    module : torch.nn.Module
+        The network being trained.
+    masks : MaskStore
+        The estimator's mask store (updated in place).
+    n_epochs : int
+        Epochs of this fit.
+    generator : torch.Generator
+        Seeded generator for pruning decisions and the sensitivity pass.
+    """
+
+    def __init__(
+        self,
+        pruner: PrunerProtocol | None,
+        module: nn.Module,
+        masks: MaskStore,
+        *,
+        n_epochs: int,
+        generator: torch.Generator,
+    ):
+        self.pruner = pruner
+        self.module = module
+        self.masks = masks
+        self.generator = generator
+        steps: dict[int, float] = {}
+        selected: list = []
+        if pruner is not None:
+            selected = pruner.select_layers(module)  # fails early on a bad selection
+            steps = dict(pruner.get_schedule().steps(n_epochs))
+        self.run = PruningRun(n_epochs=n_epochs, steps=steps, selected=selected, bound=masks.bind(module))
+        #: weights of the L2 penalty, looked up once per fit
+        self.l2_weights = [layer.weight for _, _, layer in iter_prunable_weights(module)]
+
+    # ------------------------------------------------------------ per step
+    @property
+    def observes_gradients(self) -> bool:
+        """Whether the pruner must see gradients after this backward pass."""
+        return (
+            self.pruner is not None and self.pruner.requires_gradient_statistics and self.run.steps_remain
+        )
+
+    def observe_gradients(self) -> None:
+        """Show every selected weight and its gradient to the pruner."""
+        with torch.no_grad():
+            for name, _, layer in self.run.selected:
+                grad = layer.weight.grad
+                if grad is not None:
+                    self.pruner.observe(name, layer.weight.detach(), grad.detach())
+        self.run.n_observed += 1
+
+    def apply_masks(self) -> None:
+        """Zero every pruned weight (after each optimizer step)."""
+        self.masks.apply_bound(self.run.bound)
+
+    def penalty(self) -> torch.Tensor | None:
+        """The pruner's loss term for this step, or ``None``."""
+        return None if self.pruner is None else self.pruner.penalty(self.module)
+
+    # ----------------------------------------------------------- per epoch
+    def begin_epoch(self, optimizer, sensitivity_pass) -> None:
+        """Call the pruner's epoch hook, then take the step scheduled before this epoch.
+
+        Parameters
+        ----------
+        optimizer : torch.optim.Optimizer or None
+            Its state of newly pruned entries is reset.
+        sensitivity_pass : callable
+            ``sensitivity_pass(n_batches)`` computes gradients on training
+            batches without updating weights (each backward pass followed
+            by :meth:`observe_gradients`); used when the pruner needs
+            gradients and no batch was observed since its last step.
+        """
+        if self.pruner is not None:
+            self.pruner.on_epoch_begin(self.module, self.run.epoch)
+        self.prune_if_scheduled(optimizer, sensitivity_pass)
+
+    def end_epoch(self) -> None:
+        """Count a completed epoch."""
+        self.run.epoch += 1
+
+    @property
+    def at_end(self) -> bool:
+        """Whether every epoch of the fit completed (a step may be due after the last)."""
+        return self.run.epoch == self.run.n_epochs
+
+    def prune_if_scheduled(self, optimizer, sensitivity_pass=None) -> bool:
+        """Take the pruning step scheduled at the current epoch, if any.
+
+        Returns
+        -------
+        bool
+            Whether a step was taken.
+        """
+        run, pruner = self.run, self.pruner
+        fraction = run.steps.get(run.epoch)
+        if fraction is None or pruner is None:
+            return False
+        if pruner.requires_gradient_statistics and run.n_observed == 0 and sensitivity_pass is not None:
+            sensitivity_pass(int(pruner.sensitivity_batches))
+        context = PruningContext(
+            epoch=run.epoch,
+            n_epochs=run.n_epochs,
+            step=run.step_index,
+            target=pruner.step_target(fraction),
+            generator=self.generator,
+        )
+        self.masks.update(pruner.compute_masks(self.module, self.masks, context))
+        run.bound = self.masks.bind(self.module)
+        state = pruner.rewind(self.module, context)
+        if state is not None:
+            self._load_rewound_state(state, optimizer)
+        self.apply_masks()
+        if optimizer is not None:
+            self.masks.mask_optimizer_state(self.module, optimizer)
+        run.step_index += 1
+        run.n_observed = 0
+        return True
+
+    def _load_rewound_state(self, state: dict, optimizer) -> None:
+        """Load parameter/buffer values the pruner asked to rewind to; reset the optimizer."""
+        current = dict(self.module.state_dict(keep_vars=True))
+        unknown = sorted(set(state) - set(current))
+        if unknown:
+            raise KeyError(f"{type(self.pruner).__name__}.rewind returned unknown entries {unknown}.")
+        with torch.no_grad():
+            for name, value in state.items():
+                current[name].copy_(value)
+        if optimizer is not None:
+            optimizer.state.clear()  # moments belong to the discarded weights
+
+
+def run_sensitivity_pass(net, engine: PruningEngine, dataset, n_batches: int) -> None:
+    """Gradients on the first ``n_batches`` shuffled training batches, no weight update.
+
+    Fills the pruner's statistics for a gradient-based step at which none
+    were gathered (pruning at initialization, as SNIP does). Batches are
+    shuffled by the engine's generator, so the training order is the same as
+    without this pass. The loss is the criterion alone (no penalty).
+
+    Parameters
+    ----------
+    net : PrunedNet
+        The estimator (for its iterator, forward pass and criterion).
+    engine : PruningEngine
+    dataset : torch Dataset
+        The training data.
+    n_batches : int
+    """
+    iterator = net.get_iterator(dataset, training=True)
+    if isinstance(iterator, BatchIterator):
+        iterator.generator = engine.generator
+    net._set_training(True)
+    for index, batch in enumerate(iterator):
+        if index >= n_batches:
+            break
+        Xi, yi = unpack_data(batch)
+        net.module_.zero_grad(set_to_none=True)
+        loss = net.get_loss(net.infer(Xi), yi, X=Xi, training=False)
+        loss.backward()
+        engine.masks.mask_bound_gradients(engine.run.bound)
+        engine.observe_gradients()
+    net.module_.zero_grad(set_to_none=True)

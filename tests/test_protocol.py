@@ -1,0 +1,274 @@
+"""The pruner protocol: the engine calls only declared hooks; composites forward every hook."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import BaseEstimator, clone
+from sklearn.datasets import make_classification
+
+from skprune import (
+    CombinedPruning,
+    FunctionPruner,
+    InputPruning,
+    LotteryTicket,
+    MagnitudePruning,
+    NeuronPruning,
+    OneShot,
+    PrunedNetClassifier,
+    PrunedNetCV,
+    TaylorPruning,
+)
+from skprune.pruners import PrunerProtocol
+from skprune.pruners._protocol import PROTOCOL_MEMBERS
+
+FAST = dict(max_epochs=6, batch_size=32, random_state=0, module__hidden_layer_sizes=(16,))
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_classification(n_samples=120, n_features=8, n_informative=4, random_state=0)
+    return X.astype(np.float32), y
+
+
+# Names scikit-learn and Python themselves use on any estimator (clone, get_params, repr, ...).
+_ESTIMATOR_API = {
+    "get_params",
+    "set_params",
+    "_get_param_names",
+    "__sklearn_clone__",
+    "__sklearn_tags__",
+    "_repr_html_",
+    "_validate_params",
+    "_check_params_together",
+    "_parameter_constraints",
+    "__dict__",
+    "_metadata_request",
+    "_skl_callbacks",
+    "_sklearn_output_config",
+    "_doc_link_module",
+    "_doc_link_template",
+    "__class__",
+}
+
+
+class _RecordingPruner(TaylorPruning):
+    """A gradient-observing pruner that records every member the library touches."""
+
+    def __getattribute__(self, name):
+        if not name.startswith("__") and not name.startswith("_RecordingPruner"):
+            type(self).touched.add(name)
+        return super().__getattribute__(name)
+
+
+def test_the_engine_uses_only_members_the_protocol_declares(data):
+    X, y = data
+    _RecordingPruner.touched = set()
+    pruner = _RecordingPruner(0.5, schedule=OneShot(at=0.5))
+    net = PrunedNetClassifier(pruner=pruner, **FAST).fit(X, y)
+    net.partial_fit(X, y)
+    # the members of the pruner's own implementation are reached through the hooks
+    own = {"score", "_checked_scores", "scope", "sparsity", "n_batches", "layers", "prune_output_layer"}
+    own |= {"schedule", "_layer_matches", "saliency_", "get_schedule"}
+    undeclared = _RecordingPruner.touched - PROTOCOL_MEMBERS - _ESTIMATOR_API - own
+    assert not undeclared, f"the library used pruner members outside the protocol: {sorted(undeclared)}"
+    assert {"compute_masks", "observe", "step_target", "check_params"} <= _RecordingPruner.touched
+
+
+def test_engine_and_estimator_sources_do_not_probe_the_pruner():
+    import inspect
+
+    from skprune import _estimator
+    from skprune._training import _engine
+
+    for module in (_estimator, _engine):
+        source = inspect.getsource(module)
+        assert "getattr(self.pruner" not in source
+        assert "hasattr(self.pruner" not in source
+        assert "getattr(pruner" not in source
+
+
+class _RecordingTicket(LotteryTicket):
+    rewinds: list = []
+
+    def rewind(self, module, context):
+        state = super().rewind(module, context)
+        type(self).rewinds.append(state is not None)
+        return state
+
+
+def test_combined_pruning_rewinds_an_input_pruning_and_lottery_ticket_pair(data):
+    X, y = data
+    _RecordingTicket.rewinds = []
+    ticket = _RecordingTicket(0.5, n_rounds=1, layers=["layers.fc0"])
+    pruner = CombinedPruning([("in", InputPruning(n_features=6, schedule=OneShot(at=0.25))), ("w", ticket)])
+    net = PrunedNetClassifier(pruner=pruner, **{**FAST, "max_epochs": 8}).fit(X, y)
+    assert _RecordingTicket.rewinds == [True]
+    assert len(net.selected_features_) == 6
+
+
+def test_a_lottery_ticket_inside_combined_pruning_trains_as_it_does_alone(data):
+    X, y = data
+
+    class Idle(PrunerProtocol):
+        def compute_masks(self, module, masks, context):
+            return {}
+
+    ticket = LotteryTicket(0.5, n_rounds=2, rewind_epoch=1)
+    alone = PrunedNetClassifier(pruner=ticket, **{**FAST, "max_epochs": 9}).fit(X, y)
+    combined = CombinedPruning([("idle", Idle()), ("w", clone(ticket))])
+    inside = PrunedNetClassifier(pruner=combined, **{**FAST, "max_epochs": 9}).fit(X, y)
+    np.testing.assert_allclose(inside.predict_proba(X), alone.predict_proba(X), atol=1e-6)
+
+
+def _gradient_norm(weight, stats):
+    _gradient_norm.batches.append(stats.n_batches)
+    _gradient_norm.grad_sums.append(float(stats.grad_sum.abs().sum()))
+    return stats.grad_sq_sum
+
+
+_gradient_norm.batches = []
+_gradient_norm.grad_sums = []
+
+
+def test_combined_pruning_shows_real_gradients_to_a_function_pruner(data):
+    X, y = data
+    _gradient_norm.batches.clear()
+    _gradient_norm.grad_sums.clear()
+    pruner = CombinedPruning(
+        [
+            ("in", InputPruning(n_features=6, schedule=OneShot(at=0.5))),
+            ("fn", FunctionPruner(_gradient_norm, 0.5, layers=["layers.fc0"], schedule=OneShot(at=0.5))),
+        ]
+    )
+    PrunedNetClassifier(pruner=pruner, **FAST).fit(X, y)
+    # 3 epochs of 120 rows in batches of 32 before the step: 12 backward passes observed
+    assert _gradient_norm.batches == [12]
+    assert _gradient_norm.grad_sums[0] > 0
+
+
+def test_a_plain_estimator_missing_hooks_is_refused_with_the_hooks_named(data):
+    X, y = data
+
+    class HalfPruner(BaseEstimator):
+        def compute_masks(self, module, masks, context):
+            return {}
+
+        def get_schedule(self):
+            return OneShot()
+
+    with pytest.raises(TypeError, match=r"lacks the pruner hooks \[.*'observe'.*\].*PrunerProtocol"):
+        PrunedNetClassifier(pruner=HalfPruner(), **FAST).fit(X, y)
+
+
+def test_a_plain_estimator_with_every_hook_works_without_parameter_constraints(data):
+    X, y = data
+
+    class Plain(BaseEstimator):
+        path_parameter = None
+        requires_gradient_statistics = False
+        sensitivity_batches = 0
+
+        def check_params(self):
+            pass
+
+        def check_n_features(self, n_features):
+            pass
+
+        def get_schedule(self):
+            return OneShot(at=0.5)
+
+        def select_layers(self, module):
+            return []
+
+        def step_target(self, fraction):
+            return fraction
+
+        def compute_masks(self, module, masks, context):
+            return {"layers.fc0.weight": torch.zeros_like(module.layers.fc0.weight, dtype=torch.bool)}
+
+        def rewind(self, module, context):
+            return None
+
+        def penalty(self, module):
+            return None
+
+        def observe(self, name, weight, grad):
+            pass
+
+        def on_epoch_begin(self, module, epoch):
+            pass
+
+        def at_path_level(self, level, at):
+            raise TypeError("no path")
+
+    net = PrunedNetClassifier(pruner=Plain(), **FAST).fit(X, y)
+    assert net.layer_sparsity_["layers.fc0"] == 1.0
+
+
+def test_a_new_criterion_is_one_class_with_one_method(data):
+    from skprune import BasePruner
+
+    class SmallestRows(BasePruner):
+        def score(self, weights, context):
+            return {n: w.norm(dim=1, keepdim=True).expand_as(w) for n, w in weights.items()}
+
+    X, y = data
+    net = PrunedNetClassifier(pruner=SmallestRows(0.6, schedule=OneShot(at=0.5)), **FAST).fit(X, y)
+    assert net.sparsity_ == pytest.approx(0.6, abs=0.01)
+    assert net.predict(X).shape == (len(X),)
+
+
+@pytest.mark.parametrize(
+    "pruner, param",
+    [
+        (NeuronPruning(0.0), "pruner__sparsity"),
+        (InputPruning(n_features=4), "pruner__sparsity"),
+    ],
+)
+def test_pruned_net_cv_runs_a_path_over_structured_and_input_pruning(data, pruner, param):
+    X, y = data
+    search = PrunedNetCV(
+        PrunedNetClassifier(pruner=pruner, **FAST), sparsities=(0.25, 0.5), cv=2, finetune_epochs=2
+    ).fit(X, y)
+    assert list(search.best_params_) == [param]
+    assert search.sparsity_ in (0.25, 0.5)
+    fitted = search.best_estimator_
+    if isinstance(pruner, InputPruning):
+        kept = len(fitted.selected_features_)
+        assert kept == round((1 - search.sparsity_) * X.shape[1])
+    else:
+        removed = (fitted.module_.layers.fc0.weight.detach().abs().sum(dim=1) == 0).float().mean()
+        assert float(removed) == pytest.approx(search.sparsity_)
+    assert clone(search).get_params()["estimator"].pruner.get_params() == pruner.get_params()
+
+
+def test_a_pruner_without_a_path_is_refused_by_pruned_net_cv(data):
+    X, y = data
+    pruner = CombinedPruning([("w", MagnitudePruning(0.5))])
+    with pytest.raises(TypeError, match="cannot be put on a sparsity path.*GridSearchCV"):
+        PrunedNetCV(PrunedNetClassifier(pruner=pruner, **FAST), sparsities=(0.5,), cv=2).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "pruner, new",
+    [
+        (NeuronPruning(fraction=0.5), "sparsity"),
+        (NeuronPruning(0.5, criterion="l1"), "importance"),
+        (InputPruning(fraction=0.5), "sparsity=1 - fraction"),
+    ],
+)
+def test_deprecated_names_warn_and_keep_their_meaning(data, pruner, new):
+    X, y = data
+    with pytest.warns(FutureWarning, match=new):
+        net = PrunedNetClassifier(pruner=pruner, **FAST).fit(X, y)
+    if isinstance(pruner, InputPruning):
+        assert len(net.selected_features_) == 4  # fraction kept = 0.5 of 8 features
+    else:
+        removed = (net.module_.layers.fc0.weight.detach().abs().sum(dim=1) == 0).float().mean()
+        assert float(removed) == 0.5
+
+
+def test_structured_sparsity_is_settable_through_the_estimator():
+    net = PrunedNetClassifier(pruner=NeuronPruning(0.5))
+    net.set_params(pruner__sparsity=0.25)
+    assert net.pruner.sparsity == 0.25
