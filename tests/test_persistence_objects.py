@@ -79,7 +79,9 @@ def test_pipeline_with_column_transformer_round_trips(tmp_path):
 def test_grid_search_best_estimator_round_trips_and_the_search_is_refused(clf_data, tmp_path):
     X, y = clf_data
     search = GridSearchCV(
-        make_pipeline(StandardScaler(), PrunedNetClassifier(pruner=MagnitudePruning(schedule=OneShot()), **FAST)),
+        make_pipeline(
+            StandardScaler(), PrunedNetClassifier(pruner=MagnitudePruning(schedule=OneShot()), **FAST)
+        ),
         {"prunednetclassifier__pruner__sparsity": [0.5, 0.8]},
         cv=2,
     ).fit(X, y)

@@ -8,13 +8,19 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load as st_load
 
 import skprune
-from skprune import MagnitudePruning, NeuronPruning, OneShot, PersistenceError, PrunedNetClassifier, RandomPruning
+from skprune import (
+    MagnitudePruning,
+    NeuronPruning,
+    OneShot,
+    PersistenceError,
+    PrunedNetClassifier,
+    RandomPruning,
+)
 from skprune.deploy._safefile import tensor_digest
 
 TINY = dict(max_epochs=1, batch_size=32, lr=0.01, random_state=0)
@@ -276,7 +282,9 @@ PRUNERS = {
     sparsity=st.sampled_from([0.0, 0.3, 0.5]),
     compact=st.booleans(),
 )
-def test_every_saved_file_loads(tmp_path_factory, hidden, n_classes, n_features, labels, pruner, sparsity, compact):
+def test_every_saved_file_loads(
+    tmp_path_factory, hidden, n_classes, n_features, labels, pruner, sparsity, compact
+):
     """Random nets, labels and pruners; each saved masked, compacted and as CSR: ~300 files."""
     rng = np.random.RandomState(len(hidden) + 7 * n_features)
     X = rng.randn(24, n_features).astype(np.float32)
