@@ -79,7 +79,9 @@ def _build(args):
     ).fit(X_train, y_train)
     n50 = _fine_tune(dense, NeuronPruning(0.5, schedule=OneShot(at=0)), X_train, y_train, args.ft_epochs, 1)
     n75 = _fine_tune(dense, NeuronPruning(0.75, schedule=OneShot(at=0)), X_train, y_train, args.ft_epochs, 2)
-    m95 = _fine_tune(dense, MagnitudePruning(0.95, schedule=OneShot(at=0)), X_train, y_train, args.ft_epochs, 3)
+    m95 = _fine_tune(
+        dense, MagnitudePruning(0.95, schedule=OneShot(at=0)), X_train, y_train, args.ft_epochs, 3
+    )
     c50, c75 = n50.compact(), n75.compact()
     sk = MLPClassifier((256, 128), max_iter=args.epochs, random_state=0).fit(X_train, y_train)
     sample = X_train[:4]
@@ -171,7 +173,8 @@ def main(argv=None):
     table["acc_change"] = table["accuracy"] - base_acc
     dense_latency = table[table["variant"] == "skprune dense"].set_index(["threads", "batch"])["latency_ms"]
     table["speedup_vs_dense"] = [
-        dense_latency[(t, b)] / lat for t, b, lat in zip(table["threads"], table["batch"], table["latency_ms"])
+        dense_latency[(t, b)] / lat
+        for t, b, lat in zip(table["threads"], table["batch"], table["latency_ms"])
     ]
     pd.set_option("display.width", 200)
     pd.set_option("display.max_rows", 200)
