@@ -137,6 +137,15 @@ class _Value:
     conv: bool = False
 
 
+def _is_spatial_mean(node: fx.Node) -> bool:
+    """``x.mean(dim=(2, 3))`` / ``torch.mean(x, (2, 3))``: global average pooling to (N, C)."""
+    if not ((node.op == "call_method" and node.target == "mean") or node.target is torch.mean):
+        return False
+    dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+    keepdim = node.args[2] if len(node.args) > 2 else node.kwargs.get("keepdim", False)
+    return not keepdim and isinstance(dim, (tuple, list)) and sorted(d % 4 for d in dim) == [2, 3]
+
+
 def trace_channel_groups(module: nn.Module) -> list[ChannelGroup]:
     """Trace ``module`` and return its channel groups (see the module docstring).
 
@@ -238,6 +247,9 @@ def trace_channel_groups(module: nn.Module) -> list[ChannelGroup]:
         )
         if only_first and pooled and first.conv and not first.flat:
             values[node] = first
+            continue
+        if only_first and first.conv and not first.flat and _is_spatial_mean(node):
+            values[node] = _Value(first.segments, flat=True, conv=True)  # global average pooling
             continue
         if only_first and _flatten_start(node, modules) == 1:
             values[node] = _Value(first.segments, flat=first.conv or first.flat, conv=first.conv)
