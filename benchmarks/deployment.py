@@ -48,18 +48,19 @@ from skprune import MagnitudePruning, NeuronPruning, OneShot, OnnxPredictor, Pru
 
 
 def _fine_tune(dense, pruner, X, y, epochs, seed):
+    """Prune a copy of the trained dense net and fine-tune it (warm start from its weights)."""
     net = PrunedNetClassifier(
         module__hidden_layer_sizes=dense.module_.hidden_layer_sizes,
+        module__n_features_in=dense.n_features_in_,
+        module__n_outputs=len(dense.classes_),
         pruner=pruner,
         max_epochs=epochs,
         lr=1e-3,
         batch_size=64,
         random_state=seed,
         warm_start=True,
-    )
-    net.fit(X[:10], y[:10])  # sizes inferred; then start from the dense weights
+    ).initialize()
     net.module_.load_state_dict(dense.module_.state_dict())
-    net.set_params(max_epochs=epochs)
     return net.fit(X, y)
 
 

@@ -54,10 +54,11 @@ class _Unsupported(Exception):
 
 
 class _GraphBuilder:
-    def __init__(self):
+    def __init__(self, gemm: bool = True):
         self.nodes = []
         self.initializers = []
         self.n = 0
+        self.gemm = gemm  # Linear as one Gemm (fast); MatMul + Add for ONNX Runtime's int8 quantizer
 
     def name(self, hint: str) -> str:
         self.n += 1
@@ -103,6 +104,11 @@ def _pair(value) -> list[int]:
 def _module_node(g: _GraphBuilder, module: nn.Module, x: str, name: str, rank: int) -> tuple[str, int]:
     from ._export import SparseLinear
 
+    if isinstance(module, (nn.Linear, SparseLinear)) and g.gemm and rank == 2:
+        inputs = [x, g.const(f"{name}.weight", _np(module.weight))]
+        if getattr(module, "bias", None) is not None:
+            inputs.append(g.const(f"{name}.bias", _np(module.bias)))
+        return g.node("Gemm", inputs, name, transB=1), rank
     if isinstance(module, (nn.Linear, SparseLinear)):
         weight = _np(module.weight).T
         out = g.node("MatMul", [x, g.const(f"{name}.weight_t", weight)], name)
@@ -190,7 +196,7 @@ def _module_node(g: _GraphBuilder, module: nn.Module, x: str, name: str, rank: i
     raise _Unsupported(type(module).__name__)
 
 
-def _translate(module: nn.Module, sample: torch.Tensor):
+def _translate(module: nn.Module, sample: torch.Tensor, gemm: bool = True):
     """ONNX nodes computing ``module(X)`` (as ``logits``) from its fx graph; raises _Unsupported."""
     from ..nn._networks import as_images
     from ._export import SparseLinear
@@ -205,7 +211,7 @@ def _translate(module: nn.Module, sample: torch.Tensor):
         raise _Unsupported(f"not traceable: {exc}") from exc
     traced = fx.GraphModule(module, graph)
     modules = dict(traced.named_modules())
-    g = _GraphBuilder()
+    g = _GraphBuilder(gemm)
     values: dict[fx.Node, tuple[str, int]] = {}
     output = None
     for node in traced.graph.nodes:
@@ -292,7 +298,7 @@ def _label_tensor(classes: np.ndarray):
     return np.array([str(c) for c in classes], dtype=object), "str"
 
 
-def _net_graph(estimator, X_sample, input_type=None):
+def _net_graph(estimator, X_sample, input_type=None, gemm=True):
     """The ONNX graph of a fitted PrunedNet, with sklearn-style outputs."""
     onnx = _require("onnx")
     from onnx import TensorProto, helper
@@ -308,7 +314,7 @@ def _net_graph(estimator, X_sample, input_type=None):
     opsets = [helper.make_opsetid("", OPSET)]
     try:
         try:
-            g, logits = _translate(module, sample)
+            g, logits = _translate(module, sample, gemm)
             method = "fx"
         except _Unsupported:
             import copy
@@ -380,7 +386,7 @@ def _has_classes(estimator) -> bool:
 _GraphBuilder.initializer_list = lambda self: self.initializers
 
 
-def _pipeline_model(pipeline, X_sample):
+def _pipeline_model(pipeline, X_sample, gemm=True):
     """skl2onnx for the steps before the net, joined to the net's graph."""
     onnx = _require("onnx")
     skl2onnx = _require("skl2onnx")
@@ -393,7 +399,9 @@ def _pipeline_model(pipeline, X_sample):
     (pre_output,) = pre_model.graph.output
     elem = pre_output.type.tensor_type.elem_type
     transformed = pre.transform(X_sample[:2] if not hasattr(X_sample, "iloc") else X_sample.iloc[:2])
-    net_model = _net_graph(pipeline[-1], np.asarray(transformed, dtype=np.float32), input_type=elem)
+    net_model = _net_graph(
+        pipeline[-1], np.asarray(transformed, dtype=np.float32), input_type=elem, gemm=gemm
+    )
     net_input = net_model.graph.input[0].name
     net_model = compose.add_prefix(net_model, "net_")
     pre_model = compose.add_prefix(pre_model, "pre_")
@@ -443,16 +451,21 @@ def to_onnx(estimator, X_sample, path=None):
         ``skl2onnx`` names them). Outputs: ``label`` and ``probabilities``
         for a classifier, ``variable`` for a regressor.
     """
+    model = _export(estimator, X_sample)
+    if path is not None:
+        Path(path).write_bytes(model.SerializeToString())
+    return model
+
+
+def _export(estimator, X_sample, gemm=True):
     from sklearn.pipeline import Pipeline
 
     if isinstance(estimator, Pipeline):
-        model = _pipeline_model(estimator, X_sample)
+        model = _pipeline_model(estimator, X_sample, gemm)
     else:
-        model = _net_graph(estimator, X_sample)
+        model = _net_graph(estimator, X_sample, gemm=gemm)
     onnx = _require("onnx")
     onnx.checker.check_model(model)
-    if path is not None:
-        Path(path).write_bytes(model.SerializeToString())
     return model
 
 
@@ -479,6 +492,8 @@ class OnnxPredictor:
             self.classes_ = np.asarray(json.loads(meta["skprune.classes"]))
         self.input_names_ = [i.name for i in proto.graph.input]
         self.input_types_ = [i.type.tensor_type.elem_type for i in proto.graph.input]
+        self._input_dtype = onnx.helper.tensor_dtype_to_np_dtype(self.input_types_[0])
+        self._outputs = {"probabilities": ["probabilities"], "variable": ["variable"]}
         self.stored_values = int(sum(np.prod(t.dims) for t in proto.graph.initializer))
         self._session = None
 
@@ -510,17 +525,18 @@ class OnnxPredictor:
         return self._session
 
     def _feed(self, X) -> dict:
-        from onnx import helper
+        if len(self.input_names_) > 1:  # one input per column (skl2onnx, DataFrame input)
+            from onnx import helper
 
-        if hasattr(X, "iloc") and len(self.input_names_) > 1:
             feed = {}
             for name, elem in zip(self.input_names_, self.input_types_):
                 column = X[name].to_numpy().reshape(-1, 1)
                 dtype = helper.tensor_dtype_to_np_dtype(elem)
                 feed[name] = column.astype(dtype)
             return feed
-        dtype = helper.tensor_dtype_to_np_dtype(self.input_types_[0])
-        return {self.input_names_[0]: np.ascontiguousarray(np.asarray(X, dtype=dtype))}
+        if not (isinstance(X, np.ndarray) and X.dtype == self._input_dtype and X.flags.c_contiguous):
+            X = np.ascontiguousarray(np.asarray(X, dtype=self._input_dtype))
+        return {self.input_names_[0]: X}
 
     def run(self, X) -> list:
         """Raw ONNX Runtime outputs for ``X``."""
@@ -530,14 +546,14 @@ class OnnxPredictor:
         """Class probabilities (classifiers)."""
         if self.kind != "classifier":
             raise AttributeError("A regressor has no predict_proba; use predict.")
-        return self.session.run(["probabilities"], self._feed(X))[0]
+        return self.session.run(self._outputs["probabilities"], self._feed(X))[0]
 
     def predict(self, X):
         """Labels (classifiers) or values (regressors)."""
         if self.kind == "classifier":
             proba = self.predict_proba(X)
             return self.classes_[proba.argmax(axis=1)]
-        return self.session.run(["variable"], self._feed(X))[0].astype(np.float64)
+        return self.session.run(self._outputs["variable"], self._feed(X))[0].astype(np.float64)
 
     def score(self, X, y):
         """Accuracy for classifiers, R² for regressors."""
@@ -583,7 +599,7 @@ def quantize_int8(estimator, X_sample=None, *, n_threads=None):
     if X_sample is None:
         shape = getattr(estimator, "input_shape_", None) or (estimator.n_features_in_,)
         X_sample = np.zeros((2, *shape), dtype=np.float32)
-    model = to_onnx(estimator, X_sample)
+    model = _export(estimator, X_sample, gemm=False)  # the quantizer handles MatMul, not Gemm
     with tempfile.TemporaryDirectory() as folder:
         source, target = os.path.join(folder, "float.onnx"), os.path.join(folder, "int8.onnx")
         Path(source).write_bytes(model.SerializeToString())

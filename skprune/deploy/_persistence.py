@@ -752,15 +752,18 @@ class _Decoder:
         params = self.params(spec.get("params"))
         return self.construct(lambda: cls(**params), cls.__name__)
 
-    def construct(self, factory, what: str) -> nn.Module:
-        """Build a module after checking, on the meta device, that it fits the budget."""
+    def probe(self, factory, what: str) -> None:
+        """Charge the memory of the module ``factory()`` builds, measured on the meta device."""
         with torch.random.fork_rng(), torch.device("meta"):
             probe = factory()
         if not isinstance(probe, nn.Module):
             raise PersistenceError(f"{what} did not build a torch module.")
         nbytes = sum(t.numel() * t.element_size() for t in (*probe.parameters(), *probe.buffers()))
         self.charge(nbytes, f"module {what}")
-        del probe
+
+    def construct(self, factory, what: str) -> nn.Module:
+        """Build a module after checking, on the meta device, that it fits the budget."""
+        self.probe(factory, what)
         with torch.random.fork_rng():
             return factory()
 
@@ -829,12 +832,9 @@ class _Decoder:
         kwargs = kwargs_of() if kwargs_of is not None else estimator.get_params_for("module")
         if isinstance(module, nn.Module):
             if kwargs:
-                self.construct(lambda: type(module)(**kwargs), type(module).__name__)
+                self.probe(lambda: type(module)(**kwargs), type(module).__name__)
         elif isinstance(module, type) and issubclass(module, nn.Module):
-            with torch.random.fork_rng(), torch.device("meta"):
-                probe = module(**kwargs)
-            nbytes = sum(t.numel() * t.element_size() for t in (*probe.parameters(), *probe.buffers()))
-            self.charge(nbytes, f"module {module.__name__}")
+            self.probe(lambda: module(**kwargs), module.__name__)
 
 
 class _RebuildScorer:
