@@ -92,7 +92,7 @@ def _index_select(tensor: torch.Tensor, dim: int, index: torch.Tensor) -> torch.
 
 
 @torch.no_grad()
-def _plan_channel_group(group, modules, keep_out, keep_in, restrict, network: str) -> None:
+def _plan_channel_group(group, modules, keep_out, keep_in, restrict, network: str):
     """Plan the removal of the channels removed in every member of a channel group.
 
     A channel goes only if it is exactly zero where the members meet: every
@@ -109,11 +109,11 @@ def _plan_channel_group(group, modules, keep_out, keep_in, restrict, network: st
     for norm_name, offset in group.norms:
         norm = modules[norm_name]
         if norm.weight is None or norm.bias is None:
-            return  # a BatchNorm without affine parameters turns zero into non-zero: keep
+            return None  # a BatchNorm without affine parameters turns zero into non-zero: keep
         window = slice(offset, offset + group.size)
         removed = removed & norm.weight.detach()[window].eq(0) & norm.bias.detach()[window].eq(0)
     if removed is None or not removed.any():
-        return
+        return removed
     if bool(removed.all()):
         raise CompactionError(
             f"Cannot compact {network}: every channel of the group {group.producers} is removed, so "
@@ -133,6 +133,7 @@ def _plan_channel_group(group, modules, keep_out, keep_in, restrict, network: st
         full = torch.ones(n, dtype=torch.bool, device=keep.device)
         full[offset * block : (offset + group.size) * block] = keep.repeat_interleave(block)
         restrict(keep_in, consumer_name, full)
+    return removed
 
 
 def _set_param(layer: nn.Module, name: str, value: torch.Tensor) -> None:
@@ -189,9 +190,11 @@ def compact_module(module: nn.Module, *, return_plan: bool = False):
                 channel_groups = {p: g for g in trace_channel_groups(compacted) for p in g.producers}
             grouped = channel_groups.get(name)
             if grouped is not None and grouped.blocked is None:
-                needed.append(grouped)  # removed with the other members of its channel group, below
+                needed.append((name, grouped, group.blocked, removed))  # removed with its group, below
                 continue
-            reason = grouped.blocked if grouped is not None and grouped.blocked else group.blocked
+            reason = group.blocked
+            if grouped is not None and grouped.blocked and grouped.blocked != reason:
+                reason = f"{reason}, and its channel group cannot be removed: {grouped.blocked}"
             raise CompactionError(
                 f"Cannot compact {type(module).__name__}: layer {name!r} has {int(removed.sum())} "
                 f"removed units, but {reason}. Compaction follows chains of Linear/Conv2d, BatchNorm, "
@@ -230,8 +233,23 @@ def compact_module(module: nn.Module, *, return_plan: bool = False):
         if (removed & nonzero).any():
             folds.append((group.consumer, removed & nonzero, constants, group.block))
 
-    for grouped in {id(g): g for g in needed}.values():
-        _plan_channel_group(grouped, modules, keep_out, keep_in, restrict, type(module).__name__)
+    planned = {}
+    for name, grouped, reason, removed in needed:
+        if id(grouped) not in planned:
+            planned[id(grouped)] = _plan_channel_group(
+                grouped, modules, keep_out, keep_in, restrict, type(module).__name__
+            )
+        gone = planned[id(grouped)]
+        left = removed if gone is None else removed & ~gone
+        if left.any():
+            others = [p for p in grouped.producers if p != name]
+            raise CompactionError(
+                f"Cannot compact {type(module).__name__}: layer {name!r} has {int(left.sum())} removed "
+                f"units, but {reason}. Its channels are tied to {others} (a residual add or a "
+                "concatenation): a channel goes only when it is zero in every one of them and in "
+                "their BatchNorms. ChannelPruning removes such groups together; or keep the masked "
+                "model uncompacted."
+            )
 
     with torch.no_grad():
         for consumer_name, fold_units, constants, block in folds:
