@@ -22,7 +22,7 @@ ones, ``pickle`` for scikit-learn) and the test accuracy change against
 skprune's dense net. The last lines give the speed-ups against skprune's
 dense ``predict_proba`` in this one run.
 
-Run: ``PYTHONPATH=. python benchmarks/deployment.py`` (about 2 minutes on 2
+Run: ``PYTHONPATH=. python benchmarks/deployment.py`` (5-8 minutes on 2 busy
 shared cores). Compare ratios from one run, never absolute times across runs.
 """
 
