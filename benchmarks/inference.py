@@ -1,4 +1,7 @@
-"""Inference cost of pruned models: compaction, sparse (CSR) weights, int8; file sizes.
+"""Inference cost of pruned models: compaction, sparse (CSR) weights; file sizes.
+
+(int8 moved to ONNX Runtime; ``benchmarks/deployment.py`` measures it with
+the ONNX Runtime and scikit-learn rows.)
 
 Setting (from issue 5): CPU, ``torch.set_num_threads(2)``, an MLP with two
 hidden layers of 1024 units on 100 features, predict on a batch of 1024.
@@ -6,8 +9,7 @@ hidden layers of 1024 units on 100 features, predict on a batch of 1024.
 1. Train the dense MLP on synthetic data, then prune copies of it and
    fine-tune briefly (the module instance keeps its trained weights):
    ``NeuronPruning`` 50% and 75% (then ``compact()``), unstructured
-   ``MagnitudePruning`` 95% (then ``to_sparse()``), and int8 dynamic
-   quantization of the dense and the 50%-compacted model.
+   ``MagnitudePruning`` 95% (then ``to_sparse()``).
 2. Time ``predict_proba`` on one batch of 1024 (end to end, validation
    included, one forward pass) and the bare module forward of every
    variant, interleaved (one call of each variant per round, ``--repeats``
@@ -133,8 +135,7 @@ def inference_table(args):
         "neurons -75% compacted": compact75,
         "unstructured 95% (masked, dense)": mag95,
         "unstructured 95% CSR": skprune.to_sparse(mag95),
-        "int8 dense": skprune.quantize_int8(dense),
-        "int8 neurons -50% compacted": skprune.quantize_int8(compact50),
+        # int8 now runs in ONNX Runtime (skprune.quantize_int8): see benchmarks/deployment.py
     }
     Xb = X_test[:1024]
     timing = _time_variants(variants, Xb, args.repeats)

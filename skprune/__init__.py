@@ -14,12 +14,14 @@ from ._training._log import TrainingLog
 from ._training._masks import MaskStore
 from ._version import __version__
 from .deploy import (
+    OnnxPredictor,
     compact_module,
     compression_report,
     load,
     quantize_int8,
     register_serializable,
     save,
+    to_onnx,
     to_sparse,
 )
 from .exceptions import CompactionError, PersistenceError, TrainingDivergedError
@@ -72,6 +74,7 @@ __all__ = [
     "NeuronPruning",
     "OneShot",
     "OneStandardErrorRule",
+    "OnnxPredictor",
     "PersistenceError",
     "Polynomial",
     "PrunedNet",
@@ -96,5 +99,6 @@ __all__ = [
     "register_serializable",
     "save",
     "sparsity_scorer",
+    "to_onnx",
     "to_sparse",
 ]

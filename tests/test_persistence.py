@@ -101,7 +101,19 @@ def _header(path):
     return json.loads(blob[8 : 8 + n]), blob[8 + n :]
 
 
-def _write(path, header, body):
+def _write(path, header, body, resign=False):
+    """Write a file from a header and a body; ``resign``: recompute the digest, as an attacker could."""
+    if resign:
+        from safetensors.torch import load as st_load
+
+        from skprune.deploy._safefile import tensor_digest
+
+        tensors = {}
+        if any(k != "__metadata__" for k in header):
+            plain = {k: v for k, v in header.items() if k != "__metadata__"}
+            encoded = json.dumps(plain).encode()
+            tensors = st_load(struct.pack("<Q", len(encoded)) + encoded + body)
+        header["__metadata__"]["sha256"] = tensor_digest(header["__metadata__"]["config"], tensors)
     encoded = json.dumps(header).encode()
     path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + body)
 
@@ -126,7 +138,7 @@ def test_malicious_pickle_payloads_are_refused_and_never_run(clf_data, tmp_path)
     name = next(k for k in header if k.startswith("module_."))
     header[name] = {"dtype": "U8", "shape": [len(payload)], "data_offsets": [0, len(payload)]}
     _write(tmp_path / "c.skp", header, payload + body)
-    with pytest.raises(PersistenceError, match="corrupted or was modified"):
+    with pytest.raises(PersistenceError, match="corrupted or was modified|overlaps|cannot be read"):
         skprune.load(tmp_path / "c.skp")
     # even with a matching checksum the bytes are only ever raw tensor data
     header["__metadata__"]["sha256"] = __import__("hashlib").sha256(payload + body).hexdigest()
@@ -182,11 +194,14 @@ def test_classes_outside_the_allow_list_need_registration(clf_data, tmp_path):
         skprune.load(tmp_path / "m.skp")
 
 
-def test_int8_and_sparse_exports_are_not_saved(clf_data, tmp_path):
+def test_sparse_export_round_trips(clf_data, tmp_path):
     X, y = clf_data
-    net = PrunedNetClassifier(**FAST).fit(X, y)
-    with pytest.raises(PersistenceError, match="only dense"):
-        skprune.save(skprune.quantize_int8(net), tmp_path / "q.skp")
+    net = PrunedNetClassifier(pruner=MagnitudePruning(0.9, schedule=OneShot()), **FAST).fit(X, y)
+    sparse = skprune.to_sparse(net)
+    skprune.save(sparse, tmp_path / "s.skp")
+    loaded = skprune.load(tmp_path / "s.skp")
+    assert loaded.module_.layers.fc0.weight.layout == torch.sparse_csr
+    np.testing.assert_array_equal(loaded.predict_proba(X), sparse.predict_proba(X))
 
 
 class _SmallConv(nn.Module):
@@ -227,9 +242,9 @@ def test_files_cannot_set_internal_attributes_or_bring_file_writing_callbacks(cl
     skprune.save(PrunedNetClassifier(**FAST).fit(X, y), good)
     header, body = _header(good)
     config = json.loads(header["__metadata__"]["config"])
-    config["fitted"]["attributes"]["_modules"] = ["os"]
+    config["root"]["__net__"]["fitted"]["attributes"]["_modules"] = ["os"]
     header["__metadata__"]["config"] = json.dumps(config)
-    _write(tmp_path / "attr.skp", header, body)
+    _write(tmp_path / "attr.skp", header, body, resign=True)
     with pytest.raises(PersistenceError, match="attribute '_modules'"):
         skprune.load(tmp_path / "attr.skp")
     net = PrunedNetClassifier(callbacks=[("cp", Checkpoint(dirname=str(tmp_path / "cp")))], **FAST)

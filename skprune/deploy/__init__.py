@@ -1,15 +1,18 @@
-"""Deployment: compaction, exports (CSR, int8) and safe persistence."""
+"""Deployment: compaction, exports (CSR, ONNX, int8) and safe persistence."""
 
 from ._compaction import compact_module
-from ._export import compression_report, quantize_int8, to_sparse
+from ._export import compression_report, to_sparse
+from ._onnx import OnnxPredictor, quantize_int8, to_onnx
 from ._persistence import load, register_serializable, save
 
 __all__ = [
+    "OnnxPredictor",
     "compact_module",
     "compression_report",
     "load",
     "quantize_int8",
     "register_serializable",
     "save",
+    "to_onnx",
     "to_sparse",
 ]

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..exceptions import CompactionError
+from ..nn._groups import trace_channel_groups
 from ..nn._layers import refresh_sizes
 from ..nn._units import (
     NORM_TYPES,
@@ -90,10 +91,49 @@ def _index_select(tensor: torch.Tensor, dim: int, index: torch.Tensor) -> torch.
     return tensor.index_select(dim, index.to(tensor.device)).clone()
 
 
-def _block_index(keep: torch.Tensor, block: int) -> torch.Tensor:
-    """Input indices of the kept units when each unit owns ``block`` consecutive inputs."""
-    units = torch.nonzero(keep).flatten()
-    return (units[:, None] * block + torch.arange(block, device=units.device)[None, :]).flatten()
+@torch.no_grad()
+def _plan_channel_group(group, modules, keep_out, keep_in, restrict, network: str):
+    """Plan the removal of the channels removed in every member of a channel group.
+
+    A channel goes only if it is exactly zero where the members meet: every
+    producer's weight row and bias are zero and every BatchNorm on the
+    channels has zero weight and bias there (what ChannelPruning masks).
+    """
+    removed = None
+    for name in group.producers:
+        layer = modules[name]
+        gone = removed_units(layer)
+        if layer.bias is not None:
+            gone = gone & layer.bias.detach().eq(0)
+        removed = gone if removed is None else removed & gone
+    for norm_name, offset in group.norms:
+        norm = modules[norm_name]
+        if norm.weight is None or norm.bias is None:
+            return None  # a BatchNorm without affine parameters turns zero into non-zero: keep
+        window = slice(offset, offset + group.size)
+        removed = removed & norm.weight.detach()[window].eq(0) & norm.bias.detach()[window].eq(0)
+    if removed is None or not removed.any():
+        return removed
+    if bool(removed.all()):
+        raise CompactionError(
+            f"Cannot compact {network}: every channel of the group {group.producers} is removed, so "
+            "the network output no longer depends on its input. Use a smaller pruning fraction."
+        )
+    keep = ~removed
+    for name in group.producers:
+        restrict(keep_out, name, keep)
+    for norm_name, offset in group.norms:
+        n = modules[norm_name].num_features
+        full = torch.ones(n, dtype=torch.bool, device=keep.device)
+        full[offset : offset + group.size] = keep
+        restrict(keep_out, norm_name, full)
+    for consumer_name, offset, block in group.consumers:
+        consumer = modules[consumer_name]
+        n = consumer.weight.shape[1] * (consumer.groups if isinstance(consumer, nn.Conv2d) else 1)
+        full = torch.ones(n, dtype=torch.bool, device=keep.device)
+        full[offset * block : (offset + group.size) * block] = keep.repeat_interleave(block)
+        restrict(keep_in, consumer_name, full)
+    return removed
 
 
 def _set_param(layer: nn.Module, name: str, value: torch.Tensor) -> None:
@@ -131,21 +171,37 @@ def compact_module(module: nn.Module, *, return_plan: bool = False):
     compacted = copy.deepcopy(module)
     groups = trace_unit_groups(compacted)
     modules = dict(compacted.named_modules())
-    keep_out: dict[str, torch.Tensor] = {}
-    keep_in: dict[str, tuple[torch.Tensor, int]] = {}
+    keep_out: dict[str, torch.Tensor] = {}  # output units / BatchNorm features kept (bool)
+    keep_in: dict[str, torch.Tensor] = {}  # input features / channels kept (bool, full length)
     folds: list[tuple[str, torch.Tensor, torch.Tensor, int]] = []
+    channel_groups = None
+    needed = []
+
+    def restrict(store, name, keep):
+        store[name] = store[name] & keep if name in store else keep
+
     for name, group in groups.items():
         layer = modules[name]
         removed = removed_units(layer)
         if not removed.any() or group.is_output:
             continue  # outputs stay, even when their weights are all zero
         if group.blocked is not None:
+            if channel_groups is None:
+                channel_groups = {p: g for g in trace_channel_groups(compacted) for p in g.producers}
+            grouped = channel_groups.get(name)
+            if grouped is not None and grouped.blocked is None:
+                needed.append((name, grouped, group.blocked, removed))  # removed with its group, below
+                continue
+            reason = group.blocked
+            if grouped is not None and grouped.blocked and grouped.blocked != reason:
+                reason = f"{reason}, and its channel group cannot be removed: {grouped.blocked}"
             raise CompactionError(
                 f"Cannot compact {type(module).__name__}: layer {name!r} has {int(removed.sum())} "
-                f"removed units, but {group.blocked}. Compaction follows Linear -> [BatchNorm] -> "
-                "activation/Dropout -> Linear and Conv2d -> [BatchNorm] -> activation/pooling -> "
-                "Conv2d or Flatten -> Linear chains. Prune only layers inside such chains (the "
-                "pruner's `layers` parameter) or keep the masked model uncompacted."
+                f"removed units, but {reason}. Compaction follows chains of Linear/Conv2d, BatchNorm, "
+                "activations, pooling, Flatten and Dropout, residual adds and channel concatenations "
+                "where the removed channels are zero in every layer that meets them. Prune only such "
+                "layers (the pruner's `layers` parameter; ChannelPruning masks whole groups) or keep "
+                "the masked model uncompacted."
             )
         if bool(removed.all()):
             raise CompactionError(
@@ -170,12 +226,30 @@ def compact_module(module: nn.Module, *, return_plan: bool = False):
         if not removed.any():
             continue
         keep = ~removed
-        keep_out[name] = keep
+        restrict(keep_out, name, keep)
         for norm in group.norms:
-            keep_out[norm] = keep
-        keep_in[group.consumer] = (keep, group.block)
+            restrict(keep_out, norm, keep)
+        restrict(keep_in, group.consumer, keep.repeat_interleave(group.block))
         if (removed & nonzero).any():
             folds.append((group.consumer, removed & nonzero, constants, group.block))
+
+    planned = {}
+    for name, grouped, reason, removed in needed:
+        if id(grouped) not in planned:
+            planned[id(grouped)] = _plan_channel_group(
+                grouped, modules, keep_out, keep_in, restrict, type(module).__name__
+            )
+        gone = planned[id(grouped)]
+        left = removed if gone is None else removed & ~gone
+        if left.any():
+            others = [p for p in grouped.producers if p != name]
+            raise CompactionError(
+                f"Cannot compact {type(module).__name__}: layer {name!r} has {int(left.sum())} removed "
+                f"units, but {reason}. Its channels are tied to {others} (a residual add or a "
+                "concatenation): a channel goes only when it is zero in every one of them and in "
+                "their BatchNorms. ChannelPruning removes such groups together; or keep the masked "
+                "model uncompacted."
+            )
 
     with torch.no_grad():
         for consumer_name, fold_units, constants, block in folds:
@@ -215,8 +289,7 @@ def compact_module(module: nn.Module, *, return_plan: bool = False):
                     _set_param(layer, "bias", _index_select(layer.bias.detach(), 0, index_out))
                     plan[f"{name}.bias"] = {0: index_out}
             if name in keep_in:
-                keep, block = keep_in[name]
-                index_in = _block_index(keep, block)
+                index_in = torch.nonzero(keep_in[name]).flatten()
                 weight = _index_select(weight, 1, index_in)
                 entry[1] = index_in
             _set_param(layer, "weight", weight.contiguous())

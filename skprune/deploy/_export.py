@@ -9,9 +9,10 @@ meant for ``predict`` (fitting it again rebuilds a dense module):
   with ``torch.addmm`` on them. Smaller from about 70% sparsity on; whether
   it is faster than a dense matrix product depends on sparsity, shapes and
   the CPU (see ``benchmarks/inference.py``).
-* :func:`quantize_int8` applies PyTorch's post-training dynamic
-  quantization to Linear layers: int8 weights (4x smaller), activations
-  quantized on the fly.
+* :func:`~skprune.quantize_int8` (in :mod:`._onnx`) exports to ONNX and
+  applies ONNX Runtime's dynamic quantization: int8 weights (4x smaller),
+  activations quantized on the fly. (PyTorch's ``torch.ao`` dynamic
+  quantization is deprecated; ONNX Runtime's is maintained and faster.)
 
 :func:`compression_report` puts the masked, compacted, sparse and int8
 variants side by side: stored parameters, serialized bytes and score.
@@ -33,7 +34,6 @@ from ._copying import copy_with_module
 __all__ = [
     "SparseLinear",
     "to_sparse",
-    "quantize_int8",
     "compression_report",
     "state_bytes",
     "stored_values",
@@ -135,36 +135,6 @@ def to_sparse(estimator, *, min_sparsity: float = 0.5):
     return out
 
 
-def quantize_int8(estimator):
-    """Return a copy whose Linear layers are dynamically quantized to int8.
-
-    Uses ``torch.ao.quantization.quantize_dynamic`` (CPU): weights are
-    stored as int8 with a per-tensor scale, activations are quantized per
-    batch at run time. Conv layers stay float.
-
-    Parameters
-    ----------
-    estimator : PrunedNet
-        A fitted estimator (compact it first to quantize the smaller net).
-
-    Returns
-    -------
-    PrunedNet
-        A fitted copy for ``predict``/``predict_proba`` on CPU.
-    """
-    estimator.check_is_fitted()
-    module = copy.deepcopy(estimator.module_).cpu().eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
-        from torch.ao.quantization import quantize_dynamic
-
-        module = quantize_dynamic(module, {nn.Linear}, dtype=torch.qint8)
-    out = _inference_copy(estimator, module)
-    out.device = "cpu"
-    return out
-
-
 def state_bytes(module: nn.Module) -> int:
     """Bytes of ``torch.save(module.state_dict())``: the stored size of the weights."""
     buffer = io.BytesIO()
@@ -206,7 +176,7 @@ def compression_report(estimator, X, y, *, min_sparsity: float = 0.5) -> pd.Data
         One row per variant (``masked``, ``compacted``, ``sparse``,
         ``int8``, ``compacted+int8``) with ``stored_values`` (float or int8
         values stored, zeros included for dense storage), ``bytes``
-        (serialized state dict), ``size_ratio`` (bytes / masked bytes),
+        (serialized state dict; the ONNX file for int8), ``size_ratio`` (bytes / masked bytes),
         ``score`` and ``score_change`` (vs the masked model). Variants that
         cannot be built (e.g. compaction of an unsupported graph) are
         reported with the reason in ``note``.
@@ -216,6 +186,8 @@ def compression_report(estimator, X, y, *, min_sparsity: float = 0.5) -> pd.Data
     variants = [("masked", lambda: estimator)]
     variants.append(("compacted", estimator.compact))
     variants.append(("sparse", lambda: to_sparse(estimator, min_sparsity=min_sparsity)))
+    from ._onnx import quantize_int8
+
     variants.append(("int8", lambda: quantize_int8(estimator)))
     variants.append(("compacted+int8", lambda: quantize_int8(estimator.compact())))
     base_score = estimator.score(X, y)
@@ -226,12 +198,15 @@ def compression_report(estimator, X, y, *, min_sparsity: float = 0.5) -> pd.Data
         except ValueError as exc:
             rows.append({"variant": name, "note": str(exc)})
             continue
-        size = state_bytes(variant.module_)
+        if hasattr(variant, "module_"):
+            size, values = state_bytes(variant.module_), stored_values(variant.module_)
+        else:  # an ONNX Runtime predictor (int8)
+            size, values = variant.n_bytes, variant.stored_values
         score = base_score if variant is estimator else variant.score(X, y)
         rows.append(
             {
                 "variant": name,
-                "stored_values": stored_values(variant.module_),
+                "stored_values": values,
                 "bytes": size,
                 "size_ratio": size / base_bytes,
                 "score": score,

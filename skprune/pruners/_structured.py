@@ -19,6 +19,7 @@ from torch import nn
 
 from .._training._masks import MaskStore
 from ..exceptions import CompactionError
+from ..nn._groups import mask_channel_group, shared_channel_groups
 from ..nn._layers import iter_prunable_weights
 from ..nn._units import UnitGroup, trace_unit_groups
 from ._base import LAYER_SPEC, SCOPES, BasePruner
@@ -224,6 +225,10 @@ class StructuredPruner(BasePruner):
             }
         else:
             removed = self._global_units(layers, scores, pruned_before, context.target)
+        # channels tied by residual adds / concatenations: one score and one decision per group
+        removed, shared = self._unify_channel_groups(
+            module, layers, scores, pruned_before, removed, context.target
+        )
         for param, units in removed.items():
             if bool(units.all()):
                 layer_name = layers[param][0]
@@ -232,7 +237,23 @@ class StructuredPruner(BasePruner):
                     f"remove every {self.unit_name} of layer {layer_name!r}; use scope='layer' or a "
                     "smaller sparsity."
                 )
-        return self._unit_masks(module, masks, layers, removed)
+        return self._unit_masks(module, masks, layers, removed, shared)
+
+    def _unify_channel_groups(self, module, layers, scores, pruned_before, removed, target):
+        """Channels tied by a residual add or a concatenation are scored and removed as one unit."""
+        shared = []
+        by_layer = {layer_name: param for param, (layer_name, _) in layers.items()}
+        for group in shared_channel_groups(module, by_layer):
+            members = [by_layer[p] for p in group.producers if p in by_layer]
+            if len(members) != len(group.producers):
+                continue  # a member is not selected: its channels stay (compaction will say why)
+            score = sum(scores[p] for p in members)
+            before = torch.stack([pruned_before[p] for p in members]).all(dim=0)
+            units = _lowest_units(score, before, target)
+            for param in members:
+                removed[param] = units
+            shared.append((group, units))
+        return removed, shared
 
     def _global_units(self, layers, scores, pruned_before, target):
         normalized = []
@@ -251,7 +272,7 @@ class StructuredPruner(BasePruner):
             offset += n
         return out
 
-    def _unit_masks(self, module, masks, layers, removed) -> dict[str, torch.Tensor]:
+    def _unit_masks(self, module, masks, layers, removed, shared=()) -> dict[str, torch.Tensor]:
         params = dict(module.named_parameters())
         try:
             groups = trace_unit_groups(module)
@@ -264,6 +285,8 @@ class StructuredPruner(BasePruner):
                 new[name] = masks.keep_mask(name, params[name]).clone()
             return new[name]
 
+        for group, units in shared:
+            mask_channel_group(group, units, params, keep_of)
         for param, units in removed.items():
             layer_name, layer = layers[param]
             keep_of(param)[units] = False

@@ -1,0 +1,112 @@
+"""ONNX export: ONNX Runtime predicts like skprune (1e-5) for dense, masked, compacted and CSR nets."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from torch import nn
+
+pytest.importorskip("onnxruntime", reason="ONNX export is optional: pip install 'skprune[onnx]'")
+pytest.importorskip("skl2onnx", reason="ONNX export is optional: pip install 'skprune[onnx]'")
+
+import skprune  # noqa: E402
+from skprune import (  # noqa: E402
+    ChannelPruning,
+    ConvNet,
+    NeuronPruning,
+    OneShot,
+    OnnxPredictor,
+    PrunedNetClassifier,
+    PrunedNetRegressor,
+    to_onnx,
+)
+
+FAST = dict(max_epochs=2, batch_size=64, lr=0.01, random_state=0)
+
+
+def _parity(est, X, tmp_path):
+    path = tmp_path / "m.onnx"
+    model = to_onnx(est, X[:3], path=path)
+    assert path.stat().st_size == len(model.SerializeToString())
+    served = OnnxPredictor.from_file(path)
+    if hasattr(est, "classes_"):
+        np.testing.assert_allclose(served.predict_proba(X), est.predict_proba(X), atol=1e-5, rtol=0)
+        np.testing.assert_array_equal(served.predict(X), est.predict(X))
+        labels, proba = served.run(X)
+        assert labels.shape == (len(X),) and proba.shape == (len(X), len(est.classes_))
+    else:
+        np.testing.assert_allclose(served.predict(X), est.predict(X), atol=1e-5, rtol=1e-5)
+    return served
+
+
+@pytest.fixture(scope="module")
+def digits_mlp(digits):
+    X, y = digits
+    labels = np.array(list("abcdefghij"))[y]
+    net = PrunedNetClassifier(
+        pruner=NeuronPruning(0.5, schedule=OneShot()), module__hidden_layer_sizes=(32, 16), **FAST
+    ).fit(X, labels)
+    return net, X
+
+
+def test_mlp_dense_masked_compacted_and_csr(digits_mlp, digits, tmp_path):
+    net, X = digits_mlp
+    dense = PrunedNetClassifier(module__hidden_layer_sizes=(32, 16), **FAST).fit(*digits)
+    for est in (dense, net, net.compact(), skprune.to_sparse(net)):
+        served = _parity(est, X, tmp_path)
+    assert served.kind == "classifier"
+    compact_size = len(to_onnx(net.compact(), X[:3]).SerializeToString())
+    assert compact_size < 0.7 * len(to_onnx(net, X[:3]).SerializeToString())
+
+
+def test_conv_net_dense_masked_and_compacted(digits, tmp_path):
+    X, y = digits
+    images = X[:400].reshape(-1, 1, 8, 8)
+    net = PrunedNetClassifier(
+        ConvNet,
+        module__channels=(6, 8),
+        module__hidden=16,
+        pruner=ChannelPruning(0.5, schedule=OneShot()),
+        **FAST,
+    ).fit(images, y[:400])
+    for est in (net, net.compact()):
+        _parity(est, images, tmp_path)
+    flat = PrunedNetClassifier(ConvNet, module__input_shape=(1, 8, 8), module__channels=(4,), **FAST)
+    _parity(flat.fit(X[:300], y[:300]), X[:300], tmp_path)
+
+
+def test_regressor_and_pipeline(reg_data, clf_data, tmp_path):
+    X, y = reg_data
+    reg = PrunedNetRegressor(pruner=NeuronPruning(0.5, schedule=OneShot()), **FAST).fit(X, y)
+    _parity(reg, X, tmp_path)
+    _parity(reg.compact(), X, tmp_path)
+    Xc, yc = clf_data
+    pipe = make_pipeline(StandardScaler(), PrunedNetClassifier(**FAST)).fit(Xc.astype(np.float64), yc)
+    _parity(pipe, Xc.astype(np.float64), tmp_path)
+
+
+class _Odd(nn.Module):
+    """A forward the direct translation does not know (a mean over features)."""
+
+    def __init__(self, n_features_in, n_outputs):
+        super().__init__()
+        self.fc = nn.Linear(n_features_in, n_outputs)
+
+    def forward(self, X):
+        return self.fc(X - X.mean(dim=1, keepdim=True))
+
+
+def test_other_modules_go_through_torch_onnx_export(clf_data, tmp_path):
+    pytest.importorskip("onnxscript", reason="torch.onnx.export(dynamo=True) needs onnxscript")
+    X, y = clf_data
+    net = PrunedNetClassifier(module=_Odd, **FAST).fit(X, y)
+    model = to_onnx(net, X[:3])
+    assert {p.key: p.value for p in model.metadata_props}["skprune.exporter"] == "torch.onnx.export"
+    _parity(net, X, tmp_path)
+
+
+def test_onnx_input_must_be_fitted(clf_data):
+    with pytest.raises(Exception, match="not initialized|fit"):
+        to_onnx(PrunedNetClassifier(), clf_data[0][:2])
+    assert torch.get_num_threads() >= 1

@@ -1,0 +1,139 @@
+"""Round trips of every kind of object skprune.save accepts, with identical predictions."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
+
+import skprune
+from skprune import (
+    ConvNet,
+    MagnitudePruning,
+    NeuronPruning,
+    OneShot,
+    PersistenceError,
+    PrunedNetClassifier,
+    PrunedNetCV,
+    PrunedNetRegressor,
+)
+
+DATA = Path(__file__).parent / "data"
+FAST = dict(max_epochs=2, batch_size=64, lr=0.01, random_state=0)
+
+
+def _same(a, b, X, proba=True):
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+    if proba:
+        np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
+
+
+def _round_trip(obj, tmp_path, name="m.skp"):
+    skprune.save(obj, tmp_path / name)
+    return skprune.load(tmp_path / name)
+
+
+@pytest.mark.parametrize("stem", ["v0_1_classifier", "v0_1_classifier_compacted"])
+def test_files_of_skprune_0_1_still_load_with_identical_predictions(stem):
+    X = np.load(DATA / "v0_1_input.npy")
+    expected = np.load(DATA / ("v0_1_proba_compacted.npy" if "compacted" in stem else "v0_1_proba.npy"))
+    loaded = skprune.load(DATA / f"{stem}.skp")
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected)
+    assert loaded.predict(X).tolist() == json.loads((DATA / "v0_1_labels.json").read_text())
+    assert list(loaded.classes_) == ["ant", "bee", "cat"]
+
+
+def test_pipeline_with_column_transformer_round_trips(tmp_path):
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame(
+        {
+            "a": rng.randn(200),
+            "b": rng.rand(200) * 10,
+            "colour": rng.choice(["red", "green", "blue"], 200),
+            "c": np.where(rng.rand(200) < 0.1, np.nan, rng.randn(200)),
+        }
+    )
+    y = np.where(frame["a"] + (frame["colour"] == "red") > 0.5, "yes", "no")
+    pre = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(), StandardScaler()), ["a", "c"]),
+            ("cat", OneHotEncoder(handle_unknown="ignore"), ["colour"]),
+            ("mm", MinMaxScaler(), ["b"]),
+        ],
+        remainder="drop",
+    )
+    net = PrunedNetClassifier(pruner=NeuronPruning(0.5, schedule=OneShot()), **FAST)
+    pipe = Pipeline([("pre", pre), ("net", net)]).fit(frame, y)
+    loaded = _round_trip(pipe, tmp_path)
+    _same(pipe, loaded, frame)
+    assert isinstance(loaded.named_steps["pre"], ColumnTransformer)
+    np.testing.assert_array_equal(loaded[:-1].transform(frame), pipe[:-1].transform(frame))
+
+
+def test_grid_search_best_estimator_round_trips_and_the_search_is_refused(clf_data, tmp_path):
+    X, y = clf_data
+    search = GridSearchCV(
+        make_pipeline(
+            StandardScaler(), PrunedNetClassifier(pruner=MagnitudePruning(schedule=OneShot()), **FAST)
+        ),
+        {"prunednetclassifier__pruner__sparsity": [0.5, 0.8]},
+        cv=2,
+    ).fit(X, y)
+    loaded = _round_trip(search.best_estimator_, tmp_path)
+    _same(search.best_estimator_, loaded, X)
+    with pytest.raises(PersistenceError, match="best_estimator_"):
+        skprune.save(search, tmp_path / "s.skp")
+
+
+def test_fitted_pruned_net_cv_round_trips(clf_data, tmp_path):
+    X, y = clf_data
+    net = PrunedNetClassifier(pruner=MagnitudePruning(), **FAST)
+    search = PrunedNetCV(net, sparsities=(0.0, 0.5, 0.8), cv=2, dense_epochs=2, finetune_epochs=1).fit(X, y)
+    loaded = _round_trip(search, tmp_path)
+    _same(search, loaded, X)
+    pd.testing.assert_frame_equal(loaded.cv_results_, search.cv_results_)
+    np.testing.assert_array_equal(loaded.scores_path_, search.scores_path_)
+    np.testing.assert_array_equal(loaded.fitted_sparsity_path_, search.fitted_sparsity_path_)
+    assert loaded.sparsity_ == search.sparsity_ and loaded.best_params_ == search.best_params_
+    assert loaded.score(X, y) == search.score(X, y)
+    # unfitted: stays unfitted, never a silently different object
+    unfitted = _round_trip(PrunedNetCV(net, sparsities=(0.5,)), tmp_path, "u.skp")
+    assert not hasattr(unfitted, "cv_results_") and unfitted.sparsities == (0.5,)
+
+
+def test_regressor_and_conv_net_round_trip(reg_data, digits, tmp_path):
+    X, y = reg_data
+    reg = PrunedNetRegressor(pruner=NeuronPruning(0.5, schedule=OneShot()), **FAST).fit(X, y)
+    for est in (reg, reg.compact()):
+        loaded = _round_trip(est, tmp_path)
+        np.testing.assert_array_equal(loaded.predict(X), est.predict(X))
+    Xd, yd = digits
+    images = Xd[:300].reshape(-1, 1, 8, 8)
+    conv = PrunedNetClassifier(
+        ConvNet,
+        module__channels=(4, 8),
+        module__hidden=16,
+        pruner=skprune.ChannelPruning(0.5, schedule=OneShot()),
+        **FAST,
+    ).fit(images, yd[:300])
+    for est in (conv, conv.compact()):
+        _same(est, _round_trip(est, tmp_path), images)
+
+
+def test_save_refuses_what_it_cannot_restore(tmp_path):
+    from torch import nn
+
+    with pytest.raises(PersistenceError, match="stores estimators"):
+        skprune.save(nn.Linear(2, 2), tmp_path / "x.skp")
+    from sklearn.preprocessing import FunctionTransformer
+
+    pipe = make_pipeline(FunctionTransformer(np.log1p), PrunedNetClassifier())
+    with pytest.raises(PersistenceError, match="register_serializable"):
+        skprune.save(pipe, tmp_path / "x.skp")
+    assert not (tmp_path / "x.skp").exists()
