@@ -50,6 +50,7 @@ from .. import pruners
 from .._doc_link import DocLinkMixin
 from .._training import _data
 from .._training._log import TrainingLog
+from .._training._prepare import module_kwargs
 from .._version import __version__
 from ..exceptions import PersistenceError
 from ..nn._layers import refresh_sizes
@@ -828,8 +829,7 @@ class _Decoder:
     def _charge_module(self, estimator) -> None:
         """Check on the meta device that the estimator's module fits the budget before building it."""
         module = estimator.module
-        kwargs_of = getattr(estimator, "_module_kwargs", None)
-        kwargs = kwargs_of() if kwargs_of is not None else estimator.get_params_for("module")
+        kwargs = module_kwargs(estimator)
         if isinstance(module, nn.Module):
             if kwargs:
                 self.probe(lambda: type(module)(**kwargs), type(module).__name__)
