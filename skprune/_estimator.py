@@ -145,7 +145,7 @@ class PrunedNet(DocLinkMixin, NeuralNet):
         Sparsity of each Linear/Conv layer, by layer name.
     n_params_, n_nonzero_params_ : int
         All parameters of the module, and those not exactly zero.
-    feature_importances_ : ndarray of shape (n_features_in_,)
+    feature_importances_ : ndarray of shape ``(n_features_in_,)``
         Column norms of the first layer's weight, summing to 1; exactly 0
         for input features the network no longer uses (see ``InputPruning``).
     selected_features_ : ndarray of str
@@ -839,7 +839,7 @@ class PrunedNet(DocLinkMixin, NeuralNet):
 
         Returns
         -------
-        ndarray of shape (n_features_in_,)
+        ndarray of shape ``(n_features_in_,)``
         """
         norms = self._input_column_norms()
         total = norms.sum()

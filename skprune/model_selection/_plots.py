@@ -64,7 +64,7 @@ def plot_sparsity_path(search, *, ax=None, metric=None, sparsity=None, show_1se=
 
     Parameters
     ----------
-    search : fitted PrunedNetCV, GridSearchCV or RandomizedSearchCV, or a cv_results_ mapping
+    search : fitted PrunedNetCV, GridSearchCV or RandomizedSearchCV, or a ``cv_results_`` mapping
         The search whose ``cv_results_`` to plot. The chosen candidate
         (``best_index_``) is marked when the search has one.
     ax : matplotlib Axes or None, default=None
