@@ -39,7 +39,6 @@ from skprune import (
     TaylorPruning,
 )
 
-
 torch.set_num_threads(1)  # a network this small trains fastest on one thread
 
 

@@ -30,7 +30,13 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from skprune import MagnitudePruning, PrunedNetClassifier, PrunedNetCV, plot_layer_sparsity, plot_sparsity_path
+from skprune import (
+    MagnitudePruning,
+    PrunedNetClassifier,
+    PrunedNetCV,
+    plot_layer_sparsity,
+    plot_sparsity_path,
+)
 
 torch.set_num_threads(1)  # a network this small trains fastest on one thread
 
