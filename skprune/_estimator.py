@@ -150,6 +150,20 @@ class PrunedNet(DocLinkMixin, NeuralNet):
         for input features the network no longer uses (see ``InputPruning``).
     selected_features_ : ndarray of str
         Names of the input features the network still uses.
+
+    Examples
+    --------
+    Any criterion, here a regression loss on a 2-output target:
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from skprune import MagnitudePruning, PrunedNet
+    >>> X = np.random.default_rng(0).normal(size=(100, 5)).astype(np.float32)
+    >>> y = np.c_[X.sum(axis=1), X[:, 0]].astype(np.float32)
+    >>> net = PrunedNet(criterion=torch.nn.MSELoss, module__n_outputs=2,
+    ...                 pruner=MagnitudePruning(0.5), max_epochs=5, random_state=0).fit(X, y)
+    >>> net.predict(X).shape
+    (100, 2)
     """
 
     #: shared, read-only default until ``initialize`` (skorch sets these in
@@ -1076,6 +1090,17 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
         Seeds initialization, shuffling, dropout and random pruning.
     **kwargs
         See :class:`PrunedNet` for every other parameter.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from skprune import MagnitudePruning, PrunedNetRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> net = PrunedNetRegressor(pruner=MagnitudePruning(sparsity=0.8), max_epochs=10,
+    ...                          random_state=0).fit(StandardScaler().fit_transform(X), y / y.std())
+    >>> round(net.sparsity_, 2)
+    0.8
     """
 
     def __init__(

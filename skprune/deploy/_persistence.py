@@ -128,6 +128,18 @@ def register_serializable(obj):
     -------
     obj
         Unchanged, so this works as a decorator.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> import skprune
+    >>> @skprune.register_serializable  # in the saving and in the loading process
+    ... class Tiny(nn.Module):
+    ...     def __init__(self, n_features_in, n_outputs):
+    ...         super().__init__()
+    ...         self.output = nn.Linear(n_features_in, n_outputs)
+    ...     def forward(self, x):
+    ...         return self.output(x)
     """
     if not (isinstance(obj, type) or inspect.isfunction(obj)):
         raise TypeError(f"register_serializable expects a class or a function, got {obj!r}.")
@@ -570,6 +582,19 @@ def save(estimator, path) -> None:
         If a parameter refers to a class that is not allow-listed (register
         it with :func:`register_serializable`), or the module holds
         quantized or sparse tensors (save the float model instead).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from sklearn.datasets import load_iris
+    >>> import skprune
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = skprune.PrunedNetClassifier(max_epochs=3, random_state=0).fit(X, y)
+    >>> path = Path(tempfile.mkdtemp()) / "model.skprune"
+    >>> skprune.save(net, path)
+    >>> bool((skprune.load(path).predict(X) == net.predict(X)).all())
+    True
     """
     encoder = _Encoder()
     config = {"estimator": encoder._encode_object(estimator, type(estimator).__name__), "fitted": None}
@@ -624,6 +649,16 @@ def load(path):
         If the file is not a skprune file (for example a pickle or a
         ``torch.save`` archive), was written by a newer format version, is
         corrupted, or names a class outside the allow-list.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import skprune
+    >>> path = Path(tempfile.mkdtemp()) / "pruner.skprune"
+    >>> skprune.save(skprune.PrunedNetClassifier(pruner=skprune.MagnitudePruning(0.8)), path)
+    >>> skprune.load(path).pruner
+    MagnitudePruning(sparsity=0.8)
     """
     from skorch.history import History
 

@@ -56,7 +56,7 @@ SCOPES = ("global", "layer")
 class PruningContext:
     """What a pruner may look at when it computes masks.
 
-    Attributes
+    Parameters
     ----------
     epoch : int
         Epochs trained so far in this fit.
@@ -76,6 +76,17 @@ class PruningContext:
         Per-parameter statistics gathered since the last step (for example
         accumulated ``|w * dL/dw|``), keyed by parameter name. Empty unless
         the pruner asks for them.
+
+    Examples
+    --------
+    The engine builds the context; a pruner's ``score`` reads it:
+
+    >>> import torch
+    >>> from skprune import PruningContext
+    >>> context = PruningContext(epoch=3, n_epochs=10, step=0, target=0.45,
+    ...                          generator=torch.Generator().manual_seed(0))
+    >>> context.target
+    0.45
     """
 
     epoch: int
@@ -87,7 +98,25 @@ class PruningContext:
 
 
 def is_pruner(obj) -> bool:
-    """Whether ``obj`` implements the pruner interface."""
+    """Whether ``obj`` implements the pruner interface.
+
+    Parameters
+    ----------
+    obj : object
+        Anything, e.g. the ``pruner`` parameter of an estimator.
+
+    Returns
+    -------
+    bool
+        True for skprune's pruners and for objects providing their methods.
+
+    Examples
+    --------
+    >>> from skprune import MagnitudePruning
+    >>> from skprune.pruners import is_pruner
+    >>> is_pruner(MagnitudePruning()), is_pruner("magnitude")
+    (True, False)
+    """
     return callable(getattr(obj, "compute_masks", None)) and callable(getattr(obj, "get_schedule", None))
 
 
@@ -111,6 +140,20 @@ class BasePruner(DocLinkMixin, BaseEstimator):
     prune_output_layer : bool, default=True
         Whether the last Linear/Conv layer may be pruned. Set to ``False``
         to leave the output layer dense.
+
+    Examples
+    --------
+    A new criterion is one method: higher scores are kept.
+
+    >>> from sklearn.datasets import load_iris
+    >>> from skprune import BasePruner, PrunedNetClassifier
+    >>> class SmallestRows(BasePruner):
+    ...     def score(self, weights, context):
+    ...         return {n: w.norm(dim=1, keepdim=True).expand_as(w) for n, w in weights.items()}
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = PrunedNetClassifier(pruner=SmallestRows(sparsity=0.5), max_epochs=5, random_state=0)
+    >>> round(net.fit(X, y).sparsity_, 2)
+    0.5
     """
 
     #: Whether :attr:`PruningContext.statistics` must hold accumulated

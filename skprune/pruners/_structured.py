@@ -51,6 +51,16 @@ class StructuredPruner(BasePruner):
         Layers to prune by name, glob pattern or type; ``None`` selects
         every layer of the pruned type except the network's last layer
         (the output layer's units are never removed).
+
+    Examples
+    --------
+    :class:`~skprune.NeuronPruning` and :class:`~skprune.ChannelPruning` are
+    the two built-in subclasses:
+
+    >>> from skprune import ChannelPruning, NeuronPruning
+    >>> from skprune.pruners import StructuredPruner
+    >>> isinstance(NeuronPruning(), StructuredPruner), isinstance(ChannelPruning(), StructuredPruner)
+    (True, True)
     """
 
     layer_type: type[nn.Module] = nn.Linear
