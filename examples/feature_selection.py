@@ -72,16 +72,14 @@ print(importances[importances > 0].sort_values(ascending=False).round(3).to_stri
 n_noise = sum(name.startswith("noise_") for name in net.selected_features_)
 print(f"noise columns among the selected: {n_noise}")
 
-fig, ax = plt.subplots(figsize=(9, 3.2))
-colors = ["tab:gray" if name.startswith("noise_") else "tab:blue" for name in X.columns]
-ax.bar(range(len(importances)), importances.to_numpy(), color=colors)
-for i, name in enumerate(X.columns):
-    if importances[name] > 0:
-        ax.annotate(name, (i, importances[name]), rotation=60, fontsize="x-small", ha="left", va="bottom")
-ax.set_xlabel("column (blue: breast-cancer measurements, grey: noise)")
-ax.set_ylabel("feature_importances_")
-ax.set_title(f"{len(net.selected_features_)} of {X.shape[1]} columns kept by InputPruning", fontsize="medium")
-ax.set_ylim(0, importances.max() * 1.5)
+kept = importances[importances > 0].sort_values()
+fig, ax = plt.subplots(figsize=(7, 3.2))
+colors = ["tab:gray" if name.startswith("noise_") else "tab:blue" for name in kept.index]
+ax.barh(kept.index, kept.to_numpy(), color=colors)
+ax.set_xlabel("feature_importances_ (the other columns: exactly 0)")
+ax.set_title(
+    f"InputPruning kept {len(kept)} of {X.shape[1]} columns, {n_noise} of them noise", fontsize="medium"
+)
 fig.tight_layout()
 
 # %%

@@ -48,8 +48,8 @@ fig.tight_layout()
 # %%
 # Sparsity of each layer
 # ----------------------
-# The global ranking prunes the wide first layer hardest; the labels give the
-# nonzero and total weights of each layer.
+# The global ranking (the default ``scope="global"``) need not prune every
+# layer equally; the labels give the nonzero and total weights of each layer.
 fig, ax = plt.subplots(figsize=(6, 3.5))
 plot_layer_sparsity(net, ax=ax)
 fig.tight_layout()
