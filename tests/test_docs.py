@@ -5,7 +5,7 @@
   in an empty directory.
 * Every public object has a docstring with a Parameters section (when it
   takes parameters) and an Examples section, and documents no parameter it
-  does not have (numpydoc validation).
+  does not have (numpydoc validation); the examples run (doctest).
 * The Sphinx site builds with warnings as errors (the gallery's scripts are
   not executed here, ``-D plot_gallery=0``; ``.ci/run`` builds the full site
   with them). In the built HTML every internal link has a target, and every
@@ -122,6 +122,18 @@ CODE_BLOCKS = _code_blocks()
 def _block_id(block) -> str:
     path, line, _ = block
     return f"{path.relative_to(ROOT)}:{line}"
+
+
+def test_readme_is_a_short_landing_page_whose_links_resolve():
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 200
+    targets = re.findall(r"\]\(([^)#\s]+)[^)]*\)", text)
+    local = [t for t in targets if not re.match(r"[a-z]+://", t)]
+    assert any(t.startswith("docs/guide/") for t in local)
+    missing = [t for t in local if not (ROOT / t).exists()]
+    assert not missing, f"README links to files that do not exist: {missing}"
+    # the CPU-torch note comes before the two commands
+    assert text.index("CPU build of PyTorch") < text.index("python -m skprune demo")
 
 
 def test_code_blocks_are_found():
@@ -266,6 +278,31 @@ def test_public_docstring_has_parameters_and_examples(name):
         assert re.search(r"^\s*Parameters\n\s*-{3,}", obj.__doc__, re.MULTILINE), (
             f"{name} takes parameters but its docstring has no Parameters section"
         )
+
+
+def _public_object_ids():
+    return [name for name, obj in PUBLIC if obj.__doc__ and ">>>" in obj.__doc__]
+
+
+@pytest.mark.parametrize("name", _public_object_ids())
+def test_docstring_examples_run(name):
+    """The Examples of every public docstring run and print what they show (doctest)."""
+    import doctest
+
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    obj = dict(PUBLIC)[name]
+    finder = doctest.DocTestFinder(recurse=False)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    output = []
+    try:
+        for test in finder.find(obj, name, globs={}):
+            runner.run(test, out=output.append)
+    finally:
+        plt.close("all")
+    assert runner.failures == 0, "".join(output)
 
 
 # ------------------------------------------------------------- built website
