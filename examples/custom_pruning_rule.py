@@ -1,6 +1,8 @@
-"""Compare pruning strategies and write your own rule in a few lines.
+"""
+Write your own pruning rule
+===========================
 
-Run: python examples/custom_pruning_rule.py   (a few minutes on 2 shared cores)
+Compare pruning strategies and write your own rule in a few lines:
 
 1. A rule as a plain function, through ``FunctionPruner``: prune the weights
    whose gradient changed least between pruning steps.
@@ -9,10 +11,18 @@ Run: python examples/custom_pruning_rule.py   (a few minutes on 2 shared cores)
    ``observe`` and scores in ``score``.
 3. Both go into a ``GridSearchCV`` beside the built-in strategies, with the
    random baseline that every pruning comparison needs.
+
+A small network on 900 digits keeps it under a minute; the ranking at 95%
+sparsity is what to look at, not the absolute accuracies.
 """
+
+# %%
+# Imports
+# -------
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
@@ -29,7 +39,12 @@ from skprune import (
     TaylorPruning,
 )
 
+torch.set_num_threads(1)  # a network this small trains fastest on one thread
 
+
+# %%
+# A rule as a function
+# --------------------
 # 1. A rule is a function of one layer's weight and the statistics of its
 #    gradients since the previous pruning step; higher score = keep.
 #    Define it at module level so that the fitted model can be pickled.
@@ -38,6 +53,9 @@ def gradient_changed_most(weight, stats):
     return (stats.last_grad - stats.first_grad).abs()
 
 
+# %%
+# A rule as a class
+# -----------------
 # 2. A rule as a class: observe() sees every gradient during training,
 #    score() ranks the weights. Per-fit state goes in attributes ending in "_"
 #    (the estimator works on a clone, so every fit starts fresh).
@@ -58,11 +76,14 @@ class FisherPruning(BasePruner):
         return scores
 
 
+# %%
+# Every strategy in one search
+# ----------------------------
 def main():
     X, y = load_digits(return_X_y=True)
-    X_train, X_test, y_train, y_test = train_test_split(X, y, stratify=y, random_state=0)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, train_size=900, stratify=y, random_state=0)
     net = PrunedNetClassifier(
-        module__hidden_layer_sizes=(256, 128), max_epochs=25, lr=0.01, random_state=0, pruner=RandomPruning()
+        module__hidden_layer_sizes=(128,), max_epochs=12, lr=0.01, random_state=0, pruner=RandomPruning()
     )
     model = make_pipeline(StandardScaler(), net)
     strategies = [
@@ -84,7 +105,7 @@ def main():
 
     results = pd.DataFrame(search.cv_results_)
     results["strategy"] = [type(p).__name__ for p in results["param_prunednetclassifier__pruner"]]
-    print("3-fold CV accuracy at 95% sparsity (digits, MLP 256-128):")
+    print("3-fold CV accuracy at 95% sparsity (900 digits, MLP 128):")
     print(
         results.sort_values("rank_test_score")[["strategy", "mean_test_score", "std_test_score"]].to_string(
             index=False

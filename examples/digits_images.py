@@ -1,4 +1,6 @@
-"""Digits as 1x8x8 images: a ConvNet, pruned weights, and removed channels.
+"""
+Digits as images: a ConvNet, pruned weights, removed channels
+=============================================================
 
 scikit-learn's digits are 8x8 grey-scale images. Reshaped to
 ``(n_samples, 1, 8, 8)`` they train the built-in :class:`~skprune.ConvNet`
@@ -7,10 +9,12 @@ scikit-learn's digits are 8x8 grey-scale images. Reshaped to
 by :class:`~skprune.ChannelPruning` and then physically deleted with
 ``compact()``. A last part shows flat input: after a scikit-learn
 transformer the rows are flat again, and ``module__input_shape=(1, 8, 8)``
-tells the ConvNet how to read them.
-
-Run: ``PYTHONPATH=. python examples/digits_images.py`` (about a minute).
+tells the ConvNet how to read them. About a minute.
 """
+
+# %%
+# Images in, three networks out
+# -----------------------------
 
 import numpy as np
 import torch
@@ -33,6 +37,11 @@ sparse = PrunedNetClassifier(pruner=MagnitudePruning(sparsity=0.8), **common).fi
 channels = PrunedNetClassifier(pruner=ChannelPruning(sparsity=0.5), **common).fit(X_train, y_train)
 small = channels.compact()  # a physically smaller ConvNet with the same predictions
 
+# %%
+# Accuracy and size
+# -----------------
+# ``compact()`` physically deletes the removed channels: fewer parameters,
+# the same predictions as the masked network.
 print(f"input_shape_ = {dense.input_shape_}")
 print(f"{'model':<28}{'accuracy':>9}{'params':>9}{'nonzero':>9}")
 for name, net in [
@@ -44,6 +53,9 @@ for name, net in [
 print(f"channels per block: {dense.module_.channels} -> {small.module_.channels}")
 print(small.pruning_report()[["layer", "shape", "weight_nonzero", "sparsity"]].to_string(index=False))
 
+# %%
+# Flat rows in a Pipeline
+# -----------------------
 # Flat rows, e.g. after a scaler: tell the ConvNet the image shape.
 flat_train, flat_test = X_train.reshape(len(X_train), -1), X_test.reshape(len(X_test), -1)
 pipe = make_pipeline(

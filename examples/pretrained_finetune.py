@@ -1,4 +1,8 @@
-"""Train dense, save, load, then prune and fine-tune from the trained weights.
+"""
+Prune a network you already trained
+===================================
+
+Train dense, save, load, then prune and fine-tune from the trained weights.
 
 A common workflow: a network was trained (here by us, with plain PyTorch,
 as a colleague might hand one over) and saved. We load it and pass the
@@ -10,8 +14,7 @@ network is then saved with :func:`skprune.save` (no pickle) and loaded back.
 (To re-train from scratch instead, pass the class, ``module=ConvNet``. Giving
 ``module__*`` parameters together with an instance rebuilds the network
 from those parameters, as in skorch, and so drops the trained weights.)
-
-Run: ``PYTHONPATH=. python examples/pretrained_finetune.py`` (under a minute).
+Under a minute; files go to a temporary directory.
 """
 
 import tempfile
@@ -40,6 +43,9 @@ def accuracy(module: nn.Module) -> float:
         return float((module(torch.as_tensor(X_test)).argmax(1).numpy() == y_test).mean())
 
 
+# %%
+# Train a dense network in PyTorch
+# --------------------------------
 # 1. Train a dense network with plain PyTorch, and save its weights.
 module = ConvNet(n_features_in=64, n_outputs=10, input_shape=(1, 8, 8))
 optimizer = torch.optim.Adam(module.parameters(), lr=1e-3)
@@ -55,11 +61,17 @@ print(f"dense, trained in PyTorch:        accuracy {accuracy(module):.3f}")
 workdir = Path(tempfile.mkdtemp())
 torch.save(module.state_dict(), workdir / "dense.pt")
 
+# %%
+# Load it back
+# ------------
 # 2. Later: rebuild the architecture and load the trained weights.
 pretrained = ConvNet(n_features_in=64, n_outputs=10, input_shape=(1, 8, 8))
 pretrained.load_state_dict(torch.load(workdir / "dense.pt", weights_only=True))
 print(f"dense, loaded:                    accuracy {accuracy(pretrained):.3f}")
 
+# %%
+# Prune and fine-tune
+# -------------------
 # 3. Prune 80% of the weights at once and fine-tune for a few epochs.
 net = PrunedNetClassifier(
     module=pretrained,  # an instance: its trained weights are the starting point
@@ -72,6 +84,9 @@ score = net.score(X_test, y_test)
 print(f"80% pruned, fine-tuned 8 epochs:  accuracy {score:.3f} (sparsity {net.sparsity_:.2f})")
 print(f"the loaded module is unchanged:   accuracy {accuracy(pretrained):.3f}")
 
+# %%
+# Save and load safely
+# --------------------
 # 4. Save the pruned estimator safely and load it back.
 skprune.save(net, workdir / "pruned.skprune")
 loaded = skprune.load(workdir / "pruned.skprune")

@@ -1,4 +1,8 @@
-"""Prune a small residual network written here, with any nn.Module.
+"""
+Prune your own network: a small ResNet
+======================================
+
+Prune a small residual network written here, with any ``nn.Module``.
 
 skprune is not limited to its built-in modules: any ``nn.Module`` class
 whose ``__init__`` takes ``n_outputs`` (and, if it wants them,
@@ -14,9 +18,12 @@ deletes them. Channels that flow into a skip connection are added to the
 channels of the stem and of every block's last convolution: ChannelPruning
 scores such a group as one unit and removes channel ``c`` from all of them
 at once, so ``compact()`` can delete it everywhere, as shown at the end.
-
-Run: ``PYTHONPATH=. python examples/residual_network.py`` (about a minute).
+About a minute.
 """
+
+# %%
+# The network
+# -----------
 
 import numpy as np
 import torch
@@ -64,6 +71,9 @@ class ResNet(nn.Module):
         return self.head(x.mean(dim=(2, 3)))
 
 
+# %%
+# A random baseline as a pruner
+# -----------------------------
 class RandomPruning(BasePruner):
     """Random scores: the baseline every pruning result should beat."""
 
@@ -71,11 +81,14 @@ class RandomPruning(BasePruner):
         return {name: torch.rand(w.shape, generator=context.generator) for name, w in weights.items()}
 
 
+# %%
+# Dense, magnitude and random pruning
+# -----------------------------------
 X, y = load_digits(return_X_y=True)
 images = (X / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
 X_train, X_test, y_train, y_test = train_test_split(images, y, test_size=0.25, stratify=y, random_state=0)
 
-base = PrunedNetClassifier(ResNet, max_epochs=12, lr=3e-3, random_state=0)
+base = PrunedNetClassifier(ResNet, module__width=16, max_epochs=10, lr=3e-3, random_state=0)
 print(f"{'network':<34}{'accuracy':>9}{'sparsity':>9}")
 for name, pruner in [
     ("dense ResNet", None),
@@ -85,6 +98,9 @@ for name, pruner in [
     net = clone(base).set_params(pruner=pruner).fit(X_train, y_train)
     print(f"{name:<34}{net.score(X_test, y_test):9.3f}{net.sparsity_:9.2f}")
 
+# %%
+# Removing channels
+# -----------------
 # Channels inside a block (conv1 -> bn1 -> relu -> conv2) can be removed and
 # physically deleted; so can channels that meet at residual adds (as groups).
 inner = clone(base).set_params(pruner=ChannelPruning(0.5, layers="*conv1")).fit(X_train, y_train)

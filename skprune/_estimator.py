@@ -121,11 +121,25 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         Sparsity of each Linear/Conv layer, by layer name.
     n_params_, n_nonzero_params_ : int
         All parameters of the module, and those not exactly zero.
-    feature_importances_ : ndarray of shape (n_features_in_,)
+    feature_importances_ : ndarray of shape ``(n_features_in_,)``
         Column norms of the first layer's weight, summing to 1; exactly 0
         for input features the network no longer uses (see ``InputPruning``).
     selected_features_ : ndarray of str
         Names of the input features the network still uses.
+
+    Examples
+    --------
+    Any criterion, here a regression loss on a 2-output target:
+
+    >>> import numpy as np
+    >>> import torch
+    >>> from skprune import MagnitudePruning, PrunedNet
+    >>> X = np.random.default_rng(0).normal(size=(100, 5)).astype(np.float32)
+    >>> y = np.c_[X.sum(axis=1), X[:, 0]].astype(np.float32)
+    >>> net = PrunedNet(criterion=torch.nn.MSELoss, module__n_outputs=2,
+    ...                 pruner=MagnitudePruning(0.5), max_epochs=5, random_state=0).fit(X, y)
+    >>> net.predict(X).shape
+    (100, 2)
     """
 
     #: shared, read-only default until ``initialize`` (skorch sets these in

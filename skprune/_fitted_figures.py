@@ -125,7 +125,7 @@ class FittedFiguresMixin:
 
         Returns
         -------
-        ndarray of shape (n_features_in_,)
+        ndarray of shape ``(n_features_in_,)``
         """
         norms = self._input_column_norms()
         total = norms.sum()

@@ -45,6 +45,20 @@ class TrainingLog(PrintLog):
     ----------
     bar_ : tqdm or None
         The progress bar while a fit runs at ``verbose >= 2``, else ``None``.
+
+    Examples
+    --------
+    It is the estimator's log; ``verbose=1`` prints its table:
+
+    >>> from sklearn.datasets import load_iris
+    >>> from skprune import MagnitudePruning, PrunedNetClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = PrunedNetClassifier(pruner=MagnitudePruning(0.5), max_epochs=3, verbose=1)
+    >>> net.fit(X, y)  # doctest: +SKIP
+      epoch    train_loss    sparsity     dur
+    -------  ------------  ----------  ------
+          1        1.0972      0.0000  0.0100
+    ...
     """
 
     def initialize(self):

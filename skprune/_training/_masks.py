@@ -24,7 +24,25 @@ from torch import nn
 __all__ = ["MaskStore"]
 
 class MaskStore:
-    """Boolean masks of pruned weight entries, keyed by parameter name."""
+    """Boolean masks of pruned weight entries, keyed by parameter name.
+
+    The one place that applies masks: after every optimizer step the
+    estimator zeroes the masked entries in place, so pruned weights stay
+    exactly zero.
+
+    Examples
+    --------
+    A fitted estimator's masks are in ``masks_``:
+
+    >>> from sklearn.datasets import load_iris
+    >>> from skprune import MagnitudePruning, PrunedNetClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = PrunedNetClassifier(pruner=MagnitudePruning(0.5), max_epochs=5, random_state=0).fit(X, y)
+    >>> sorted(net.masks_.state_dict())
+    ['layers.fc0.weight', 'layers.output.weight']
+    >>> "layers.fc0.weight" in net.masks_
+    True
+    """
 
     def __init__(self):
         self.pruned: dict[str, torch.Tensor] = {}

@@ -167,6 +167,18 @@ def compact_module(module: nn.Module, *, return_plan: bool = False):
         If a layer has removed units whose output flows into an operation
         compaction cannot follow (the message names it), or if the module
         cannot be traced.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skprune import compact_module
+    >>> module = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> with torch.no_grad():  # units 0-3 of the hidden layer removed
+    ...     module[0].weight[:4] = 0.0
+    ...     module[0].bias[:4] = 0.0
+    >>> compact_module(module)[0]
+    Linear(in_features=4, out_features=4, bias=True)
     """
     compacted = copy.deepcopy(module)
     groups = trace_unit_groups(compacted)

@@ -28,6 +28,14 @@ def plot_layer_sparsity(estimator, *, ax=None):
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skprune import MagnitudePruning, PrunedNetClassifier, plot_layer_sparsity
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = PrunedNetClassifier(pruner=MagnitudePruning(0.8), max_epochs=5, random_state=0).fit(X, y)
+    >>> ax = plot_layer_sparsity(net)
     """
     net = final_pruned_net(estimator)
     table = net.pruning_report()
@@ -78,6 +86,14 @@ def plot_history(estimator, *, ax=None, metrics=None, sparsity=True):
     matplotlib.axes.Axes
         The axes of the metrics; the sparsity axis is ``ax.sparsity_axis``
         (``None`` when not drawn).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skprune import MagnitudePruning, PrunedNetClassifier, plot_history
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = PrunedNetClassifier(pruner=MagnitudePruning(0.8), max_epochs=5, random_state=0).fit(X, y)
+    >>> ax = plot_history(net)
     """
     net = final_pruned_net(estimator)
     frame = net.history_frame()

@@ -72,6 +72,14 @@ def register_dask_backend() -> None:
 
     Call once per process before ``joblib.parallel_backend("dask")``. Needs
     the ``dask`` extra (``pip install 'skprune[dask]'``).
+
+    Examples
+    --------
+    >>> import joblib
+    >>> from skprune.model_selection import register_dask_backend
+    >>> register_dask_backend()
+    >>> with joblib.parallel_backend("dask"):  # doctest: +SKIP
+    ...     search.fit(X, y)  # GridSearchCV or PrunedNetCV, on the cluster of the current dask Client
     """
     try:
         import joblib

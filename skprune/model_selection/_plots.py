@@ -64,7 +64,7 @@ def plot_sparsity_path(search, *, ax=None, metric=None, sparsity=None, show_1se=
 
     Parameters
     ----------
-    search : fitted PrunedNetCV, GridSearchCV or RandomizedSearchCV, or a cv_results_ mapping
+    search : fitted PrunedNetCV, GridSearchCV or RandomizedSearchCV, or a ``cv_results_`` mapping
         The search whose ``cv_results_`` to plot. The chosen candidate
         (``best_index_``) is marked when the search has one.
     ax : matplotlib Axes or None, default=None
@@ -84,6 +84,15 @@ def plot_sparsity_path(search, *, ax=None, metric=None, sparsity=None, show_1se=
     Returns
     -------
     matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skprune import MagnitudePruning, PrunedNetClassifier, PrunedNetCV, plot_sparsity_path
+    >>> X, y = load_iris(return_X_y=True)
+    >>> search = PrunedNetCV(PrunedNetClassifier(pruner=MagnitudePruning(), random_state=0),
+    ...                      sparsities=[0.0, 0.5, 0.9], cv=3, dense_epochs=5, finetune_epochs=1).fit(X, y)
+    >>> ax = plot_sparsity_path(search)
     """
     plt_axes = axes_for(ax)
     results = search.cv_results_ if hasattr(search, "cv_results_") else search

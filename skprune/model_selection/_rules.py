@@ -185,6 +185,19 @@ def one_standard_error_index(cv_results, *, metric: str | None = None, sparsity:
     -------
     int
         Index into the candidates (what ``GridSearchCV`` stores as ``best_index_``).
+
+    Examples
+    --------
+    >>> from skprune import one_standard_error_index
+    >>> cv_results = {
+    ...     "param_pruner__sparsity": [0.5, 0.8, 0.9],
+    ...     "split0_test_score": [0.95, 0.95, 0.80],
+    ...     "split1_test_score": [0.97, 0.96, 0.82],
+    ...     "split2_test_score": [0.96, 0.96, 0.81],
+    ...     "mean_test_score": [0.96, 0.9567, 0.81],
+    ... }
+    >>> one_standard_error_index(cv_results)  # 0.8 is within one standard error of the best
+    1
     """
     metric = _metric_name(cv_results, metric)
     mean, se = _mean_and_se(cv_results, metric)

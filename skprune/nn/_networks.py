@@ -55,6 +55,21 @@ class MLP(nn.Module):
     The layers live in one flat ``nn.Sequential`` named ``layers`` with
     readable names (``fc0``, ``act0``, ..., ``output``), which keeps the
     per-layer pruning report and structured compaction simple.
+
+    Examples
+    --------
+    The default network of the estimators; its sizes are inferred at ``fit``:
+
+    >>> from skprune import MLP, PrunedNetClassifier
+    >>> net = PrunedNetClassifier(module=MLP, module__hidden_layer_sizes=(64, 32))
+    >>> MLP(n_features_in=4, n_outputs=3, hidden_layer_sizes=(8,))
+    MLP(
+      (layers): Sequential(
+        (fc0): Linear(in_features=4, out_features=8, bias=True)
+        (act0): ReLU()
+        (output): Linear(in_features=8, out_features=3, bias=True)
+      )
+    )
     """
 
     def __init__(

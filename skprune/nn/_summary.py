@@ -30,6 +30,24 @@ def layer_table(module: nn.Module) -> pd.DataFrame:
     ``params`` and ``nonzero`` (weight and bias together),
     ``weight_params``, ``weight_nonzero`` and ``sparsity`` (fraction of the
     weight entries that are exactly zero).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per layer; :meth:`skprune.PrunedNet.pruning_report` is this
+        table for the fitted module.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from skprune.nn import layer_table
+    >>> layer_table(nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)))["layer"].tolist()
+    ['0', '2']
     """
     rows = []
     for _, layer_name, layer in iter_prunable_weights(module):
@@ -56,7 +74,27 @@ def layer_table(module: nn.Module) -> pd.DataFrame:
 
 @torch.no_grad()
 def count_parameters(module: nn.Module) -> tuple[int, int]:
-    """Return ``(total, nonzero)`` over all parameters of ``module``."""
+    """Return ``(total, nonzero)`` over all parameters of ``module``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network.
+
+    Returns
+    -------
+    tuple of (int, int)
+        Number of parameter entries, and of those not exactly zero.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from skprune.nn import count_parameters
+    >>> layer = nn.Linear(3, 2)
+    >>> _ = nn.init.zeros_(layer.bias)
+    >>> count_parameters(layer)
+    (8, 6)
+    """
     total = 0
     nonzero = 0
     for param in module.parameters():

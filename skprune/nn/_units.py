@@ -75,7 +75,7 @@ POOL_FUNCTIONS = {F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_
 class UnitGroup:
     """How the output units of one Linear/Conv2d layer flow to the next layer.
 
-    Attributes
+    Parameters
     ----------
     producer : str
         Name of the layer whose output units are considered.
@@ -95,6 +95,14 @@ class UnitGroup:
         Why the units cannot be removed, or ``None``.
     is_output : bool
         Whether the units are network outputs (never removed, whatever their weights).
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from skprune.nn import trace_unit_groups
+    >>> group = trace_unit_groups(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))["0"]
+    >>> group.producer, group.consumer, group.blocked
+    ('0', '2', None)
     """
 
     producer: str
@@ -248,6 +256,15 @@ def trace_unit_groups(module: nn.Module) -> dict[str, UnitGroup]:
     ------
     CompactionError
         If torch.fx cannot trace the module.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from skprune.nn import trace_unit_groups
+    >>> module = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> groups = trace_unit_groups(module)
+    >>> groups["0"].consumer, groups["2"].is_output
+    ('2', True)
     """
     try:
         graph_module = fx.symbolic_trace(module)
@@ -273,6 +290,28 @@ def trace_unit_groups(module: nn.Module) -> dict[str, UnitGroup]:
 
 @torch.no_grad()
 def removed_units(layer: nn.Module) -> torch.Tensor:
-    """Boolean mask of the output units of ``layer`` whose whole weight row is zero."""
+    """Boolean mask of the output units of ``layer`` whose whole weight row is zero.
+
+    Parameters
+    ----------
+    layer : torch.nn.Linear or torch.nn.Conv2d
+        The layer.
+
+    Returns
+    -------
+    torch.Tensor
+        Boolean, one entry per output unit (row of the weight).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skprune.nn import removed_units
+    >>> layer = nn.Linear(3, 4)
+    >>> with torch.no_grad():
+    ...     layer.weight[1] = 0.0
+    >>> removed_units(layer).tolist()
+    [False, True, False, False]
+    """
     weight = layer.weight.detach()
     return ~weight.reshape(weight.shape[0], -1).ne(0).any(dim=1)

@@ -75,6 +75,20 @@ class BasePruner(PrunerProtocol):
     prune_output_layer : bool, default=True
         Whether the last Linear/Conv layer may be pruned. Set to ``False``
         to leave the output layer dense.
+
+    Examples
+    --------
+    A new criterion is one method: higher scores are kept.
+
+    >>> from sklearn.datasets import load_iris
+    >>> from skprune import BasePruner, PrunedNetClassifier
+    >>> class SmallestRows(BasePruner):
+    ...     def score(self, weights, context):
+    ...         return {n: w.norm(dim=1, keepdim=True).expand_as(w) for n, w in weights.items()}
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = PrunedNetClassifier(pruner=SmallestRows(sparsity=0.5), max_epochs=5, random_state=0)
+    >>> round(net.fit(X, y).sparsity_, 2)
+    0.5
     """
 
     #: Whether :attr:`PruningContext.statistics` must hold accumulated

@@ -22,7 +22,7 @@ class GradientStatistics:
     Every tensor has the shape of the weight. Before a step at epoch 0 they
     come from the sensitivity batches (see ``BasePruner.sensitivity_batches``).
 
-    Attributes
+    Parameters
     ----------
     n_batches : int
         Backward passes observed.
@@ -34,6 +34,15 @@ class GradientStatistics:
         Sum of ``|w * grad|`` (first-order Taylor importance).
     first_grad, last_grad : Tensor
         The first and the latest gradient observed.
+
+    Examples
+    --------
+    A :class:`~skprune.FunctionPruner` rule receives one per layer:
+
+    >>> from skprune import FunctionPruner
+    >>> def gradient_noise(weight, stats):
+    ...     return weight.abs() / (stats.grad_var.sqrt() + 1e-8)
+    >>> pruner = FunctionPruner(gradient_noise, sparsity=0.8)
     """
 
     n_batches: int

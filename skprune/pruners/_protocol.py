@@ -50,7 +50,7 @@ __all__ = ["PROTOCOL_MEMBERS", "PrunerProtocol", "PruningContext", "is_pruner", 
 class PruningContext:
     """What a pruner may look at when it computes masks.
 
-    Attributes
+    Parameters
     ----------
     epoch : int
         Epochs trained so far in this fit.
@@ -277,12 +277,44 @@ PROTOCOL_MEMBERS: frozenset[str] = frozenset(
 
 
 def missing_hooks(obj) -> list[str]:
-    """Protocol members that ``obj`` lacks (empty for a subclass of :class:`PrunerProtocol`)."""
+    """Protocol members that ``obj`` lacks (empty for a subclass of :class:`PrunerProtocol`).
+
+    Parameters
+    ----------
+    obj : object
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> from skprune.pruners._protocol import missing_hooks
+    >>> missing_hooks(object())[:3]
+    ['at_path_level', 'check_n_features', 'check_params']
+    """
     if isinstance(obj, PrunerProtocol):
         return []
     return sorted(name for name in PROTOCOL_MEMBERS if not hasattr(obj, name))
 
 
 def is_pruner(obj) -> bool:
-    """Whether ``obj`` is a pruner: a :class:`PrunerProtocol` or an object with every hook."""
+    """Whether ``obj`` is a pruner: a :class:`PrunerProtocol` or an object with every hook.
+
+    Parameters
+    ----------
+    obj : object
+        Anything, e.g. the ``pruner`` parameter of an estimator.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> from skprune import MagnitudePruning
+    >>> from skprune.pruners import is_pruner
+    >>> is_pruner(MagnitudePruning()), is_pruner("magnitude")
+    (True, False)
+    """
     return not isinstance(obj, type) and not missing_hooks(obj)

@@ -34,6 +34,17 @@ class BaseSchedule(DocLinkMixin, BaseEstimator):
 
     Subclasses implement :meth:`_raw_steps` returning ``(epoch, fraction)``
     pairs; this class validates, deduplicates and closes them.
+
+    Examples
+    --------
+    A schedule maps the number of epochs to ``(epoch, fraction)`` steps:
+
+    >>> from skprune import BaseSchedule
+    >>> class AtTheEnd(BaseSchedule):
+    ...     def _raw_steps(self, n_epochs):
+    ...         return [(n_epochs, 1.0)]
+    >>> AtTheEnd().steps(10)
+    [(10, 1.0)]
     """
 
     def _raw_steps(self, n_epochs: int) -> list[tuple[int, float]]:
@@ -81,6 +92,13 @@ class OneShot(BaseSchedule):
         Fraction of ``max_epochs`` trained densely before the single pruning
         step; the rest fine-tunes. ``at=0`` prunes at initialization,
         ``at=1`` prunes after training with no fine-tuning.
+
+    Examples
+    --------
+    >>> from skprune import MagnitudePruning, OneShot
+    >>> OneShot(at=0.5).steps(10)
+    [(5, 1.0)]
+    >>> pruner = MagnitudePruning(sparsity=0.8, schedule=OneShot(at=0))  # prune at initialization
     """
 
     def __init__(self, at: float = 0.5):
@@ -104,6 +122,12 @@ class Iterative(BaseSchedule):
     end : float, default=0.7
         Fraction of ``max_epochs`` at which the last step happens; the
         epochs after it fine-tune.
+
+    Examples
+    --------
+    >>> from skprune import Iterative
+    >>> Iterative(n_steps=3, start=0.2, end=0.6).steps(10)
+    [(2, 0.3333333333333333), (4, 0.6666666666666666), (6, 1.0)]
     """
 
     def __init__(self, n_steps: int = 5, start: float = 0.2, end: float = 0.7):
@@ -142,6 +166,12 @@ class Polynomial(BaseSchedule):
         after it fine-tune.
     power : float, default=3
         Exponent of the schedule (3 in the paper; 1 is linear).
+
+    Examples
+    --------
+    >>> from skprune import Polynomial
+    >>> [(epoch, round(fraction, 3)) for epoch, fraction in Polynomial(start=0.0, end=0.4).steps(10)]
+    [(1, 0.578), (2, 0.875), (3, 0.984), (4, 1.0)]
     """
 
     def __init__(self, start: float = 0.1, end: float = 0.7, power: float = 3):

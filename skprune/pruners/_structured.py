@@ -62,6 +62,16 @@ class StructuredPruner(BasePruner):
     criterion : str, optional
         Deprecated alias of ``importance`` (renamed so it cannot be confused
         with the estimator's loss ``criterion``); will be removed in 0.3.
+
+    Examples
+    --------
+    :class:`~skprune.NeuronPruning` and :class:`~skprune.ChannelPruning` are
+    the two built-in subclasses:
+
+    >>> from skprune import ChannelPruning, NeuronPruning
+    >>> from skprune.pruners import StructuredPruner
+    >>> isinstance(NeuronPruning(), StructuredPruner), isinstance(ChannelPruning(), StructuredPruner)
+    (True, True)
     """
 
     layer_type: type[nn.Module] = nn.Linear
