@@ -5,14 +5,13 @@
 compaction share (which layers read each layer's output units).
 """
 
-from ._layers import PRUNABLE_TYPES, iter_prunable_weights, refresh_sizes
+from ._layers import iter_prunable_weights, refresh_sizes
 from ._networks import MLP, ConvNet
 from ._summary import count_parameters, layer_table
 from ._units import UnitGroup, removed_units, trace_unit_groups
 
 __all__ = [
     "MLP",
-    "PRUNABLE_TYPES",
     "ConvNet",
     "UnitGroup",
     "count_parameters",
