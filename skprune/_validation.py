@@ -18,6 +18,7 @@ __all__ = [
     "is_image_array",
     "check_alpha",
     "check_device",
+    "check_loop_params",
     "as_numpy_input",
 ]
 
@@ -222,6 +223,28 @@ def check_device(device) -> None:
                 f"device={device!r} does not exist: this machine has "
                 f"{torch.cuda.device_count()} CUDA device(s)."
             )
+    elif dev.type == "meta":
+        raise ValueError(
+            "device='meta' holds tensor shapes but no values, so nothing can be trained or predicted "
+            "on it; use device='cpu' or 'cuda'."
+        )
     elif dev.type == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise ValueError(f"device={device!r} was requested but MPS is not available.")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_loop_params(estimator) -> None:
+    """Validate ``max_epochs``, ``batch_size`` and ``lr`` (booleans are refused, not read as 0/1)."""
+    if not _is_int(estimator.max_epochs) or estimator.max_epochs < 1:
+        raise ValueError(f"max_epochs must be an integer >= 1, got {estimator.max_epochs!r}.")
+    batch_size = estimator.batch_size
+    if not _is_int(batch_size) or (batch_size < 1 and batch_size != -1):
+        raise ValueError(f"batch_size must be a positive integer or -1 (full batch), got {batch_size!r}.")
+    lr = estimator.lr
+    is_number = isinstance(lr, numbers.Real) and not isinstance(lr, (bool, np.bool_))
+    if not (is_number and np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number such as 1e-3, got {lr!r}.")

@@ -24,7 +24,7 @@ from torch import nn
 from ..nn._layers import iter_prunable_weights
 from ..pruners._protocol import PrunerProtocol, PruningContext
 from ._data import BatchIterator
-from ._masks import MaskStore
+from ._masks import MaskStore, is_elementwise
 
 __all__ = ["PruningEngine", "PruningRun"]
 
@@ -81,6 +81,9 @@ class PruningEngine:
         Epochs of this fit.
     generator : torch.Generator
         Seeded generator for pruning decisions and the sensitivity pass.
+    optimizer : torch.optim.Optimizer or None, default=None
+        The fit's optimizer. One that is not element-wise (e.g. ``LBFGS``)
+        gets masked gradients at every step (:attr:`masks_gradients`).
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class PruningEngine:
         *,
         n_epochs: int,
         generator: torch.Generator,
+        optimizer=None,
     ):
         self.pruner = pruner
         self.module = module
@@ -104,6 +108,10 @@ class PruningEngine:
         self.run = PruningRun(n_epochs=n_epochs, steps=steps, selected=selected, bound=masks.bind(module))
         #: weights of the L2 penalty, looked up once per fit
         self.l2_weights = [layer.weight for _, _, layer in iter_prunable_weights(module)]
+        #: whether gradients of pruned entries are zeroed after every backward
+        #: pass: needed where the update of one entry reads others (LBFGS
+        #: directions and curvature pairs stay in the unpruned subspace)
+        self.masks_gradients = optimizer is not None and not is_elementwise(optimizer)
 
     # ------------------------------------------------------------ per step
     @property
@@ -121,6 +129,10 @@ class PruningEngine:
                 if grad is not None:
                     self.pruner.observe(name, layer.weight.detach(), grad.detach())
         self.run.n_observed += 1
+
+    def mask_gradients(self) -> None:
+        """Zero the gradients of pruned entries (for optimizers that are not element-wise)."""
+        self.masks.mask_bound_gradients(self.run.bound)
 
     def apply_masks(self) -> None:
         """Zero every pruned weight (after each optimizer step)."""

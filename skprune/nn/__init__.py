@@ -5,6 +5,7 @@
 compaction share (which layers read each layer's output units).
 """
 
+from ._dropout import Dropout
 from ._layers import PRUNABLE_TYPES, iter_prunable_weights, refresh_sizes
 from ._networks import MLP, ConvNet
 from ._summary import count_parameters, layer_table
@@ -14,6 +15,7 @@ __all__ = [
     "MLP",
     "PRUNABLE_TYPES",
     "ConvNet",
+    "Dropout",
     "UnitGroup",
     "count_parameters",
     "iter_prunable_weights",
