@@ -43,6 +43,47 @@ def _check_2d(estimator, X) -> None:
         )
 
 
+def _first_non_numeric_column(X) -> tuple[str, object] | None:
+    """``(column description, offending value)`` of the first column that is not numeric, if any."""
+    columns = getattr(X, "columns", None)
+    if columns is not None and hasattr(X, "iloc"):
+        items = [
+            (f"column {name!r}", X.iloc[:, j])
+            for j, name in enumerate(columns)
+            if X.iloc[:, j].dtype.kind not in "biuf"  # only non-numeric columns can hold strings
+        ]
+    else:
+        array = np.asarray(X, dtype=object) if not sp.issparse(X) else None
+        if array is None or array.ndim != 2:
+            return None
+        items = [(f"column {j}", array[:, j]) for j in range(array.shape[1])]
+    for name, values in items:
+        for value in np.asarray(values, dtype=object).ravel():
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                return name, value
+    return None
+
+
+def _numeric(estimator, validate, X, *args, **kwargs):
+    """Run scikit-learn's validation; a non-numeric column gets an error that names it."""
+    try:
+        return validate(estimator, X, *args, **kwargs)
+    except ValueError as exc:
+        if "could not convert" not in str(exc) and "Unable to convert" not in str(exc):
+            raise
+        found = _first_non_numeric_column(X)
+        if found is None:
+            raise
+        name, value = found
+        raise ValueError(
+            f"{type(estimator).__name__} needs numeric features, but {name} of X holds {value!r}. "
+            "Encode such columns first, e.g. make_pipeline(make_column_transformer((OneHotEncoder(), "
+            f"[<categorical columns>]), remainder='passthrough'), {type(estimator).__name__}(...))."
+        ) from exc
+
+
 def validate_X_y(estimator, X, y, *, reset: bool, multi_output: bool, y_numeric: bool):
     """Validate training data; set ``n_features_in_`` and ``feature_names_in_``.
 
@@ -59,8 +100,9 @@ def validate_X_y(estimator, X, y, *, reset: bool, multi_output: bool, y_numeric:
         k: estimator.__dict__[k] for k in ("n_features_in_", "feature_names_in_") if k in estimator.__dict__
     }
     try:
-        X, y = validate_data(
+        X, y = _numeric(
             estimator,
+            validate_data,
             X,
             y,
             reset=reset,
@@ -85,8 +127,9 @@ def validate_X(estimator, X):
     """Validate prediction data against what ``fit`` saw."""
     X = as_numpy_input(X)
     _check_2d(estimator, X)
-    X = validate_data(
+    X = _numeric(
         estimator,
+        validate_data,
         X,
         reset=False,
         accept_sparse=("csr", "csc"),

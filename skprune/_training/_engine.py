@@ -26,7 +26,28 @@ from ..pruners._protocol import PrunerProtocol, PruningContext
 from ._data import BatchIterator
 from ._masks import MaskStore, is_elementwise
 
-__all__ = ["PruningEngine", "PruningRun"]
+__all__ = ["PruningEngine", "PruningRun", "refuse_tied_weights"]
+
+
+def refuse_tied_weights(module: nn.Module, selected: list, pruner_name: str) -> None:
+    """Raise a clear error if a selected layer shares its weight tensor with another layer.
+
+    Masks are kept per layer name; a tied weight (one ``Parameter`` used by
+    two layers, as in a tied encoder/decoder) has one name in
+    ``named_parameters()``, and two layer masks would disagree on it.
+    """
+    users: dict[int, list[str]] = {}
+    for _, layer_name, layer in iter_prunable_weights(module):
+        users.setdefault(id(layer.weight), []).append(layer_name)
+    for _, layer_name, layer in selected:
+        tied = users.get(id(layer.weight), [layer_name])
+        if len(tied) > 1:
+            untied = [n for _, n, lay in iter_prunable_weights(module) if len(users[id(lay.weight)]) == 1]
+            raise ValueError(
+                f"Layers {tied} share one weight tensor (tied weights), which {pruner_name} cannot prune: "
+                "their masks would disagree on the shared entries. Leave them out with "
+                f"{pruner_name}(layers=...) (layers without tied weights: {untied}), or untie the weights."
+            )
 
 
 @dataclass
@@ -104,6 +125,7 @@ class PruningEngine:
         selected: list = []
         if pruner is not None:
             selected = pruner.select_layers(module)  # fails early on a bad selection
+            refuse_tied_weights(module, selected, type(pruner).__name__)
             steps = dict(pruner.get_schedule().steps(n_epochs))
         self.run = PruningRun(n_epochs=n_epochs, steps=steps, selected=selected, bound=masks.bind(module))
         #: weights of the L2 penalty, looked up once per fit
