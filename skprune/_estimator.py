@@ -32,6 +32,7 @@ from ._training._engine import PruningEngine, run_sensitivity_pass
 from ._training._log import TrainingLog
 from ._training._masks import MaskStore
 from ._training._prepare import module_kwargs, module_to_device, prepare_fit_data, prepare_predict_data
+from ._training._snapshot import restored_on_failure
 from ._validation import check_alpha, check_device, check_loop_params
 from .deploy._compaction import compact_estimator
 from .nn._layers import iter_prunable_weights
@@ -308,8 +309,7 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         fresh = not self.warm_start or not self.initialized_
         if not fresh:
             check_continuable(self, "fit with warm_start=True")
-        previous_state = dict(self.__dict__)
-        try:
+        with restored_on_failure(self, fresh=fresh):  # a failed or interrupted refit loses nothing
             X_t, y_t = prepare_fit_data(self, X, y, reset=fresh)
             with self._training_context():
                 if fresh:
@@ -317,13 +317,6 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
                 else:
                     rebuild_stale_components(self)
                 NeuralNet.partial_fit(self, X_t, y_t, _routing_method="fit", **fit_params)
-        except BaseException:  # KeyboardInterrupt too (skorch swallows it only inside the epoch loop)
-            if fresh:
-                # a fresh fit builds new module/optimizer objects, so putting
-                # the previous attributes back restores the previous model
-                self.__dict__.clear()
-                self.__dict__.update(previous_state)
-            raise
         return self
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
@@ -342,13 +335,15 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         self
         """
         self._check_params()
-        if self.initialized_:
+        fresh = not self.initialized_
+        if not fresh:
             check_continuable(self, "partial_fit")
-        X_t, y_t = prepare_fit_data(self, X, y, reset=not self.initialized_)
-        with self._training_context():
-            if self.initialized_:
-                rebuild_stale_components(self)
-            NeuralNet.partial_fit(self, X_t, y_t, **fit_params)
+        with restored_on_failure(self, fresh=fresh):
+            X_t, y_t = prepare_fit_data(self, X, y, reset=fresh)
+            with self._training_context():
+                if not fresh:
+                    rebuild_stale_components(self)
+                NeuralNet.partial_fit(self, X_t, y_t, **fit_params)
         return self
 
     @contextmanager

@@ -50,7 +50,7 @@ def test_1d_X(data):
 def test_string_X(data):
     _, y = data
     X = np.array([["a", "b"]] * len(y), dtype=object)
-    with pytest.raises(ValueError, match="could not convert string to float"):
+    with pytest.raises(ValueError, match="needs numeric features, but column 0 of X holds 'a'"):
         PrunedNetClassifier(**FAST).fit(X, y)
 
 

@@ -190,6 +190,20 @@ def test_interrupt_while_the_module_is_built_restores_the_previous_model(iris, m
     np.testing.assert_array_equal(net.predict_proba(X), proba)
 
 
+def test_a_partial_fit_that_diverges_restores_the_fitted_model(iris):
+    X, y = iris
+    net = PrunedNetClassifier(pruner=MagnitudePruning(0.5), **FAST).fit(X, y)
+    proba, n_epochs = net.predict_proba(X), len(net.history)
+    net.set_params(lr=1e3)  # applies to the running optimizer
+    with pytest.raises(TrainingDivergedError):
+        net.partial_fit(X, y)
+    np.testing.assert_array_equal(net.predict_proba(X), proba)
+    assert len(net.history) == n_epochs
+    net.set_params(lr=1e-3).partial_fit(X, y)  # the restored optimizer still drives the restored module
+    assert not np.array_equal(net.predict_proba(X), proba)
+    assert torch.count_nonzero(_pruned_weights(net)) == 0
+
+
 # ---------------------------------------------------------------- item 7
 def test_explosive_finite_loss_raises_training_diverged_naming_the_learning_rate(iris):
     X, y = iris
