@@ -94,14 +94,24 @@ class ParamsMixin:
         if other and stale:
             # skorch would rebuild the module (or criterion) right here, which
             # throws the fitted model away: store the values, rebuild at the next fit
+            # (values as fitted are kept, so that setting a value back is no change)
+            pending = {c: dict(v) for c, v in self.__dict__.get("_stale_components", {}).items()}
+            for component, keys in stale.items():
+                for key in keys:
+                    pending.setdefault(component, {}).setdefault(key, self.__dict__.get(key, _UNSET))
             self.__dict__["initialized_"] = False
             try:
                 super().set_params(**other)
             finally:
                 self.__dict__["initialized_"] = True
-            pending = dict(self.__dict__.get("_stale_components", {}))
-            for component, keys in stale.items():
-                pending[component] = sorted(set(pending.get(component, ())) | set(keys))
+            for component in list(pending):
+                changed = {
+                    k: v for k, v in pending[component].items() if not _same(self.__dict__.get(k, _UNSET), v)
+                }
+                if changed:
+                    pending[component] = changed
+                else:
+                    del pending[component]
             self.__dict__["_stale_components"] = pending
         elif other:
             super().set_params(**other)
@@ -141,6 +151,18 @@ def with_default_criterion(estimator_class, criterion):
 
     __init__.__signature__ = signature
     return __init__
+
+
+_UNSET = object()
+
+
+def _same(a, b) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # e.g. arrays: ambiguous truth value
+        return False
 
 
 def _stale_components(net, params: dict) -> dict[str, list[str]]:

@@ -62,6 +62,9 @@ def test_partial_fit_after_a_module_parameter_changed_raises_and_keeps_the_model
     with pytest.raises(ValueError, match=r"warm_start=True continues training the fitted network"):
         net.set_params(warm_start=True).fit(X, y)
     np.testing.assert_array_equal(net.predict_proba(X), proba)
+    net.set_params(module__hidden_layer_sizes=(16,), warm_start=False)  # back to the fitted value
+    net.partial_fit(X, y)
+    assert not np.array_equal(net.predict_proba(X), proba)
 
 
 def test_set_params_of_the_optimizer_on_a_fitted_net_takes_effect_at_partial_fit(iris):
