@@ -100,7 +100,12 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
         classes = self.classes_
         unknown = ~np.isin(y, classes)
         if unknown.any():
-            raise ValueError(f"y contains labels not seen in the first fit: {np.unique(y[unknown])[:5]}.")
+            raise ValueError(
+                f"y contains labels not seen in the first fit: {np.unique(y[unknown])[:5]}. partial_fit "
+                f"and fit with warm_start=True continue the fitted network, whose outputs are the classes "
+                f"{classes[:10]}; call fit (warm_start=False) to train on other classes. The fitted "
+                "model is unchanged."
+            )
         return torch.as_tensor(np.searchsorted(classes, y), dtype=torch.long)
 
     def _n_module_outputs(self):
@@ -116,9 +121,10 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes)
+        ndarray of shape (n_samples, n_classes), float64
+            float64 like scikit-learn's classifiers (the network computes in float32).
         """
-        return PrunedNet.predict_proba(self, X)
+        return PrunedNet.predict_proba(self, X).astype(np.float64)
 
     def predict(self, X):
         """Predicted class labels (the original label values).

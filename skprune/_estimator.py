@@ -11,9 +11,9 @@ criterion: that is the pruner's job.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
-import math
 from contextlib import contextmanager
 
 import numpy as np
@@ -24,18 +24,19 @@ from skorch.utils import is_dataset
 
 from ._doc_link import DocLinkMixin
 from ._fitted_figures import FittedFiguresMixin, measured_sparsity
-from ._params import ParamsMixin
-from ._random import seed_from_random_state, seeded_torch
+from ._params import ParamsMixin, check_continuable, rebuild_stale_components
+from ._random import FitRandomness, seed_from_random_state
+from ._training import _guards
 from ._training._data import ArrayDataset, BatchIterator
 from ._training._engine import PruningEngine, run_sensitivity_pass
 from ._training._log import TrainingLog
 from ._training._masks import MaskStore
 from ._training._prepare import module_kwargs, module_to_device, prepare_fit_data, prepare_predict_data
-from ._validation import check_alpha, check_device
+from ._training._snapshot import restored_on_failure
+from ._validation import check_alpha, check_device, check_loop_params
 from .deploy._compaction import compact_estimator
-from .exceptions import TrainingDivergedError
 from .nn._layers import iter_prunable_weights
-from .nn._networks import MLP
+from .nn._networks import MLP, ConvNet
 from .pruners._protocol import is_pruner, missing_hooks
 
 __all__ = ["PrunedNet"]
@@ -140,6 +141,12 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
     ...                 pruner=MagnitudePruning(0.5), max_epochs=5, random_state=0).fit(X, y)
     >>> net.predict(X).shape
     (100, 2)
+    n_epochs_completed_ : int
+        Epochs the last ``fit``/``partial_fit`` completed.
+    stopped_early_ : bool
+        Whether it stopped before ``max_epochs`` (``KeyboardInterrupt``, or a
+        callback such as ``EarlyStopping``); a warning says so when pruning
+        steps were left.
     """
 
     #: shared, read-only default until ``initialize`` (skorch sets these in
@@ -217,16 +224,7 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
             self.pruner.check_params()
         check_alpha(self)
         check_device(self.device)
-        if not isinstance(self.max_epochs, (int, np.integer)) or self.max_epochs < 1:
-            raise ValueError(f"max_epochs must be an integer >= 1, got {self.max_epochs!r}.")
-        if not isinstance(self.batch_size, (int, np.integer)) or (
-            self.batch_size < 1 and self.batch_size != -1
-        ):
-            raise ValueError(
-                f"batch_size must be a positive integer or -1 (full batch), got {self.batch_size!r}."
-            )
-        if not (isinstance(self.lr, (int, float, np.floating)) and np.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}.")
+        check_loop_params(self)
         if self.pruner is not None:
             # plan the schedule once here so that an impossible one (e.g. more
             # lottery-ticket rounds than epochs) fails before any state is lost
@@ -253,16 +251,19 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         """Instantiate the module, inferring its input and output sizes."""
         kwargs = module_kwargs(self)
         module = self.module
-        if isinstance(module, torch.nn.Module):
-            module = type(module)(**kwargs) if kwargs else copy.deepcopy(module)
-        else:
-            module = module(**kwargs)
+        rng = self.__dict__.get("_rng")
+        with rng.global_stream() if rng is not None else contextlib.nullcontext():
+            if isinstance(module, torch.nn.Module):
+                module = type(module)(**kwargs) if kwargs else copy.deepcopy(module)
+            else:
+                module = module(**kwargs)  # default initialization draws from the global RNG
         self.module_ = module_to_device(module, self.device)
         return self
 
     def initialize(self):
         """Initialize module, criterion, optimizer, history and masks."""
         super().initialize()
+        self.__dict__.pop("_stale_components", None)
         self.masks_ = MaskStore()
         if "masks_" not in self.cuda_dependent_attributes_:
             self.cuda_dependent_attributes_ = self.cuda_dependent_attributes_ + ["masks_"]
@@ -288,7 +289,8 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
             kwargs["batch_size"] = max(len(dataset), 1)
         kwargs.setdefault("shuffle", training)
         if training:
-            kwargs.setdefault("generator", getattr(self, "_batch_generator", None))
+            rng = self.__dict__.get("_rng")
+            kwargs.setdefault("generator", rng.batches if rng is not None else None)
         return iterator(dataset, **kwargs)
 
     # --------------------------------------------------------------- fitting
@@ -319,20 +321,16 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         if self.pruner is not None and shape is not None and len(shape) == 2:
             self.pruner.check_n_features(int(shape[1]))
         fresh = not self.warm_start or not self.initialized_
-        previous_state = dict(self.__dict__)
-        try:
-            X_t, y_t = prepare_fit_data(self, X, y, reset=True)
+        if not fresh:
+            check_continuable(self, "fit with warm_start=True")
+        with restored_on_failure(self, fresh=fresh):  # a failed or interrupted refit loses nothing
+            X_t, y_t = prepare_fit_data(self, X, y, reset=fresh)
             with self._training_context():
                 if fresh:
                     self.initialize()
+                else:
+                    rebuild_stale_components(self)
                 NeuralNet.partial_fit(self, X_t, y_t, _routing_method="fit", **fit_params)
-        except Exception:
-            if fresh:
-                # a fresh fit builds new module/optimizer objects, so putting
-                # the previous attributes back restores the previous model
-                self.__dict__.clear()
-                self.__dict__.update(previous_state)
-            raise
         return self
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
@@ -351,22 +349,27 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         self
         """
         self._check_params()
-        X_t, y_t = prepare_fit_data(self, X, y, reset=not self.initialized_)
-        with self._training_context():
-            NeuralNet.partial_fit(self, X_t, y_t, **fit_params)
+        fresh = not self.initialized_
+        if not fresh:
+            check_continuable(self, "partial_fit")
+        with restored_on_failure(self, fresh=fresh):
+            X_t, y_t = prepare_fit_data(self, X, y, reset=fresh)
+            with self._training_context():
+                if not fresh:
+                    rebuild_stale_components(self)
+                NeuralNet.partial_fit(self, X_t, y_t, **fit_params)
         return self
 
     @contextmanager
     def _training_context(self):
-        """Seed torch for this fit and drop the per-fit helpers (engine, generators) afterwards."""
-        seed = seed_from_random_state(self.random_state)
+        """Give the fit its own random streams (see ``_random.py``); drop engine and streams afterwards."""
+        rng = FitRandomness(seed_from_random_state(self.random_state), self.device)
+        self._rng = rng
         try:
-            with seeded_torch(seed, self.device):
-                self._batch_generator = torch.Generator().manual_seed(seed)
-                self._pruning_generator = torch.Generator().manual_seed(seed + 1)
+            with rng.active():
                 yield
         finally:
-            for attr in ("_batch_generator", "_pruning_generator", "_engine"):
+            for attr in ("_rng", "_engine"):
                 self.__dict__.pop(attr, None)
 
     # ---------------------------------------------- skorch hooks -> engine
@@ -378,7 +381,8 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
             self.module_,
             self.masks_,
             n_epochs=self.max_epochs,
-            generator=self._pruning_generator,
+            generator=self._rng.pruning,
+            optimizer=self.optimizer_,
         )
         super().on_train_begin(net, X=X, y=y, **kwargs)
 
@@ -394,6 +398,7 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         """Record the measured sparsity of this epoch in the history."""
         self._engine.end_epoch()
         self.history.record("sparsity", measured_sparsity(self.module_))
+        _guards.check_divergence(self, dataset_train)
         super().on_epoch_end(net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
@@ -402,6 +407,8 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         if engine is not None and engine.at_end:
             if engine.prune_if_scheduled(self.optimizer_) and len(self.history):
                 self.history.record("sparsity", measured_sparsity(self.module_))
+        if engine is not None:
+            _guards.finish_training(self, engine, X)
         super().on_train_end(net, X=X, y=y, **kwargs)
 
     def on_grad_computed(self, net, named_parameters, X=None, y=None, training=False, **kwargs):
@@ -414,24 +421,29 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         gradients, and masking them would keep exact zeros in Adam's second
         moment, whose square root is several times slower on CPU.
         """
-        if self._engine.observes_gradients:
-            self._engine.observe_gradients()
+        engine = self._engine
+        if engine.observes_gradients:
+            engine.observe_gradients()
+        if engine.masks_gradients:
+            engine.mask_gradients()
 
     def train_step(self, batch, **fit_params):
-        """One optimizer step, then re-apply masks; stop on a non-finite loss."""
-        step = super().train_step(batch, **fit_params)
-        self._engine.apply_masks()
-        loss = step["loss"].item()
-        if not math.isfinite(loss):
-            raise TrainingDivergedError(
-                f"Training diverged: the loss became {loss} at epoch "
-                f"{self._engine.run.epoch + 1}. Try a smaller lr (now {self.lr}), "
-                "standardize the inputs (e.g. StandardScaler), or lower alpha."
-            )
-        return step
+        """One optimizer step, then re-apply masks, even if interrupted (divergence: ``on_epoch_end``)."""
+        try:
+            return super().train_step(batch, **fit_params)
+        finally:
+            self._engine.apply_masks()
+
+    def infer(self, x, **fit_params):
+        """Module outputs; a training forward draws torch's global RNG (user's nn.Dropout) from the fit's."""
+        rng = self.__dict__.get("_rng")
+        own = rng is None or not self.module_.training or type(self.module_) in (MLP, ConvNet)
+        with contextlib.nullcontext() if own else rng.global_stream():  # built-ins: seeded Dropout
+            return super().infer(x, **fit_params)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Criterion plus, when training, the L2 penalty and the pruner's penalty."""
+        _guards.check_module_output(self, y_pred)
         loss = super().get_loss(y_pred, y_true, X=X, training=training)
         if not training:
             return loss

@@ -7,7 +7,7 @@ import inspect
 
 from sklearn.base import BaseEstimator
 
-__all__ = ["ParamsMixin", "with_default_criterion"]
+__all__ = ["ParamsMixin", "check_continuable", "rebuild_stale_components", "with_default_criterion"]
 
 _PRUNER_PREFIX = "pruner__"
 
@@ -59,6 +59,16 @@ class ParamsMixin:
         Stock skorch stores ``pruner__sparsity=0.8`` as a stray attribute and
         never updates the pruner; here it calls ``self.pruner.set_params``.
 
+        On a fitted net, nothing fitted is lost: where skorch would rebuild
+        the module or the criterion at once (``module__*``, ``criterion__*``,
+        ``module=``, ``criterion=``, ``optimizer=``, ``compile``), the values
+        are stored and take effect at the next ``fit``. ``partial_fit`` and
+        ``fit`` with ``warm_start=True`` continue the fitted network: they
+        rebuild a changed criterion or optimizer, and refuse a changed module
+        with a ``ValueError``. Optimizer settings such as ``lr`` or
+        ``optimizer__momentum`` apply to the running optimizer too, as in
+        skorch.
+
         Parameters
         ----------
         **params : dict
@@ -74,13 +84,36 @@ class ParamsMixin:
             if key.startswith(_PRUNER_PREFIX)
         }
         other = {key: value for key, value in params.items() if not key.startswith(_PRUNER_PREFIX)}
+        stale = _stale_components(self, other) if self.initialized_ else {}
         if "callbacks" in other:
             # a plain value, validated when callbacks are initialized at fit
             # (skorch would initialize them here and raise on a bad value)
             BaseEstimator.set_params(self, callbacks=other.pop("callbacks"))
             if self.initialized_:
                 self._initialize_callbacks()
-        if other:
+        if other and stale:
+            # skorch would rebuild the module (or criterion) right here, which
+            # throws the fitted model away: store the values, rebuild at the next fit
+            # (values as fitted are kept, so that setting a value back is no change)
+            pending = {c: dict(v) for c, v in self.__dict__.get("_stale_components", {}).items()}
+            for component, keys in stale.items():
+                for key in keys:
+                    pending.setdefault(component, {}).setdefault(key, self.__dict__.get(key, _UNSET))
+            self.__dict__["initialized_"] = False
+            try:
+                super().set_params(**other)
+            finally:
+                self.__dict__["initialized_"] = True
+            for component in list(pending):
+                changed = {
+                    k: v for k, v in pending[component].items() if not _same(self.__dict__.get(k, _UNSET), v)
+                }
+                if changed:
+                    pending[component] = changed
+                else:
+                    del pending[component]
+            self.__dict__["_stale_components"] = pending
+        elif other:
             super().set_params(**other)
         if pruner_params:
             if self.pruner is None or not hasattr(self.pruner, "set_params"):
@@ -118,3 +151,64 @@ def with_default_criterion(estimator_class, criterion):
 
     __init__.__signature__ = signature
     return __init__
+
+
+_UNSET = object()
+
+
+def _same(a, b) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:  # e.g. arrays: ambiguous truth value
+        return False
+
+
+def _stale_components(net, params: dict) -> dict[str, list[str]]:
+    """Which fitted components ``params`` would make stale: ``{"module": [keys], ...}``."""
+    stale: dict[str, list[str]] = {}
+    modules = set(getattr(net, "_modules", ())) | {"module"}
+    criteria = set(getattr(net, "_criteria", ())) | {"criterion"}
+    for key in params:
+        prefix = key.split("__", 1)[0]
+        if prefix in modules or prefix == "compile":
+            stale.setdefault("module", []).append(key)
+        elif prefix in criteria:
+            stale.setdefault("criterion", []).append(key)
+        elif key == "optimizer":
+            stale.setdefault("optimizer", []).append(key)
+    return stale
+
+
+def check_continuable(net, how: str) -> None:
+    """Refuse to continue a fitted network whose module parameters changed since it was built.
+
+    Parameters
+    ----------
+    net : PrunedNet
+    how : str
+        What continues it (``"partial_fit"``, ``"fit with warm_start=True"``), for the message.
+
+    Raises
+    ------
+    ValueError
+        If ``set_params`` changed a module parameter after the network was built.
+    """
+    keys = net.__dict__.get("_stale_components", {}).get("module")
+    if keys:
+        raise ValueError(
+            f"{', '.join(keys)} changed after the network was fitted; {how} continues training the "
+            "fitted network, which was built with the previous values. Call fit (with "
+            "warm_start=False) to train a new network with them, or set them back. The fitted "
+            "model is unchanged."
+        )
+
+
+def rebuild_stale_components(net) -> None:
+    """Before continuing a fit, build the criterion/optimizer whose parameters changed since fitting."""
+    pending = net.__dict__.pop("_stale_components", {})
+    if "criterion" in pending:
+        net._initialize_criterion()
+    if "criterion" in pending or "optimizer" in pending:
+        net._initialize_optimizer()

@@ -41,6 +41,16 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
         tags.target_tags.multi_output = True
         return tags
 
+    def _encode_y(self, y, *, reset: bool):
+        n_outputs = 1 if np.ndim(y) == 1 else np.shape(y)[1]
+        if not reset and n_outputs != self.n_outputs_:
+            raise ValueError(
+                f"y has {n_outputs} target(s), but the fitted network predicts {self.n_outputs_}; "
+                "partial_fit and fit with warm_start=True continue it. Call fit (warm_start=False) to "
+                "train on other targets. The fitted model is unchanged."
+            )
+        return super()._encode_y(y, reset=reset)
+
     @property
     def predict_proba(self):
         """Regressors have no ``predict_proba``; use :meth:`predict`."""

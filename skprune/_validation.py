@@ -18,6 +18,7 @@ __all__ = [
     "is_image_array",
     "check_alpha",
     "check_device",
+    "check_loop_params",
     "as_numpy_input",
 ]
 
@@ -42,6 +43,47 @@ def _check_2d(estimator, X) -> None:
         )
 
 
+def _first_non_numeric_column(X) -> tuple[str, object] | None:
+    """``(column description, offending value)`` of the first column that is not numeric, if any."""
+    columns = getattr(X, "columns", None)
+    if columns is not None and hasattr(X, "iloc"):
+        items = [
+            (f"column {name!r}", X.iloc[:, j])
+            for j, name in enumerate(columns)
+            if X.iloc[:, j].dtype.kind not in "biuf"  # only non-numeric columns can hold strings
+        ]
+    else:
+        array = np.asarray(X, dtype=object) if not sp.issparse(X) else None
+        if array is None or array.ndim != 2:
+            return None
+        items = [(f"column {j}", array[:, j]) for j in range(array.shape[1])]
+    for name, values in items:
+        for value in np.asarray(values, dtype=object).ravel():
+            try:
+                float(value)
+            except (TypeError, ValueError):
+                return name, value
+    return None
+
+
+def _numeric(estimator, validate, X, *args, **kwargs):
+    """Run scikit-learn's validation; a non-numeric column gets an error that names it."""
+    try:
+        return validate(estimator, X, *args, **kwargs)
+    except ValueError as exc:
+        if "could not convert" not in str(exc) and "Unable to convert" not in str(exc):
+            raise
+        found = _first_non_numeric_column(X)
+        if found is None:
+            raise
+        name, value = found
+        raise ValueError(
+            f"{type(estimator).__name__} needs numeric features, but {name} of X holds {value!r}. "
+            "Encode such columns first, e.g. make_pipeline(make_column_transformer((OneHotEncoder(), "
+            f"[<categorical columns>]), remainder='passthrough'), {type(estimator).__name__}(...))."
+        ) from exc
+
+
 def validate_X_y(estimator, X, y, *, reset: bool, multi_output: bool, y_numeric: bool):
     """Validate training data; set ``n_features_in_`` and ``feature_names_in_``.
 
@@ -58,8 +100,9 @@ def validate_X_y(estimator, X, y, *, reset: bool, multi_output: bool, y_numeric:
         k: estimator.__dict__[k] for k in ("n_features_in_", "feature_names_in_") if k in estimator.__dict__
     }
     try:
-        X, y = validate_data(
+        X, y = _numeric(
             estimator,
+            validate_data,
             X,
             y,
             reset=reset,
@@ -84,8 +127,9 @@ def validate_X(estimator, X):
     """Validate prediction data against what ``fit`` saw."""
     X = as_numpy_input(X)
     _check_2d(estimator, X)
-    X = validate_data(
+    X = _numeric(
         estimator,
+        validate_data,
         X,
         reset=False,
         accept_sparse=("csr", "csc"),
@@ -222,6 +266,28 @@ def check_device(device) -> None:
                 f"device={device!r} does not exist: this machine has "
                 f"{torch.cuda.device_count()} CUDA device(s)."
             )
+    elif dev.type == "meta":
+        raise ValueError(
+            "device='meta' holds tensor shapes but no values, so nothing can be trained or predicted "
+            "on it; use device='cpu' or 'cuda'."
+        )
     elif dev.type == "mps":
         if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
             raise ValueError(f"device={device!r} was requested but MPS is not available.")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_loop_params(estimator) -> None:
+    """Validate ``max_epochs``, ``batch_size`` and ``lr`` (booleans are refused, not read as 0/1)."""
+    if not _is_int(estimator.max_epochs) or estimator.max_epochs < 1:
+        raise ValueError(f"max_epochs must be an integer >= 1, got {estimator.max_epochs!r}.")
+    batch_size = estimator.batch_size
+    if not _is_int(batch_size) or (batch_size < 1 and batch_size != -1):
+        raise ValueError(f"batch_size must be a positive integer or -1 (full batch), got {batch_size!r}.")
+    lr = estimator.lr
+    is_number = isinstance(lr, numbers.Real) and not isinstance(lr, (bool, np.bool_))
+    if not (is_number and np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a positive number such as 1e-3, got {lr!r}.")

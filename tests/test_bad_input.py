@@ -50,7 +50,7 @@ def test_1d_X(data):
 def test_string_X(data):
     _, y = data
     X = np.array([["a", "b"]] * len(y), dtype=object)
-    with pytest.raises(ValueError, match="could not convert string to float"):
+    with pytest.raises(ValueError, match="needs numeric features, but column 0 of X holds 'a'"):
         PrunedNetClassifier(**FAST).fit(X, y)
 
 
@@ -108,10 +108,10 @@ def test_pruner_selecting_no_layer(data):
         PrunedNetClassifier(pruner=MagnitudePruning(0.5, layers="nope*"), **FAST).fit(X, y)
 
 
-def test_divergence_is_reported(data):
+def test_divergence_on_extreme_data_blames_the_data_not_lr(data):
     X, _ = data
     y = np.linspace(0, 1e30, len(X)).astype(np.float32)
-    with pytest.raises(TrainingDivergedError, match="smaller lr"):
+    with pytest.raises(TrainingDivergedError, match=r"not the learning rate.*targets reach \|y\| = 1e\+30"):
         PrunedNetRegressor(lr=10.0, max_epochs=20, random_state=0).fit(X * 1e18, y)
 
 

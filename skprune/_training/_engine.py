@@ -24,9 +24,30 @@ from torch import nn
 from ..nn._layers import iter_prunable_weights
 from ..pruners._protocol import PrunerProtocol, PruningContext
 from ._data import BatchIterator
-from ._masks import MaskStore
+from ._masks import MaskStore, is_elementwise
 
-__all__ = ["PruningEngine", "PruningRun"]
+__all__ = ["PruningEngine", "PruningRun", "refuse_tied_weights"]
+
+
+def refuse_tied_weights(module: nn.Module, selected: list, pruner_name: str) -> None:
+    """Raise a clear error if a selected layer shares its weight tensor with another layer.
+
+    Masks are kept per layer name; a tied weight (one ``Parameter`` used by
+    two layers, as in a tied encoder/decoder) has one name in
+    ``named_parameters()``, and two layer masks would disagree on it.
+    """
+    users: dict[int, list[str]] = {}
+    for _, layer_name, layer in iter_prunable_weights(module):
+        users.setdefault(id(layer.weight), []).append(layer_name)
+    for _, layer_name, layer in selected:
+        tied = users.get(id(layer.weight), [layer_name])
+        if len(tied) > 1:
+            untied = [n for _, n, lay in iter_prunable_weights(module) if len(users[id(lay.weight)]) == 1]
+            raise ValueError(
+                f"Layers {tied} share one weight tensor (tied weights), which {pruner_name} cannot prune: "
+                "their masks would disagree on the shared entries. Leave them out with "
+                f"{pruner_name}(layers=...) (layers without tied weights: {untied}), or untie the weights."
+            )
 
 
 @dataclass
@@ -81,6 +102,9 @@ class PruningEngine:
         Epochs of this fit.
     generator : torch.Generator
         Seeded generator for pruning decisions and the sensitivity pass.
+    optimizer : torch.optim.Optimizer or None, default=None
+        The fit's optimizer. One that is not element-wise (e.g. ``LBFGS``)
+        gets masked gradients at every step (:attr:`masks_gradients`).
     """
 
     def __init__(
@@ -91,6 +115,7 @@ class PruningEngine:
         *,
         n_epochs: int,
         generator: torch.Generator,
+        optimizer=None,
     ):
         self.pruner = pruner
         self.module = module
@@ -100,10 +125,15 @@ class PruningEngine:
         selected: list = []
         if pruner is not None:
             selected = pruner.select_layers(module)  # fails early on a bad selection
+            refuse_tied_weights(module, selected, type(pruner).__name__)
             steps = dict(pruner.get_schedule().steps(n_epochs))
         self.run = PruningRun(n_epochs=n_epochs, steps=steps, selected=selected, bound=masks.bind(module))
         #: weights of the L2 penalty, looked up once per fit
         self.l2_weights = [layer.weight for _, _, layer in iter_prunable_weights(module)]
+        #: whether gradients of pruned entries are zeroed after every backward
+        #: pass: needed where the update of one entry reads others (LBFGS
+        #: directions and curvature pairs stay in the unpruned subspace)
+        self.masks_gradients = optimizer is not None and not is_elementwise(optimizer)
 
     # ------------------------------------------------------------ per step
     @property
@@ -121,6 +151,10 @@ class PruningEngine:
                 if grad is not None:
                     self.pruner.observe(name, layer.weight.detach(), grad.detach())
         self.run.n_observed += 1
+
+    def mask_gradients(self) -> None:
+        """Zero the gradients of pruned entries (for optimizers that are not element-wise)."""
+        self.masks.mask_bound_gradients(self.run.bound)
 
     def apply_masks(self) -> None:
         """Zero every pruned weight (after each optimizer step)."""

@@ -21,7 +21,36 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["MaskStore"]
+__all__ = ["ELEMENTWISE_OPTIMIZERS", "MaskStore", "is_elementwise"]
+
+#: Optimizers whose update of an entry depends only on that entry's gradient
+#: and state: masking the weights after each step is then exact, and the
+#: state of a pruned entry can be reset entry by entry.
+ELEMENTWISE_OPTIMIZERS: tuple[type[torch.optim.Optimizer], ...] = (
+    torch.optim.SGD,
+    torch.optim.Adam,
+    torch.optim.AdamW,
+    torch.optim.Adamax,
+    torch.optim.NAdam,
+    torch.optim.RAdam,
+    torch.optim.RMSprop,
+    torch.optim.Adagrad,
+    torch.optim.Adadelta,
+    torch.optim.ASGD,
+    torch.optim.Rprop,
+    torch.optim.SparseAdam,
+)
+
+
+def is_elementwise(optimizer) -> bool:
+    """Whether ``optimizer`` updates each entry from that entry alone (see ``ELEMENTWISE_OPTIMIZERS``).
+
+    Others (``LBFGS``, whose curvature history mixes all entries, factored
+    optimizers, unknown ones) get masked gradients at every step and their
+    whole state reset when weights are pruned.
+    """
+    return isinstance(optimizer, ELEMENTWISE_OPTIMIZERS)
+
 
 class MaskStore:
     """Boolean masks of pruned weight entries, keyed by parameter name.
@@ -122,13 +151,20 @@ class MaskStore:
 
     @torch.no_grad()
     def mask_optimizer_state(self, module: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        """Zero optimizer state (Adam moments, momentum) of pruned entries.
+        """Reset the optimizer state of pruned entries (after a pruning step).
 
+        Element-wise optimizers (:data:`ELEMENTWISE_OPTIMIZERS`: Adam
+        moments, momentum, ...) get the state of pruned entries zeroed.
         Without this, momentum accumulated before a pruning step would keep
         pushing a just-pruned weight away from zero until the next mask
         application; with it, pruned entries start fine-tuning from rest.
+        Any other optimizer (``LBFGS``, whose curvature history describes
+        the unpruned problem) has its whole state cleared.
         """
         if not self.pruned or optimizer is None:
+            return
+        if not is_elementwise(optimizer):
+            optimizer.state.clear()
             return
         params = self._params(module)
         for name, pruned in self.pruned.items():

@@ -5,6 +5,7 @@
 compaction share (which layers read each layer's output units).
 """
 
+from ._dropout import Dropout
 from ._layers import iter_prunable_weights, refresh_sizes
 from ._networks import MLP, ConvNet
 from ._summary import count_parameters, layer_table
@@ -13,6 +14,7 @@ from ._units import UnitGroup, removed_units, trace_unit_groups
 __all__ = [
     "MLP",
     "ConvNet",
+    "Dropout",
     "UnitGroup",
     "count_parameters",
     "iter_prunable_weights",

@@ -10,6 +10,8 @@ import torch
 import torch.fx
 from torch import nn
 
+from ._dropout import Dropout
+
 __all__ = ["MLP", "ConvNet", "ACTIVATIONS"]
 
 ACTIVATIONS = {
@@ -48,7 +50,9 @@ class MLP(nn.Module):
     activation : {"relu", "tanh", "logistic", "identity", "gelu", "leaky_relu"}, default="relu"
         Non-linearity after each hidden layer.
     dropout : float, default=0.0
-        Dropout probability after each hidden activation.
+        Dropout probability after each hidden activation (a
+        :class:`~skprune.nn.Dropout`: during a fit it draws from the fit's
+        own generator, seeded by ``random_state``).
 
     Notes
     -----
@@ -102,7 +106,7 @@ class MLP(nn.Module):
             layers[f"fc{i}"] = nn.Linear(width, int(size))
             layers[f"act{i}"] = ACTIVATIONS[activation]()
             if self.dropout > 0:
-                layers[f"drop{i}"] = nn.Dropout(self.dropout)
+                layers[f"drop{i}"] = Dropout(self.dropout)
             width = int(size)
         layers["output"] = nn.Linear(width, self.n_outputs)
         self.layers = nn.Sequential(layers)
@@ -295,7 +299,7 @@ class ConvNet(nn.Module):
             layers["act_fc"] = ACTIVATIONS[activation]()
             n_flat = self.hidden
         if self.dropout > 0:
-            layers["drop"] = nn.Dropout(self.dropout)
+            layers["drop"] = Dropout(self.dropout)
         layers["output"] = nn.Linear(n_flat, self.n_outputs)
         self.layers = nn.Sequential(layers)
 

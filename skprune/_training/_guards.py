@@ -1,0 +1,233 @@
+"""Checks on a fit while it trains: divergence, a stop before the end, inputs at an extreme scale.
+
+All checks run once per epoch or once per fit, on losses skorch already
+recorded in the history, so they add no per-step host synchronization.
+
+* :func:`check_divergence` (after each epoch) raises
+  :class:`~skprune.exceptions.TrainingDivergedError` when the epoch's mean
+  training loss is not finite, or is more than :data:`DIVERGENCE_FACTOR`
+  times the larger of the loss on the fit's first batch and the loss of a
+  trivial prediction (``log(n_classes)`` for cross-entropy, the targets'
+  variance for MSE). The message names the likely cause: the data scale
+  when the loss was already out of range before the first update, the
+  learning rate otherwise.
+* :func:`report_stop` (when training ends) re-applies the masks, records
+  ``n_epochs_completed_`` and ``stopped_early_``, and warns when training
+  stopped (``KeyboardInterrupt``, or a callback such as skorch's
+  ``EarlyStopping``) before the pruning schedule finished.
+* :func:`warn_if_stalled_on_extreme_inputs` (when training ends) warns
+  when the training loss did not go down and the inputs reach
+  :data:`EXTREME_INPUT_SCALE`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from ..exceptions import TrainingDivergedError
+
+__all__ = [
+    "DIVERGENCE_FACTOR",
+    "EXTREME_INPUT_SCALE",
+    "check_divergence",
+    "check_module_output",
+    "finish_training",
+    "report_stop",
+    "warn_if_stalled_on_extreme_inputs",
+]
+
+#: An epoch loss this many times the reference loss counts as divergence.
+DIVERGENCE_FACTOR = 1e3
+#: Inputs whose largest absolute value exceeds this are reported as unscaled.
+EXTREME_INPUT_SCALE = 1e6
+#: The training loss of the last epoch above this fraction of the first's is "no progress".
+_NO_PROGRESS = 0.95
+
+
+def _epoch_loss(epoch: dict) -> float | None:
+    """Mean training loss of one history row, weighted by batch size (as skorch's ``train_loss``)."""
+    if "train_loss" in epoch:
+        return float(epoch["train_loss"])
+    pairs = [
+        (float(b["train_loss"]), b.get("train_batch_size", 1))
+        for b in epoch.get("batches", [])
+        if "train_loss" in b
+    ]
+    total = sum(n for _, n in pairs)
+    return sum(loss * n for loss, n in pairs) / total if total else None
+
+
+def _first_batch_loss(history) -> float | None:
+    """The training loss of the first batch in the history: the loss before any update."""
+    for epoch in history:
+        for batch in epoch.get("batches", []):
+            if "train_loss" in batch:
+                return float(batch["train_loss"])
+    return None
+
+
+def _max_abs(data) -> float | None:
+    """Largest absolute value of a tensor, array or sparse matrix (None for other data)."""
+    if isinstance(data, torch.Tensor):
+        return float(data.detach().abs().max()) if data.numel() else 0.0
+    if sp.issparse(data):
+        return float(abs(data).max()) if data.nnz else 0.0
+    if isinstance(data, np.ndarray) and data.dtype.kind in "biuf":
+        return float(np.abs(data).max()) if data.size else 0.0
+    return None
+
+
+def _trivial_loss(net, dataset) -> float | None:
+    """Loss of a trivial prediction, where the criterion says what that is."""
+    criterion = getattr(net, "criterion_", None)
+    if isinstance(criterion, nn.CrossEntropyLoss):
+        n_classes = net._n_module_outputs()
+        return math.log(n_classes) if n_classes and n_classes > 1 else None
+    y = getattr(dataset, "y", None)
+    if isinstance(criterion, nn.MSELoss) and isinstance(y, torch.Tensor) and y.is_floating_point():
+        return float(y.var(dim=0, unbiased=False).mean()) if len(y) > 1 else None
+    return None
+
+
+def _scale_hint(net, dataset) -> str:
+    parts = []
+    x_max = _max_abs(getattr(dataset, "X", None))
+    if x_max is not None:
+        parts.append(f"the inputs reach |X| = {x_max:.3g}")
+    y = getattr(dataset, "y", None)
+    if isinstance(y, torch.Tensor) and y.is_floating_point():
+        parts.append(f"the targets reach |y| = {_max_abs(y):.3g}")
+    return " and ".join(parts) if parts else "check the scale of X and y"
+
+
+def check_module_output(net, y_pred) -> None:
+    """Refuse a module output that a torch loss cannot read (a tuple or list of tensors).
+
+    A criterion of the user's own (not from ``torch.nn``) may take tuples; it is left alone.
+    """
+    criterion = getattr(net, "criterion_", None)
+    if isinstance(y_pred, (tuple, list)) and type(criterion).__module__.startswith("torch.nn"):
+        kinds = ", ".join(type(v).__name__ for v in y_pred)
+        raise TypeError(
+            f"The module {type(net.module_).__name__} returned a {type(y_pred).__name__} ({kinds}) from "
+            f"forward, but {type(criterion).__name__} needs one tensor of outputs (logits for a "
+            "classifier). Return only that tensor from forward, or wrap the module in one that does."
+        )
+
+
+def check_divergence(net, dataset) -> None:
+    """Raise :class:`TrainingDivergedError` if the last epoch's training loss diverged.
+
+    Parameters
+    ----------
+    net : PrunedNet
+        Its history holds the batch losses of the epoch that just ended.
+    dataset : torch Dataset
+        The training data (read only to describe the cause, when raising).
+    """
+    loss = _epoch_loss(net.history[-1])
+    if loss is None:
+        return
+    first = _first_batch_loss(net.history)
+    if math.isfinite(loss):
+        if first is None or not math.isfinite(first) or loss <= DIVERGENCE_FACTOR * max(first, 0.0):
+            return
+        trivial = _trivial_loss(net, dataset)
+        if trivial is not None and loss <= DIVERGENCE_FACTOR * trivial:
+            return
+        what = f"grew to {loss:.3g}, more than {DIVERGENCE_FACTOR:g} times its start"
+    else:
+        what = f"became {loss}"
+        trivial = _trivial_loss(net, dataset)
+    data_at_fault = first is not None and (
+        not math.isfinite(first) or (trivial is not None and first > DIVERGENCE_FACTOR * trivial)
+    )
+    epoch = len(net.history)
+    if data_at_fault:
+        cause = (
+            f"The loss was already {first:.3g} on the first batch, before any update, so the data, not "
+            f"the learning rate, is the likely cause: {_scale_hint(net, dataset)}. Standardize the "
+            "inputs (StandardScaler in a pipeline) and, for regression, the targets "
+            "(TransformedTargetRegressor(regressor=..., transformer=StandardScaler()))."
+        )
+    else:
+        start = f"{first:.3g}" if first is not None else "unknown"
+        cause = (
+            f"It was {start} on the first batch, so the updates made it grow: the learning rate is the "
+            f"likely cause. Try a smaller lr (now {net.lr}); standardizing the inputs (StandardScaler) "
+            "or a lower alpha can help too."
+        )
+    raise TrainingDivergedError(f"Training diverged: the mean training loss of epoch {epoch} {what}. {cause}")
+
+
+def report_stop(net, engine) -> None:
+    """Record how far training got; keep masks exact and warn if the schedule did not finish.
+
+    Parameters
+    ----------
+    net : PrunedNet
+        Gets ``n_epochs_completed_`` and ``stopped_early_``.
+    engine : PruningEngine
+        The engine of the fit that ends.
+    """
+    # an interrupt may land anywhere, e.g. between an optimizer step and the
+    # mask application, or inside a pruning step: bind again and apply
+    net.masks_.apply(net.module_)
+    run = engine.run
+    net.n_epochs_completed_ = run.epoch
+    net.stopped_early_ = run.epoch < run.n_epochs
+    if net.stopped_early_ and engine.pruner is not None and run.steps_remain:
+        target = getattr(engine.pruner, "sparsity", None)
+        target_text = f" of the target {target:g}" if isinstance(target, (int, float)) else ""
+        warnings.warn(
+            f"Training stopped after epoch {run.epoch} of {run.n_epochs} (KeyboardInterrupt or a callback "
+            f"such as EarlyStopping), before the pruning schedule finished: {run.step_index} of "
+            f"{len(run.steps)} pruning steps were taken, so sparsity_ is {net.sparsity_:.3g} instead"
+            f"{target_text}. stopped_early_ and n_epochs_completed_ record this; fit again to reach "
+            "the target.",
+            UserWarning,
+            stacklevel=2,
+        )
+
+
+def warn_if_stalled_on_extreme_inputs(net, X) -> None:
+    """Warn when the training loss did not go down and the inputs are at an extreme scale.
+
+    Parameters
+    ----------
+    net : PrunedNet
+        Its history holds the epochs of this fit.
+    X : torch.Tensor, sparse matrix or other
+        The training inputs (their scale is only read when the loss stalled).
+    """
+    history = net.history
+    if len(history) < 2:
+        return
+    first, last = _epoch_loss(history[0]), _epoch_loss(history[-1])
+    if first is None or last is None or not (math.isfinite(first) and math.isfinite(last)):
+        return
+    if last < _NO_PROGRESS * first:
+        return
+    x_max = _max_abs(X)
+    if x_max is None or x_max <= EXTREME_INPUT_SCALE:
+        return
+    warnings.warn(
+        f"Training made no progress (training loss {first:.3g} in the first epoch, {last:.3g} in the "
+        f"last) and the inputs reach |X| = {x_max:.3g}: at that scale the network saturates and "
+        "predicts almost the same output for every sample. Scale the inputs, e.g. "
+        "make_pipeline(StandardScaler(), net).",
+        UserWarning,
+        stacklevel=2,
+    )
+
+
+def finish_training(net, engine, X) -> None:
+    """At the end of training: :func:`report_stop`, then :func:`warn_if_stalled_on_extreme_inputs`."""
+    report_stop(net, engine)
+    warn_if_stalled_on_extreme_inputs(net, X)
