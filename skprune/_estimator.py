@@ -30,7 +30,9 @@ from ._training._data import ArrayDataset, BatchIterator
 from ._training._engine import PruningEngine, run_sensitivity_pass
 from ._training._log import TrainingLog
 from ._training._masks import MaskStore
+from ._training._predict import fast_predict_proba
 from ._training._prepare import module_kwargs, module_to_device, prepare_fit_data, prepare_predict_data
+from ._training._step import EpochLoss, Trainer, check_compile, optimizer_defaults
 from ._validation import check_alpha, check_device
 from .deploy._compaction import compact_estimator
 from .exceptions import TrainingDivergedError
@@ -68,7 +70,9 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         Training loss (``torch.nn.CrossEntropyLoss`` on logits for
         :class:`PrunedNetClassifier`).
     optimizer : torch optimizer class, default=torch.optim.Adam
-        Optimizer; ``optimizer__*`` parameters are passed on.
+        Optimizer; ``optimizer__*`` parameters are passed on. Adam and AdamW
+        get ``fused=True`` (the same algorithm in one kernel, on CPU and
+        CUDA) unless ``optimizer__fused`` or ``optimizer__foreach`` is given.
     lr : float, default=1e-3
         Learning rate.
     max_epochs : int, default=50
@@ -82,7 +86,11 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         copy, ``pruner_``; the object passed here is never modified.
     alpha : float, default=1e-4
         L2 penalty on Linear/Conv weights, scaled as in scikit-learn's
-        ``MLPClassifier``: ``0.5 * alpha * ||W||^2 / batch_size``.
+        ``MLPClassifier``: ``0.5 * alpha * ||W||^2 / batch_size``. It is
+        applied to the gradients (``alpha * W / batch_size``, the same
+        update without an autograd graph), so the logged ``train_loss`` is
+        the criterion plus the pruner's penalty, without the L2 term (with
+        LBFGS or an overridden ``train_step`` it goes through the loss).
     random_state : int, RandomState or None, default=None
         Seeds weight initialization, shuffling, dropout and random pruning.
         An int makes ``fit`` reproducible.
@@ -96,6 +104,21 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         else text). See :class:`~skprune.TrainingLog`.
     device : str, default="cpu"
         Torch device, e.g. ``"cuda"``.
+    compile : bool or "step", default=False
+        ``True`` wraps the module in ``torch.compile`` (skorch's option;
+        ``compile__*`` parameters are passed on). ``"step"`` compiles the
+        whole training step instead: on CUDA, gathering the batch, forward,
+        backward, L2 term, optimizer step and masks are captured once as a
+        CUDA graph and replayed (recaptured after a pruning step, a rewind
+        or a learning-rate change; Adam/AdamW get ``capturable=True``); on
+        the CPU, forward and loss go through ``torch.compile`` (backward by
+        AOTAutograd) and the fused optimizer step runs eagerly. Only full
+        batches are compiled: the last, partial batch of an epoch takes the
+        eager step, so no sample is dropped. The eager step is used
+        (with a warning) for data not held as a tensor on the GPU, fit
+        parameters, or callbacks that listen to training batches, and while
+        a pruner reads every step's gradients. Results match the eager
+        step to float tolerance.
     **kwargs
         Other skorch ``NeuralNet`` parameters, and prefixed parameters such
         as ``module__hidden_layer_sizes`` or ``optimizer__weight_decay``.
@@ -203,6 +226,7 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
             self.pruner.check_params()
         check_alpha(self)
         check_device(self.device)
+        check_compile(self.compile)
         if not isinstance(self.max_epochs, (int, np.integer)) or self.max_epochs < 1:
             raise ValueError(f"max_epochs must be an integer >= 1, got {self.max_epochs!r}.")
         if not isinstance(self.batch_size, (int, np.integer)) or (
@@ -352,7 +376,7 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
                 self._pruning_generator = torch.Generator().manual_seed(seed + 1)
                 yield
         finally:
-            for attr in ("_batch_generator", "_pruning_generator", "_engine"):
+            for attr in ("_batch_generator", "_pruning_generator", "_engine", "_trainer"):
                 self.__dict__.pop(attr, None)
 
     # ---------------------------------------------- skorch hooks -> engine
@@ -366,6 +390,11 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
             n_epochs=self.max_epochs,
             generator=self._pruning_generator,
         )
+        overridden = (
+            type(self).train_step is not PrunedNet.train_step
+            or type(self).train_step_single is not NeuralNet.train_step_single
+        )
+        self._trainer = Trainer(self, self._engine, step_overridden=overridden)
         super().on_train_begin(net, X=X, y=y, **kwargs)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
@@ -403,6 +432,25 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         if self._engine.observes_gradients:
             self._engine.observe_gradients()
 
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """Training epochs go through the fit's :class:`~skprune._training._step.Trainer`."""
+        trainer = self.__dict__.get("_trainer")
+        if training and iterator is not None and trainer is not None and trainer.active:
+            trainer.run_epoch(iterator, prefix, **fit_params)
+            return
+        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        """skorch's optimizer arguments, with the fused Adam/AdamW kernel by default."""
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        return args, optimizer_defaults(self, self.optimizer, kwargs)
+
+    def torch_compile(self, module, name):
+        """skorch's ``compile=True``; ``compile="step"`` compiles the training step instead."""
+        if self.compile == "step":
+            return module
+        return super().torch_compile(module, name)
+
     def train_step(self, batch, **fit_params):
         """One optimizer step, then re-apply masks; stop on a non-finite loss."""
         step = super().train_step(batch, **fit_params)
@@ -423,7 +471,8 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
             return loss
         engine = self.__dict__.get("_engine")
         alpha = float(self.alpha)
-        if alpha > 0:
+        trainer = self.__dict__.get("_trainer")
+        if alpha > 0 and not (trainer is not None and trainer.l2_as_gradient):
             weights = (
                 engine.l2_weights
                 if engine is not None
@@ -444,7 +493,9 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
 
     def predict_proba(self, X):
         """Module outputs after the predict non-linearity, as a numpy array."""
-        return super().predict_proba(prepare_predict_data(self, X))
+        X = prepare_predict_data(self, X)
+        proba = fast_predict_proba(self, X)
+        return super().predict_proba(X) if proba is None else proba
 
     def predict(self, X):
         """Predictions for ``X``."""
@@ -453,8 +504,9 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
     @property
     def _default_callbacks(self):
         # skorch's defaults, with the table (and progress bar) of TrainingLog
+        replace = {"print_log": TrainingLog, "train_loss": lambda: EpochLoss("train_loss", on_train=True)}
         return [
-            (name, TrainingLog() if name == "print_log" else callback)
+            (name, replace[name]() if name in replace else callback)
             for name, callback in super()._default_callbacks
         ]
 
