@@ -42,13 +42,14 @@ def fast_predict_proba(net, X) -> np.ndarray | None:
         net._set_training(False)
     nonlinearity = net._get_predict_nonlinearity()
     n = X.shape[0]
-    per_row = max(1, X[0].numel()) if n else 1
-    chunk = max(1, CHUNK_ELEMENTS // per_row)
+    chunk = max(1, CHUNK_ELEMENTS // max(1, X[0].numel() if n else 1))
     outputs = []
     with torch.no_grad():
-        for start in range(0, max(n, 1), chunk):
+        for start in range(0, n, chunk):
             y = module(X[start : start + chunk])
             if not isinstance(y, torch.Tensor):
                 return None  # tuple/dict outputs: skorch's path takes the first
             outputs.append(nonlinearity(y).cpu().numpy())
+    if not outputs:
+        return None
     return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
