@@ -141,7 +141,8 @@ def run_setting(title, kind, X, y, epochs, batch_size, repeats, device):
     med = {name: float(np.median(t)) for name, t in times.items()}
     base = med["hand-written eager loop, L2 (baseline)"]
     print(
-        f"\n{title}: batch {batch_size}, {epochs} epochs ({steps} steps), median of {repeats} interleaved fits"
+        f"\n{title}: batch {batch_size}, {epochs} epochs ({steps} steps), "
+        f"median of {repeats} interleaved fits"
     )
     print(f"{'':40s} {'fit s':>7s} {'ms/step':>8s} {'vs baseline':>12s} {'speed-up':>9s}")
     for name, value in med.items():

@@ -171,7 +171,8 @@ def time_prediction(args) -> None:
             times[name].append((time.perf_counter() - start) / 100)
     med = {name: float(np.median(t)) * 1e6 for name, t in times.items()}
     print(
-        f"\nPREDICTION of one row: digits, MLP {HIDDEN}, 1 torch thread, median of {args.predict_rounds} rounds"
+        f"\nPREDICTION of one row: digits, MLP {HIDDEN}, 1 torch thread, "
+        f"median of {args.predict_rounds} rounds"
     )
     for name, value in med.items():
         print(f"{name:30s} {value:8.1f} us")
