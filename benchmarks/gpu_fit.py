@@ -127,7 +127,7 @@ def contenders(kind, X, y, epochs, batch_size, device):
 def run_setting(title, kind, X, y, epochs, batch_size, repeats, device):
     rows = contenders(kind, X, y, epochs, batch_size, device)
     # warm-up: CUDA context, kernels, cuBLAS handles
-    for fn in contenders(kind, X[: 8 * batch_size], y[: 8 * batch_size], 1, batch_size, device).items():
+    for fn in contenders(kind, X[: 8 * batch_size], y[: 8 * batch_size], 1, batch_size, device).values():
         fn(0)
     times = {name: [] for name in rows}
     fitted = {}
