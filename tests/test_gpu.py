@@ -221,7 +221,11 @@ def _image_data(n=512):
 @pytest.mark.parametrize("network", ["mlp", "convnet"])
 @pytest.mark.parametrize("pruner", [None, MagnitudePruning(0.8)], ids=["dense", "pruned"])
 def test_graphed_step_matches_eager_step_on_gpu(clf_data, network, pruner, monkeypatch):
-    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # TF32 convolutions differ by shape
+    # TF32 convolutions differ by shape, and cuDNN's default backward kernels are
+    # not deterministic (two eager fits differ too): compare deterministic kernels
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     captures = []
     original = Trainer._capture
     monkeypatch.setattr(Trainer, "_capture", lambda self, size: (captures.append(size), original(self, size)))
