@@ -32,7 +32,7 @@ from ._training._log import TrainingLog
 from ._training._masks import MaskStore
 from ._training._predict import fast_predict_proba
 from ._training._prepare import module_kwargs, module_to_device, prepare_fit_data, prepare_predict_data
-from ._training._step import EpochLoss, Trainer, check_compile, optimizer_defaults
+from ._training._step import EpochLoss, Trainer, TrainingStepMixin, check_compile
 from ._validation import check_alpha, check_device
 from .deploy._compaction import compact_estimator
 from .exceptions import TrainingDivergedError
@@ -42,7 +42,7 @@ from .pruners._protocol import is_pruner, missing_hooks
 
 __all__ = ["PrunedNet"]
 
-class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
+class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, TrainingStepMixin, NeuralNet):
     """A skorch ``NeuralNet`` whose pruning strategy is a hyperparameter.
 
     Fit trains the module with the optimizer while the pruner's schedule
@@ -71,8 +71,7 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         :class:`PrunedNetClassifier`).
     optimizer : torch optimizer class, default=torch.optim.Adam
         Optimizer; ``optimizer__*`` parameters are passed on. Adam and AdamW
-        get ``fused=True`` (the same algorithm in one kernel, on CPU and
-        CUDA) unless ``optimizer__fused`` or ``optimizer__foreach`` is given.
+        get ``fused=True`` unless ``optimizer__fused`` or ``foreach`` is given.
     lr : float, default=1e-3
         Learning rate.
     max_epochs : int, default=50
@@ -86,11 +85,9 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         copy, ``pruner_``; the object passed here is never modified.
     alpha : float, default=1e-4
         L2 penalty on Linear/Conv weights, scaled as in scikit-learn's
-        ``MLPClassifier``: ``0.5 * alpha * ||W||^2 / batch_size``. It is
-        applied to the gradients (``alpha * W / batch_size``, the same
-        update without an autograd graph), so the logged ``train_loss`` is
-        the criterion plus the pruner's penalty, without the L2 term (with
-        LBFGS or an overridden ``train_step`` it goes through the loss).
+        ``MLPClassifier``: ``0.5 * alpha * ||W||^2 / batch_size``, applied
+        to the gradients, so the logged ``train_loss`` (read once per epoch)
+        leaves it out; see ``docs/speed.md``.
     random_state : int, RandomState or None, default=None
         Seeds weight initialization, shuffling, dropout and random pruning.
         An int makes ``fit`` reproducible.
@@ -105,20 +102,11 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
     device : str, default="cpu"
         Torch device, e.g. ``"cuda"``.
     compile : bool or "step", default=False
-        ``True`` wraps the module in ``torch.compile`` (skorch's option;
-        ``compile__*`` parameters are passed on). ``"step"`` compiles the
-        whole training step instead: on CUDA, gathering the batch, forward,
-        backward, L2 term, optimizer step and masks are captured once as a
-        CUDA graph and replayed (recaptured after a pruning step, a rewind
-        or a learning-rate change; Adam/AdamW get ``capturable=True``); on
-        the CPU, forward and loss go through ``torch.compile`` (backward by
-        AOTAutograd) and the fused optimizer step runs eagerly. Only full
-        batches are compiled: the last, partial batch of an epoch takes the
-        eager step, so no sample is dropped. The eager step is used
-        (with a warning) for data not held as a tensor on the GPU, fit
-        parameters, or callbacks that listen to training batches, and while
-        a pruner reads every step's gradients. Results match the eager
-        step to float tolerance.
+        ``True``: skorch's ``torch.compile`` of the module. ``"step"``: the
+        whole training step (batch gather, forward, backward, L2, optimizer,
+        masks) captured as a CUDA graph on CUDA, recaptured after pruning
+        steps; on the CPU forward and loss through ``torch.compile``. The
+        last, partial batch of an epoch runs eagerly. See ``docs/speed.md``.
     **kwargs
         Other skorch ``NeuralNet`` parameters, and prefixed parameters such
         as ``module__hidden_layer_sizes`` or ``optimizer__weight_decay``.
@@ -390,10 +378,7 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
             n_epochs=self.max_epochs,
             generator=self._pruning_generator,
         )
-        overridden = (
-            type(self).train_step is not PrunedNet.train_step
-            or type(self).train_step_single is not NeuralNet.train_step_single
-        )
+        overridden = type(self).train_step is not PrunedNet.train_step
         self._trainer = Trainer(self, self._engine, step_overridden=overridden)
         super().on_train_begin(net, X=X, y=y, **kwargs)
 
@@ -431,25 +416,6 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         """
         if self._engine.observes_gradients:
             self._engine.observe_gradients()
-
-    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
-        """Training epochs go through the fit's :class:`~skprune._training._step.Trainer`."""
-        trainer = self.__dict__.get("_trainer")
-        if training and iterator is not None and trainer is not None and trainer.active:
-            trainer.run_epoch(iterator, prefix, **fit_params)
-            return
-        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
-
-    def get_params_for_optimizer(self, prefix, named_parameters):
-        """skorch's optimizer arguments, with the fused Adam/AdamW kernel by default."""
-        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
-        return args, optimizer_defaults(self, self.optimizer, kwargs)
-
-    def torch_compile(self, module, name):
-        """skorch's ``compile=True``; ``compile="step"`` compiles the training step instead."""
-        if self.compile == "step":
-            return module
-        return super().torch_compile(module, name)
 
     def train_step(self, batch, **fit_params):
         """One optimizer step, then re-apply masks; stop on a non-finite loss."""

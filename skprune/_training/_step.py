@@ -32,6 +32,7 @@ import math
 import warnings
 
 import torch
+from skorch import NeuralNet
 from skorch.callbacks import Callback, EpochScoring, PassthroughScoring
 from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
@@ -43,6 +44,7 @@ from ._log import TrainingLog
 __all__ = [
     "EpochLoss",
     "Trainer",
+    "TrainingStepMixin",
     "check_compile",
     "optimizer_defaults",
     "wants_training_batches",
@@ -115,6 +117,29 @@ class EpochLoss(PassthroughScoring):
             net.history.record(self.name + "_best", bool(is_best))
 
 
+class TrainingStepMixin:
+    """The estimator's side of the step: its training epochs, optimizer defaults and ``compile``."""
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """Training epochs go through the fit's :class:`Trainer` (skorch's loop otherwise)."""
+        trainer = self.__dict__.get("_trainer")
+        if training and iterator is not None and trainer is not None and trainer.active:
+            trainer.run_epoch(iterator, prefix, **fit_params)
+            return
+        super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        """skorch's optimizer arguments, with the fused Adam/AdamW kernel by default."""
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        return args, optimizer_defaults(self, self.optimizer, kwargs)
+
+    def torch_compile(self, module, name):
+        """skorch's ``compile=True``; ``compile="step"`` compiles the training step instead."""
+        if self.compile == "step":
+            return module
+        return super().torch_compile(module, name)
+
+
 class Trainer:
     """Runs the training epochs of one fit (see the module docstring).
 
@@ -134,6 +159,7 @@ class Trainer:
         self.optimizer = getattr(net, "optimizer_", None)
         self.active = (
             not step_overridden
+            and type(net).train_step_single is NeuralNet.train_step_single
             and list(net._optimizers) == ["optimizer"]
             and isinstance(self.optimizer, torch.optim.Optimizer)
             and not isinstance(self.optimizer, torch.optim.LBFGS)  # its closure re-evaluates the loss
