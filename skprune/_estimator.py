@@ -13,35 +13,36 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 from contextlib import contextmanager
 
 import numpy as np
 import torch
-from sklearn.base import clone
 from skorch import NeuralNet
 from skorch.utils import is_dataset
 
 from ._doc_link import DocLinkMixin
-from ._fitted_figures import FittedFiguresMixin, measured_sparsity
+from ._fitted_figures import FittedFiguresMixin
 from ._params import ParamsMixin, check_continuable, rebuild_stale_components
 from ._random import FitRandomness, seed_from_random_state
-from ._training import _guards
 from ._training._data import ArrayDataset, BatchIterator
-from ._training._engine import PruningEngine, run_sensitivity_pass
+from ._training._hooks import EngineHooksMixin
 from ._training._log import TrainingLog
 from ._training._masks import MaskStore
+from ._training._predict import fast_predict_proba
 from ._training._prepare import module_kwargs, module_to_device, prepare_fit_data, prepare_predict_data
 from ._training._snapshot import restored_on_failure
+from ._training._step import EpochLoss, TrainingStepMixin, check_compile
 from ._validation import check_alpha, check_device, check_loop_params
 from .deploy._compaction import compact_estimator
-from .nn._layers import iter_prunable_weights
-from .nn._networks import MLP, ConvNet
+from .nn._networks import MLP
 from .pruners._protocol import is_pruner, missing_hooks
 
 __all__ = ["PrunedNet"]
 
-class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
+
+class PrunedNet(
+    ParamsMixin, FittedFiguresMixin, DocLinkMixin, EngineHooksMixin, TrainingStepMixin, NeuralNet
+):
     """A skorch ``NeuralNet`` whose pruning strategy is a hyperparameter.
 
     Fit trains the module with the optimizer while the pruner's schedule
@@ -69,7 +70,8 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         Training loss (``torch.nn.CrossEntropyLoss`` on logits for
         :class:`PrunedNetClassifier`).
     optimizer : torch optimizer class, default=torch.optim.Adam
-        Optimizer; ``optimizer__*`` parameters are passed on.
+        Optimizer; ``optimizer__*`` parameters are passed on. Adam and AdamW
+        get ``fused=True`` unless ``optimizer__fused`` or ``foreach`` is given.
     lr : float, default=1e-3
         Learning rate.
     max_epochs : int, default=50
@@ -83,7 +85,9 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         copy, ``pruner_``; the object passed here is never modified.
     alpha : float, default=1e-4
         L2 penalty on Linear/Conv weights, scaled as in scikit-learn's
-        ``MLPClassifier``: ``0.5 * alpha * ||W||^2 / batch_size``.
+        ``MLPClassifier``: ``0.5 * alpha * ||W||^2 / batch_size``, applied
+        to the gradients, so the logged ``train_loss`` (read once per epoch)
+        leaves it out; see ``docs/speed.md``.
     random_state : int, RandomState or None, default=None
         Seeds weight initialization, shuffling, dropout and random pruning.
         An int makes ``fit`` reproducible.
@@ -97,6 +101,12 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
         else text). See :class:`~skprune.TrainingLog`.
     device : str, default="cpu"
         Torch device, e.g. ``"cuda"``.
+    compile : bool or "step", default=False
+        ``True``: skorch's ``torch.compile`` of the module. ``"step"``: the
+        whole training step (batch gather, forward, backward, L2, optimizer,
+        masks) captured as a CUDA graph on CUDA, recaptured after pruning
+        steps; on the CPU forward and loss through ``torch.compile``. The
+        last, partial batch of an epoch runs eagerly. See ``docs/speed.md``.
     **kwargs
         Other skorch ``NeuralNet`` parameters, and prefixed parameters such
         as ``module__hidden_layer_sizes`` or ``optimizer__weight_decay``.
@@ -224,6 +234,7 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
             self.pruner.check_params()
         check_alpha(self)
         check_device(self.device)
+        check_compile(self.compile)
         check_loop_params(self)
         if self.pruner is not None:
             # plan the schedule once here so that an impossible one (e.g. more
@@ -369,99 +380,8 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
             with rng.active():
                 yield
         finally:
-            for attr in ("_rng", "_engine"):
+            for attr in ("_rng", "_engine", "_trainer"):
                 self.__dict__.pop(attr, None)
-
-    # ---------------------------------------------- skorch hooks -> engine
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        """Copy the pruner to ``pruner_`` and start the pruning engine of this fit."""
-        self.pruner_ = clone(self.pruner) if self.pruner is not None else None
-        self._engine = PruningEngine(
-            self.pruner_,
-            self.module_,
-            self.masks_,
-            n_epochs=self.max_epochs,
-            generator=self._rng.pruning,
-            optimizer=self.optimizer_,
-        )
-        super().on_train_begin(net, X=X, y=y, **kwargs)
-
-    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        """Run the pruning step scheduled before this epoch, if any."""
-        super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs)
-        engine = self._engine
-        engine.begin_epoch(
-            self.optimizer_, functools.partial(run_sensitivity_pass, self, engine, dataset_train)
-        )
-
-    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        """Record the measured sparsity of this epoch in the history."""
-        self._engine.end_epoch()
-        self.history.record("sparsity", measured_sparsity(self.module_))
-        _guards.check_divergence(self, dataset_train)
-        super().on_epoch_end(net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs)
-
-    def on_train_end(self, net, X=None, y=None, **kwargs):
-        """Run a step scheduled after the last epoch (no fine-tuning after it)."""
-        engine = self.__dict__.get("_engine")
-        if engine is not None and engine.at_end:
-            if engine.prune_if_scheduled(self.optimizer_) and len(self.history):
-                self.history.record("sparsity", measured_sparsity(self.module_))
-        if engine is not None:
-            _guards.finish_training(self, engine, X)
-        super().on_train_end(net, X=X, y=y, **kwargs)
-
-    def on_grad_computed(self, net, named_parameters, X=None, y=None, training=False, **kwargs):
-        """Show gradients to a pruner that observes them (until its last step).
-
-        Gradients of pruned entries are deliberately not zeroed at every
-        step: the masks are re-applied to the weights right after each
-        optimizer step, so with element-wise optimizers (SGD, momentum, Adam,
-        AdamW, RMSprop, ...) surviving weights train exactly as with masked
-        gradients, and masking them would keep exact zeros in Adam's second
-        moment, whose square root is several times slower on CPU.
-        """
-        engine = self._engine
-        if engine.observes_gradients:
-            engine.observe_gradients()
-        if engine.masks_gradients:
-            engine.mask_gradients()
-
-    def train_step(self, batch, **fit_params):
-        """One optimizer step, then re-apply masks, even if interrupted (divergence: ``on_epoch_end``)."""
-        try:
-            return super().train_step(batch, **fit_params)
-        finally:
-            self._engine.apply_masks()
-
-    def infer(self, x, **fit_params):
-        """Module outputs; a training forward draws torch's global RNG (user's nn.Dropout) from the fit's."""
-        rng = self.__dict__.get("_rng")
-        own = rng is None or not self.module_.training or type(self.module_) in (MLP, ConvNet)
-        with contextlib.nullcontext() if own else rng.global_stream():  # built-ins: seeded Dropout
-            return super().infer(x, **fit_params)
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Criterion plus, when training, the L2 penalty and the pruner's penalty."""
-        _guards.check_module_output(self, y_pred)
-        loss = super().get_loss(y_pred, y_true, X=X, training=training)
-        if not training:
-            return loss
-        engine = self.__dict__.get("_engine")
-        alpha = float(self.alpha)
-        if alpha > 0:
-            weights = (
-                engine.l2_weights
-                if engine is not None
-                else [layer.weight for _, _, layer in iter_prunable_weights(self.module_)]
-            )
-            squares = sum(w.pow(2).sum() for w in weights)
-            n = y_true.shape[0] if hasattr(y_true, "shape") and len(y_true.shape) else 1
-            loss = loss + 0.5 * alpha * squares / n
-        extra = engine.penalty() if engine is not None else None
-        if extra is not None:
-            loss = loss + extra
-        return loss
 
     # ------------------------------------------------------------ prediction
     def forward(self, X, training=False, device="cpu"):
@@ -470,7 +390,9 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
 
     def predict_proba(self, X):
         """Module outputs after the predict non-linearity, as a numpy array."""
-        return super().predict_proba(prepare_predict_data(self, X))
+        X = prepare_predict_data(self, X)
+        proba = fast_predict_proba(self, X)
+        return super().predict_proba(X) if proba is None else proba
 
     def predict(self, X):
         """Predictions for ``X``."""
@@ -479,8 +401,9 @@ class PrunedNet(ParamsMixin, FittedFiguresMixin, DocLinkMixin, NeuralNet):
     @property
     def _default_callbacks(self):
         # skorch's defaults, with the table (and progress bar) of TrainingLog
+        replace = {"print_log": TrainingLog, "train_loss": lambda: EpochLoss("train_loss", on_train=True)}
         return [
-            (name, TrainingLog() if name == "print_log" else callback)
+            (name, replace[name]() if name in replace else callback)
             for name, callback in super()._default_callbacks
         ]
 

@@ -11,12 +11,14 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+import torch._dynamo.utils
 from sklearn.model_selection import GridSearchCV
 
 import skprune
 from skprune import (
     ChannelPruning,
     CombinedPruning,
+    ConvNet,
     FunctionPruner,
     InputPruning,
     L1Pruning,
@@ -31,6 +33,7 @@ from skprune import (
     TaylorPruning,
 )
 from skprune._training._data import ArrayDataset
+from skprune._training._step import Trainer
 
 pytestmark = [
     pytest.mark.gpu,
@@ -171,9 +174,10 @@ def _env():
     return dict(os.environ)
 
 
-def test_convnet_images_channel_pruning_compaction_on_gpu(digits, tmp_path):
-    from skprune import ConvNet
-
+def test_convnet_images_channel_pruning_compaction_on_gpu(digits, tmp_path, monkeypatch):
+    # TF32 convolutions (cuDNN's default) pick kernels by shape: the compacted
+    # network would differ by ~1e-3 for that reason alone
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     X, y = digits
     images = X.reshape(-1, 1, 8, 8)[:600]
     net = PrunedNetClassifier(
@@ -204,3 +208,60 @@ def test_pretrained_module_instance_on_gpu_is_used_as_is(clf_data):
     moved = PrunedNetClassifier(module=cpu_module, **FAST).fit(X, y)
     assert next(moved.module_.parameters()).is_cuda
     assert not next(cpu_module.parameters()).is_cuda
+
+
+# ------------------------------------------------ compile="step" (issue 16)
+def _image_data(n=512):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, 3, 8, 8), dtype=np.float32)
+    y = (X.reshape(n, -1) @ rng.standard_normal((3 * 64, 3))).argmax(1)
+    return X, y
+
+
+@pytest.mark.parametrize("network", ["mlp", "convnet"])
+@pytest.mark.parametrize("pruner", [None, MagnitudePruning(0.8)], ids=["dense", "pruned"])
+def test_graphed_step_matches_eager_step_on_gpu(clf_data, network, pruner, monkeypatch):
+    # TF32 convolutions differ by shape, and cuDNN's default backward kernels are
+    # not deterministic (two eager fits differ too): compare deterministic kernels
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    captures = []
+    original = Trainer._capture
+    monkeypatch.setattr(Trainer, "_capture", lambda self, size: (captures.append(size), original(self, size)))
+    if network == "mlp":
+        (X, y), extra = clf_data, {}
+    else:
+        (X, y), extra = _image_data(), {"module": ConvNet, "module__channels": (4, 8), "module__hidden": 16}
+    kwargs = dict(FAST, max_epochs=5, pruner=pruner, **extra)
+    eager = PrunedNetClassifier(**kwargs).fit(X, y)
+    graphed = PrunedNetClassifier(compile="step", **kwargs).fit(X, y)
+    n_steps = len(pruner.get_schedule().steps(5)) if pruner is not None else 0
+    assert 1 <= len(captures) <= n_steps + 1  # one capture, then one after each pruning step
+    np.testing.assert_allclose(graphed.predict_proba(X), eager.predict_proba(X), atol=1e-4)
+    assert set(graphed.masks_.pruned) == set(eager.masks_.pruned)
+    for name, pruned in eager.masks_.pruned.items():
+        assert torch.equal(graphed.masks_.pruned[name], pruned)
+    if pruner is not None:
+        assert graphed.sparsity_ == pytest.approx(eager.sparsity_)
+    np.testing.assert_allclose(graphed.history[:, "train_loss"], eager.history[:, "train_loss"], rtol=1e-4)
+
+
+def test_graphed_step_falls_back_to_eager_for_gradient_statistics_and_still_prunes(clf_data):
+    net = PrunedNetClassifier(compile="step", pruner=TaylorPruning(0.8), **FAST).fit(*clf_data)
+    assert net.sparsity_ == pytest.approx(0.8, abs=0.01)
+    assert net.score(*clf_data) > 0.5
+
+
+def test_compiled_step_with_inductor_on_cpu_matches_eager(clf_data):
+    # Inductor's C++ build takes a minute on the 2 shared CPU cores where the
+    # rest of the suite runs (tests/test_step.py uses aot_eager there); it runs here.
+    X, y = clf_data
+    kwargs = dict(FAST, device="cpu", max_epochs=5, pruner=MagnitudePruning(0.6))
+    eager = PrunedNetClassifier(**kwargs).fit(X, y)
+    torch._dynamo.utils.counters.clear()
+    compiled = PrunedNetClassifier(compile="step", **kwargs).fit(X, y)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] <= 1
+    np.testing.assert_allclose(compiled.predict_proba(X), eager.predict_proba(X), atol=1e-4)
+    for name, pruned in eager.masks_.pruned.items():
+        assert torch.equal(compiled.masks_.pruned[name], pruned)

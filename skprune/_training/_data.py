@@ -141,6 +141,24 @@ class BatchIterator:
             return n // self.batch_size
         return -(-n // self.batch_size)
 
+    def epoch_index(self) -> tuple[ArrayDataset, torch.Tensor | None]:
+        """The dataset to slice and this epoch's row order (``None``: rows in order).
+
+        Draws the epoch's permutation (as iterating does) and moves it to the
+        data's device once. Only for an :class:`ArrayDataset` or a ``Subset``
+        of one.
+        """
+        resolved = _resolve(self.dataset)
+        if resolved is None:
+            raise TypeError(f"epoch_index needs an ArrayDataset, got {type(self.dataset).__name__}.")
+        base, index = resolved
+        if self.shuffle:
+            order = torch.randperm(len(self.dataset), generator=self.generator)
+            index = order if index is None else index[order]
+        if index is not None and isinstance(base.X, torch.Tensor) and index.device != base.X.device:
+            index = index.to(base.X.device)  # one transfer per epoch, not per batch
+        return base, index
+
     def __iter__(self) -> Iterator:
         resolved = _resolve(self.dataset)
         if resolved is None:
@@ -154,13 +172,8 @@ class BatchIterator:
             )
             yield from loader
             return
-        base, index = resolved
+        base, index = self.epoch_index()
         n = len(self.dataset)
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.generator)
-            index = order if index is None else index[order]
-        if index is not None and isinstance(base.X, torch.Tensor) and index.device != base.X.device:
-            index = index.to(base.X.device)  # one transfer per epoch, not per batch
         stop = n - (n % self.batch_size) if self.drop_last else n
         for start in range(0, stop, self.batch_size):
             end = min(start + self.batch_size, n)

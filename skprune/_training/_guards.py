@@ -63,9 +63,16 @@ def _epoch_loss(epoch: dict) -> float | None:
     return sum(loss * n for loss, n in pairs) / total if total else None
 
 
-def _first_batch_loss(history) -> float | None:
-    """The training loss of the first batch in the history: the loss before any update."""
-    for epoch in history:
+def _first_batch_loss(net) -> float | None:
+    """The training loss of the first batch: the loss before any update.
+
+    The fast training epoch keeps it on the fit's trainer (it records no
+    per-batch history); skorch's loop records every batch.
+    """
+    trainer = net.__dict__.get("_trainer")
+    if trainer is not None and trainer.first_loss is not None:
+        return trainer.first_loss
+    for epoch in net.history:
         for batch in epoch.get("batches", []):
             if "train_loss" in batch:
                 return float(batch["train_loss"])
@@ -134,7 +141,7 @@ def check_divergence(net, dataset) -> None:
     loss = _epoch_loss(net.history[-1])
     if loss is None:
         return
-    first = _first_batch_loss(net.history)
+    first = _first_batch_loss(net)
     if math.isfinite(loss):
         if first is None or not math.isfinite(first) or loss <= DIVERGENCE_FACTOR * max(first, 0.0):
             return

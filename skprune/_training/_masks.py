@@ -127,9 +127,10 @@ class MaskStore:
     @staticmethod
     @torch.no_grad()
     def apply_bound(pairs: list[tuple[nn.Parameter, torch.Tensor]]) -> None:
-        """Zero pruned entries of bound parameters (see :meth:`bind`)."""
-        for param, keep in pairs:
-            param.mul_(keep)
+        """Zero pruned entries of bound parameters (see :meth:`bind`), in one foreach multiply."""
+        if pairs:
+            params, keeps = zip(*pairs)
+            torch._foreach_mul_(list(params), list(keeps))
 
     @staticmethod
     @torch.no_grad()

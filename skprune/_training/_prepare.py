@@ -88,11 +88,33 @@ def prepare_predict_data(net, X):
     if is_dataset(X):
         return X
     net.check_is_fitted()
+    if _plain_rows(net, X):
+        return to_tensor_once(X, torch.float32, net.device)
     if getattr(net, "input_shape_", None) is not None:
         X = images_for_module(net, validate_images_X(net, X))
     else:
         X = validate_X(net, X)
     return to_tensor_once(X, torch.float32, net.device)
+
+
+def _plain_rows(net, X) -> bool:
+    """Whether ``X`` is a finite float ndarray of the fitted width, for a net fitted on unnamed rows.
+
+    Such input needs none of scikit-learn's validation machinery (which costs
+    several times a small network's forward pass at batch 1); anything else,
+    including non-finite values, goes through the full validation and its
+    error messages.
+    """
+    return (
+        type(X) is np.ndarray
+        and X.ndim == 2
+        and X.dtype in (np.float32, np.float64)
+        and X.shape[0] >= 1
+        and X.shape[1] == getattr(net, "n_features_in_", None)
+        and getattr(net, "input_shape_", None) is None
+        and getattr(net, "feature_names_in_", None) is None
+        and bool(np.isfinite(X).all())
+    )
 
 
 def module_kwargs(net) -> dict:

@@ -1,0 +1,122 @@
+"""skorch's training hooks of :class:`~skprune.PrunedNet`, delegated to the fit's engine and trainer.
+
+One :class:`~skprune._training._engine.PruningEngine` and one
+:class:`~skprune._training._step.Trainer` live for each ``fit``/``partial_fit``;
+these hooks build them when training begins and hand every event to them:
+pruning steps before epochs, gradients to a pruner that observes them, masks
+after every optimizer step (also when interrupted), the L2 and pruner
+penalties, and the once-per-epoch checks of ``_guards``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+from sklearn.base import clone
+
+from .._fitted_figures import measured_sparsity
+from ..nn._layers import iter_prunable_weights
+from ..nn._networks import MLP, ConvNet
+from . import _guards
+from ._engine import PruningEngine, run_sensitivity_pass
+from ._step import Trainer
+
+__all__ = ["EngineHooksMixin"]
+
+
+class EngineHooksMixin:
+    """The skorch hooks of the estimator (put before skorch's ``NeuralNet`` in the bases)."""
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Copy the pruner to ``pruner_`` and start the pruning engine of this fit."""
+        self.pruner_ = clone(self.pruner) if self.pruner is not None else None
+        self._engine = PruningEngine(
+            self.pruner_,
+            self.module_,
+            self.masks_,
+            n_epochs=self.max_epochs,
+            generator=self._rng.pruning,
+            optimizer=self.optimizer_,
+        )
+        overridden = type(self).train_step is not EngineHooksMixin.train_step
+        self._trainer = Trainer(self, self._engine, step_overridden=overridden)
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Run the pruning step scheduled before this epoch, if any."""
+        super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs)
+        engine = self._engine
+        engine.begin_epoch(
+            self.optimizer_, functools.partial(run_sensitivity_pass, self, engine, dataset_train)
+        )
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Record the measured sparsity of this epoch in the history."""
+        self._engine.end_epoch()
+        self.history.record("sparsity", measured_sparsity(self.module_))
+        _guards.check_divergence(self, dataset_train)
+        super().on_epoch_end(net, dataset_train=dataset_train, dataset_valid=dataset_valid, **kwargs)
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Run a step scheduled after the last epoch (no fine-tuning after it)."""
+        engine = self.__dict__.get("_engine")
+        if engine is not None and engine.at_end:
+            if engine.prune_if_scheduled(self.optimizer_) and len(self.history):
+                self.history.record("sparsity", measured_sparsity(self.module_))
+        if engine is not None:
+            _guards.finish_training(self, engine, X)
+        super().on_train_end(net, X=X, y=y, **kwargs)
+
+    def on_grad_computed(self, net, named_parameters, X=None, y=None, training=False, **kwargs):
+        """Show gradients to a pruner that observes them (until its last step).
+
+        Gradients of pruned entries are deliberately not zeroed at every
+        step: the masks are re-applied to the weights right after each
+        optimizer step, so with element-wise optimizers (SGD, momentum, Adam,
+        AdamW, RMSprop, ...) surviving weights train exactly as with masked
+        gradients, and masking them would keep exact zeros in Adam's second
+        moment, whose square root is several times slower on CPU.
+        """
+        engine = self._engine
+        if engine.observes_gradients:
+            engine.observe_gradients()
+        if engine.masks_gradients:
+            engine.mask_gradients()
+
+    def train_step(self, batch, **fit_params):
+        """One optimizer step, then re-apply masks, even if interrupted (divergence: ``on_epoch_end``)."""
+        try:
+            return super().train_step(batch, **fit_params)
+        finally:
+            self._engine.apply_masks()
+
+    def infer(self, x, **fit_params):
+        """Module outputs; a training forward draws torch's global RNG (user's nn.Dropout) from the fit's."""
+        rng = self.__dict__.get("_rng")
+        own = rng is None or not self.module_.training or type(self.module_) in (MLP, ConvNet)
+        with contextlib.nullcontext() if own else rng.global_stream():  # built-ins: seeded Dropout
+            return super().infer(x, **fit_params)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Criterion plus, when training, the L2 penalty and the pruner's penalty."""
+        _guards.check_module_output(self, y_pred)
+        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        if not training:
+            return loss
+        engine = self.__dict__.get("_engine")
+        alpha = float(self.alpha)
+        trainer = self.__dict__.get("_trainer")
+        if alpha > 0 and not (trainer is not None and trainer.l2_as_gradient):
+            weights = (
+                engine.l2_weights
+                if engine is not None
+                else [layer.weight for _, _, layer in iter_prunable_weights(self.module_)]
+            )
+            squares = sum(w.pow(2).sum() for w in weights)
+            n = y_true.shape[0] if hasattr(y_true, "shape") and len(y_true.shape) else 1
+            loss = loss + 0.5 * alpha * squares / n
+        extra = engine.penalty() if engine is not None else None
+        if extra is not None:
+            loss = loss + extra
+        return loss
