@@ -187,7 +187,7 @@ def test_classes_outside_the_allow_list_need_registration(clf_data, tmp_path):
         skprune.save(net, tmp_path / "m.skp")
         _check_same(net, skprune.load(tmp_path / "m.skp"), X)
     finally:
-        skprune.deploy._persistence._REGISTERED.clear()
+        skprune.deploy._allowlist._REGISTERED.clear()
     with pytest.raises(
         PersistenceError, match="'test_persistence._MyNet', which is not in skprune's allow-list"
     ):
@@ -229,7 +229,7 @@ def test_compacted_conv_net_round_trips_with_registration(tmp_path):
         skprune.save(compact, tmp_path / "conv.skp")
         loaded = skprune.load(tmp_path / "conv.skp")
     finally:
-        skprune.deploy._persistence._REGISTERED.clear()
+        skprune.deploy._allowlist._REGISTERED.clear()
     assert loaded.module_.bn.num_features == 3 and loaded.module_.fc.in_features == 48
     _check_same(compact, loaded, X)
 

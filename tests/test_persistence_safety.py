@@ -1,5 +1,6 @@
 """skprune.load is bounded and exact: hostile files end in PersistenceError; every saved file loads."""
 
+import copy
 import json
 import os
 import random
@@ -169,8 +170,10 @@ def test_tensor_descriptions_are_checked_before_allocation(saved, tmp_path):
         _load_bytes(tmp_path, huge_header)
 
 
-def _mutate(blob: bytes, rng: random.Random) -> bytes:
-    header, body = _split(blob)
+def _mutate(blob: bytes, rng: random.Random, parsed=None) -> bytes:
+    """A mutated copy of ``blob``; ``parsed``: its ``(header, body, config)``, parsed once by the caller."""
+    header, body, base_config = parsed or (*_split(blob), None)
+    header = copy.deepcopy(header)
     kind = rng.randrange(6)
     data = bytearray(blob)
     if kind == 0:  # flip bytes anywhere
@@ -195,7 +198,7 @@ def _mutate(blob: bytes, rng: random.Random) -> bytes:
         header[name][field] = value
         return _join(header, body, resign=False), False
     # edit the configuration (kind 4: and recompute the digest, what a deliberate attacker can do)
-    config = json.loads(header["__metadata__"]["config"])
+    config = copy.deepcopy(base_config) or json.loads(header["__metadata__"]["config"])
     leaves = []
 
     def walk(value, parent, key):
@@ -221,7 +224,7 @@ def _mutate(blob: bytes, rng: random.Random) -> bytes:
         return bytes(data), False
 
 
-def test_fuzzed_files_load_identically_or_fail_cleanly(saved, tmp_path):
+def test_fuzzed_files_load_identically_or_fail_cleanly(saved, tmp_path, monkeypatch):
     """1,000 mutations: PersistenceError or the identical model, in bounded time.
 
     Mutations whose digest is recomputed (a deliberate attacker) describe a
@@ -231,7 +234,14 @@ def test_fuzzed_files_load_identically_or_fail_cleanly(saved, tmp_path):
     """
     import resource
 
+    import torch
+
+    # a re-signed mutation may turn on compile=True; torch.compile's first call imports the inductor
+    # (seconds), which is not what this test measures: the compiled module is never run here
+    monkeypatch.setattr(torch, "compile", lambda module, *args, **kwargs: module)
     net, blob, X = saved
+    header, body = _split(blob)
+    parsed = (header, body, json.loads(header["__metadata__"]["config"]))
     expected = net.predict_proba(X)
     rng = random.Random(0)
     outcomes = {"error": 0, "identical": 0, "resigned": 0}
@@ -239,7 +249,7 @@ def test_fuzzed_files_load_identically_or_fail_cleanly(saved, tmp_path):
     memory_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     path = tmp_path / "fuzz.skp"
     for _ in range(1000):
-        data, resigned = _mutate(blob, rng)
+        data, resigned = _mutate(blob, rng, parsed)
         path.write_bytes(data)
         try:
             loaded = skprune.load(path)
@@ -272,7 +282,7 @@ PRUNERS = {
 }
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 @given(
     hidden=st.lists(st.integers(1, 6), min_size=0, max_size=3),
     n_classes=st.integers(2, 3),
@@ -285,7 +295,10 @@ PRUNERS = {
 def test_every_saved_file_loads(
     tmp_path_factory, hidden, n_classes, n_features, labels, pruner, sparsity, compact
 ):
-    """Random nets, labels and pruners; each saved masked, compacted and as CSR: ~300 files."""
+    """Random nets, labels and pruners; each saved masked, as CSR, compacted and compacted as CSR.
+
+    60 examples: 167 files saved and loaded.
+    """
     rng = np.random.RandomState(len(hidden) + 7 * n_features)
     X = rng.randn(24, n_features).astype(np.float32)
     y = LABELS[labels](np.arange(24) % n_classes)
@@ -295,11 +308,15 @@ def test_every_saved_file_loads(
         pruner=PRUNERS[pruner](sparsity), module__hidden_layer_sizes=tuple(hidden), **TINY
     ).fit(X, y)
     variants = [net, skprune.to_sparse(net)]
-    if compact and hidden:
+    if hidden:
         try:
-            variants.append(net.compact())
+            compacted = net.compact()
         except skprune.CompactionError:
             pass  # e.g. every unit of a layer removed: compaction refuses, the masked model is saved
+        else:
+            variants.append(compacted)
+            if compact:
+                variants.append(skprune.to_sparse(compacted))
     path = tmp_path_factory.getbasetemp() / f"prop_{os.getpid()}.skp"
     for variant in variants:
         skprune.save(variant, path)

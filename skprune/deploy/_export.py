@@ -9,7 +9,7 @@ meant for ``predict`` (fitting it again rebuilds a dense module):
   with ``torch.addmm`` on them. Smaller from about 70% sparsity on; whether
   it is faster than a dense matrix product depends on sparsity, shapes and
   the CPU (see ``benchmarks/inference.py``).
-* :func:`~skprune.quantize_int8` (in :mod:`._onnx`) exports to ONNX and
+* :func:`~skprune.quantize_int8` (in :mod:`._onnx_runtime`) exports to ONNX and
   applies ONNX Runtime's dynamic quantization: int8 weights (4x smaller),
   activations quantized on the fly. (PyTorch's ``torch.ao`` dynamic
   quantization is deprecated; ONNX Runtime's is maintained and faster.)
@@ -186,7 +186,7 @@ def compression_report(estimator, X, y, *, min_sparsity: float = 0.5) -> pd.Data
     variants = [("masked", lambda: estimator)]
     variants.append(("compacted", estimator.compact))
     variants.append(("sparse", lambda: to_sparse(estimator, min_sparsity=min_sparsity)))
-    from ._onnx import quantize_int8
+    from ._onnx_runtime import quantize_int8
 
     variants.append(("int8", lambda: quantize_int8(estimator)))
     variants.append(("compacted+int8", lambda: quantize_int8(estimator.compact())))

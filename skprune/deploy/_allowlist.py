@@ -1,0 +1,235 @@
+"""The allow-list of classes and functions that a saved file may name.
+
+Files refer to classes by import path; :func:`_resolve` maps a path to an
+object only through this list (skprune's, torch's, skorch's and standard
+scikit-learn public classes, plus what :func:`register_serializable` added),
+so loading never imports code that a file names.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+from torch import nn
+
+from .. import nn as _nn_package
+from .. import pruners
+from .._doc_link import DocLinkMixin
+from .._training import _data
+from .._training._log import TrainingLog
+from ..exceptions import PersistenceError
+
+__all__ = ["register_serializable", "resolve", "reference"]
+
+#: skorch callbacks that touch files or external services when initialized or
+#: trained; a file may not bring them in unless the user registers them.
+_UNSAFE_CALLBACKS = {
+    "Checkpoint",
+    "TrainEndCheckpoint",
+    "LoadInitState",
+    "MlflowLogger",
+    "NeptuneLogger",
+    "TensorBoard",
+    "SacredLogger",
+    "WandbLogger",
+}
+
+
+_REGISTERED: dict[str, object] = {}
+_BUILTIN: dict[str, object] | None = None
+
+
+def _path_of(obj) -> str:
+    return f"{obj.__module__}.{obj.__qualname__}"
+
+
+def register_serializable(obj):
+    """Allow :func:`load` to reconstruct a class or function of yours.
+
+    Files refer to classes by import path; :func:`load` resolves only
+    skprune's, torch's and skorch's public classes and those registered
+    here, so a file can never make it import or call anything else.
+    Register your class (module, pruner, callback, ...) in the process that
+    saves and in the one that loads. Objects are rebuilt as
+    ``cls(**params)`` from their ``get_params()`` or, failing that, from
+    attributes named like the ``__init__`` parameters.
+
+    Parameters
+    ----------
+    obj : class or function
+        What to allow.
+
+    Returns
+    -------
+    obj
+        Unchanged, so this works as a decorator.
+    """
+    if not (isinstance(obj, type) or inspect.isfunction(obj)):
+        raise TypeError(f"register_serializable expects a class or a function, got {obj!r}.")
+    _REGISTERED[_path_of(obj)] = obj
+    return obj
+
+
+def _builtin_allowed() -> dict[str, object]:
+    global _BUILTIN
+    if _BUILTIN is not None:
+        return _BUILTIN
+    import skorch.callbacks
+    import skorch.dataset
+    import torch.optim.lr_scheduler
+    import torch.utils.data
+
+    found: dict[str, object] = {}
+
+    def add(obj):
+        if isinstance(obj, type):
+            found[_path_of(obj)] = obj
+
+    for namespace in (_nn_package, pruners, _data):
+        for name in getattr(namespace, "__all__", []):
+            add(getattr(namespace, name, None))
+    add(TrainingLog)
+    for cls in _public_skprune_classes(DocLinkMixin):  # estimators, pruners, schedules
+        add(cls)
+    for name in dir(nn):
+        obj = getattr(nn, name)
+        if isinstance(obj, type) and issubclass(obj, nn.Module):
+            add(obj)
+    for name in dir(torch.optim):
+        obj = getattr(torch.optim, name)
+        if isinstance(obj, type) and issubclass(obj, torch.optim.Optimizer):
+            add(obj)
+    for name in dir(torch.optim.lr_scheduler):
+        obj = getattr(torch.optim.lr_scheduler, name)
+        if isinstance(obj, type) and obj.__module__.startswith("torch.optim"):
+            add(obj)
+    for name in getattr(skorch.callbacks, "__all__", []):
+        if name not in _UNSAFE_CALLBACKS:
+            add(getattr(skorch.callbacks, name))
+    add(skorch.dataset.ValidSplit)
+    add(skorch.dataset.Dataset)
+    add(torch.utils.data.DataLoader)
+    found.update(_sklearn_allowed())
+    _BUILTIN = found
+    return found
+
+
+#: scikit-learn modules whose public estimators may be stored (state as JSON).
+_SKLEARN_MODULES = (
+    "sklearn.preprocessing",
+    "sklearn.impute",
+    "sklearn.compose",
+    "sklearn.pipeline",
+    "sklearn.feature_selection",
+    "sklearn.decomposition",
+)
+_NUMPY_TYPES = (
+    "float16",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "bool_",
+    "str_",
+    "object_",
+    "number",
+    "integer",
+    "floating",
+    "signedinteger",
+    "unsignedinteger",
+)
+
+
+def _sklearn_allowed() -> dict[str, object]:
+    """Standard scikit-learn transformers, compositions, CV splitters, score functions; numpy types."""
+    import importlib
+
+    import sklearn.model_selection
+    from sklearn.base import BaseEstimator
+
+    found: dict[str, object] = {}
+    for module_name in _SKLEARN_MODULES:
+        module = importlib.import_module(module_name)
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name, None)
+            if isinstance(obj, type) and (issubclass(obj, BaseEstimator) or name == "make_column_selector"):
+                found[_path_of(obj)] = obj
+            elif inspect.isfunction(obj) and module_name == "sklearn.feature_selection":
+                found[_path_of(obj)] = obj  # score functions such as f_classif
+    for name in (
+        "KFold",
+        "StratifiedKFold",
+        "GroupKFold",
+        "StratifiedGroupKFold",
+        "RepeatedKFold",
+        "RepeatedStratifiedKFold",
+        "ShuffleSplit",
+        "StratifiedShuffleSplit",
+        "GroupShuffleSplit",
+        "TimeSeriesSplit",
+        "LeaveOneOut",
+        "PredefinedSplit",
+    ):
+        obj = getattr(sklearn.model_selection, name, None)
+        if obj is not None:
+            found[_path_of(obj)] = obj
+    for name in _NUMPY_TYPES:
+        found[f"numpy.{name}"] = getattr(np, name)
+    return found
+
+
+def _public_skprune_classes(base: type) -> list[type]:
+    """Public skprune classes deriving from ``base``, found without importing them here."""
+    found, stack = [], [base]
+    while stack:
+        cls = stack.pop()
+        for sub in cls.__subclasses__():
+            stack.append(sub)
+            if sub.__module__.startswith("skprune.") and not sub.__name__.startswith("_"):
+                found.append(sub)
+    return found
+
+
+def resolve(path: str):
+    obj = _REGISTERED.get(path) or _builtin_allowed().get(path)
+    if obj is None and path.startswith("skprune."):
+        # files written before the package layout moved name e.g. "skprune.modules.MLP"
+        obj = _legacy_skprune_path(path)
+    if obj is None:
+        raise PersistenceError(
+            f"The file refers to {path!r}, which is not in skprune's allow-list; load never imports "
+            "code that a file names. If you trust this file and that class, call "
+            "skprune.register_serializable(<that class>) before skprune.load."
+        )
+    return obj
+
+
+def _legacy_skprune_path(path: str):
+    """The allow-listed skprune class that an older file names by a former module path."""
+    name = path.rsplit(".", 1)[-1]
+    matches = [
+        obj
+        for key, obj in _builtin_allowed().items()
+        if key.startswith("skprune.") and key.rsplit(".", 1)[-1] == name
+    ]
+    return matches[0] if len(matches) == 1 else None
+
+
+def reference(obj, where: str) -> dict:
+    path = _path_of(obj) if hasattr(obj, "__qualname__") else repr(obj)
+    if isinstance(obj, type) and issubclass(obj, np.generic):
+        path = f"numpy.{obj.__name__}"
+    if _REGISTERED.get(path) is obj or _builtin_allowed().get(path) is obj:
+        return {"__ref__": path}
+    raise PersistenceError(
+        f"Cannot save {where}={obj!r}: skprune.load could only restore it by importing arbitrary "
+        "code. Use a skprune/torch/skorch class, or call "
+        f"skprune.register_serializable({path.split('.')[-1]}) before saving and before loading."
+    )

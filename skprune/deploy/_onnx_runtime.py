@@ -1,0 +1,157 @@
+"""ONNX Runtime serving of exported models, and int8 weights through ONNX Runtime's dynamic quantization."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ._onnx import export, require
+
+__all__ = ["OnnxPredictor", "quantize_int8"]
+
+
+class OnnxPredictor:
+    """Predict with an ONNX model in ONNX Runtime, like the estimator it was exported from.
+
+    Parameters
+    ----------
+    model : onnx.ModelProto or bytes
+        A model written by :func:`to_onnx` (or :func:`quantize_int8`).
+    n_threads : int or None, default=None
+        ONNX Runtime intra-op threads (``None``: its default).
+    """
+
+    def __init__(self, model, n_threads=None):
+        self.model_bytes = model if isinstance(model, bytes) else model.SerializeToString()
+        self.n_threads = n_threads
+        onnx = require("onnx")
+        proto = onnx.load_from_string(self.model_bytes)
+        meta = {p.key: p.value for p in proto.metadata_props}
+        self.kind = meta.get("skprune.kind", "regressor")
+        if "skprune.classes" in meta:
+            self.classes_ = np.asarray(json.loads(meta["skprune.classes"]))
+        self.input_names_ = [i.name for i in proto.graph.input]
+        self.input_types_ = [i.type.tensor_type.elem_type for i in proto.graph.input]
+        self._input_dtype = onnx.helper.tensor_dtype_to_np_dtype(self.input_types_[0])
+        self._outputs = {"probabilities": ["probabilities"], "variable": ["variable"]}
+        self.stored_values = int(sum(np.prod(t.dims) for t in proto.graph.initializer))
+        self._session = None
+
+    @classmethod
+    def from_file(cls, path, n_threads=None):
+        """Load an ``.onnx`` file written by :meth:`save` or :func:`to_onnx` (no code is run)."""
+        return cls(Path(path).read_bytes(), n_threads=n_threads)
+
+    def save(self, path) -> None:
+        """Write the ONNX model to ``path``."""
+        Path(path).write_bytes(self.model_bytes)
+
+    @property
+    def n_bytes(self) -> int:
+        """Size of the serialized model."""
+        return len(self.model_bytes)
+
+    @property
+    def session(self):
+        if self._session is None:
+            ort = require("onnxruntime")
+            options = ort.SessionOptions()
+            if self.n_threads is not None:
+                options.intra_op_num_threads = int(self.n_threads)
+                options.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(
+                self.model_bytes, options, providers=["CPUExecutionProvider"]
+            )
+        return self._session
+
+    def _feed(self, X) -> dict:
+        if len(self.input_names_) > 1:  # one input per column (skl2onnx, DataFrame input)
+            from onnx import helper
+
+            feed = {}
+            for name, elem in zip(self.input_names_, self.input_types_):
+                column = X[name].to_numpy().reshape(-1, 1)
+                dtype = helper.tensor_dtype_to_np_dtype(elem)
+                feed[name] = column.astype(dtype)
+            return feed
+        if not (isinstance(X, np.ndarray) and X.dtype == self._input_dtype and X.flags.c_contiguous):
+            X = np.ascontiguousarray(np.asarray(X, dtype=self._input_dtype))
+        return {self.input_names_[0]: X}
+
+    def run(self, X) -> list:
+        """Raw ONNX Runtime outputs for ``X``."""
+        return self.session.run(None, self._feed(X))
+
+    def predict_proba(self, X):
+        """Class probabilities (classifiers)."""
+        if self.kind != "classifier":
+            raise AttributeError("A regressor has no predict_proba; use predict.")
+        return self.session.run(self._outputs["probabilities"], self._feed(X))[0]
+
+    def predict(self, X):
+        """Labels (classifiers) or values (regressors)."""
+        if self.kind == "classifier":
+            proba = self.predict_proba(X)
+            return self.classes_[proba.argmax(axis=1)]
+        return self.session.run(self._outputs["variable"], self._feed(X))[0].astype(np.float64)
+
+    def score(self, X, y):
+        """Accuracy for classifiers, R² for regressors."""
+        from sklearn.metrics import accuracy_score, r2_score
+
+        if self.kind == "classifier":
+            return accuracy_score(y, self.predict(X))
+        return r2_score(y, self.predict(X))
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_session"] = None
+        return state
+
+
+def quantize_int8(estimator, X_sample=None, *, n_threads=None):
+    """Return an ONNX Runtime predictor whose layer weights are int8.
+
+    The net (or pipeline) is exported with :func:`to_onnx`, then
+    ``onnxruntime.quantization.quantize_dynamic`` stores MatMul and Conv
+    weights as int8 (per-tensor scale) and quantizes activations on the fly.
+
+    Parameters
+    ----------
+    estimator : PrunedNet or Pipeline
+        Fitted (compact it first to quantize the smaller net).
+    X_sample : array-like, default=None
+        A few input rows; ``None`` uses zeros shaped like the training input
+        (nets only).
+    n_threads : int or None, default=None
+        ONNX Runtime threads.
+
+    Returns
+    -------
+    OnnxPredictor
+        ``predict`` / ``predict_proba`` / ``score``; ``save(path)`` writes
+        the int8 ``.onnx`` file and ``OnnxPredictor.from_file`` reads it.
+    """
+    require("onnxruntime")
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if X_sample is None:
+        shape = getattr(estimator, "input_shape_", None) or (estimator.n_features_in_,)
+        X_sample = np.zeros((2, *shape), dtype=np.float32)
+    model = export(estimator, X_sample, gemm=False)  # the quantizer handles MatMul, not Gemm
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = os.path.join(folder, "float.onnx"), os.path.join(folder, "int8.onnx")
+        Path(source).write_bytes(model.SerializeToString())
+        prepared = os.path.join(folder, "prepared.onnx")
+        # the pre-processing ONNX Runtime recommends: shape inference and graph optimization
+        quant_pre_process(source, prepared, skip_symbolic_shape=True)
+        quantize_dynamic(
+            prepared, target, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Conv"]
+        )
+        data = Path(target).read_bytes()
+    return OnnxPredictor(data, n_threads=n_threads)
