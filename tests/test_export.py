@@ -15,7 +15,7 @@ from skprune import (
     quantize_int8,
     to_sparse,
 )
-from skprune.deploy._export import SparseLinear
+from skprune.deploy._sparse_linear import SparseLinear
 
 FAST = dict(max_epochs=8, batch_size=32, lr=0.01, random_state=0)
 

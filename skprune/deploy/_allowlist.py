@@ -8,9 +8,16 @@ so loading never imports code that a file names.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 import numpy as np
+import sklearn.model_selection
+import skorch.callbacks
+import skorch.dataset
+import torch.optim.lr_scheduler
+import torch.utils.data
+from sklearn.base import BaseEstimator
 from torch import nn
 
 from .. import nn as _nn_package
@@ -75,10 +82,6 @@ def _builtin_allowed() -> dict[str, object]:
     global _BUILTIN
     if _BUILTIN is not None:
         return _BUILTIN
-    import skorch.callbacks
-    import skorch.dataset
-    import torch.optim.lr_scheduler
-    import torch.utils.data
 
     found: dict[str, object] = {}
 
@@ -149,10 +152,7 @@ _NUMPY_TYPES = (
 
 def _sklearn_allowed() -> dict[str, object]:
     """Standard scikit-learn transformers, compositions, CV splitters, score functions; numpy types."""
-    import importlib
 
-    import sklearn.model_selection
-    from sklearn.base import BaseEstimator
 
     found: dict[str, object] = {}
     for module_name in _SKLEARN_MODULES:

@@ -5,19 +5,22 @@ from __future__ import annotations
 import inspect
 import math
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.metrics import check_scoring
+from skorch.history import History
 from torch import nn
 
 from .. import pruners
 from ..exceptions import PersistenceError
 from ._allowlist import resolve
 from ._budget import MemoryBudget
-from ._export import SparseLinear
 from ._restore import resize_leaves, sparse_state
 from ._schema import NOT_JSON_ATTRIBUTES, as_list, is_fitted_name, is_net_class, stored_as_state_class
+from ._sparse_linear import SparseLinear
 
 __all__ = ["Decoder"]
 
@@ -185,7 +188,6 @@ class Decoder(MemoryBudget):
             else:
                 obj.__dict__.update(decoded)
         if isinstance(obj.__dict__.get("scorer_"), _RebuildScorer):
-            from sklearn.metrics import check_scoring
 
             obj.scorer_ = check_scoring(obj.estimator, scoring=obj.scoring)
         return obj
@@ -205,7 +207,6 @@ class Decoder(MemoryBudget):
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             raise PersistenceError(f"{spec['__module__']!r} is not a torch module class.")
         if "children" in spec:
-            from collections import OrderedDict
 
             children = OrderedDict()
             for item in as_list(spec["children"]):
@@ -217,7 +218,6 @@ class Decoder(MemoryBudget):
 
     def net(self, config, prefix: str):
         """A PrunedNet from its configuration and its tensors under ``prefix``."""
-        from skorch.history import History
 
         if not isinstance(config, dict):
             raise PersistenceError("Invalid network entry in the file's configuration.")

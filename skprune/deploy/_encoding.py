@@ -10,13 +10,14 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.model_selection._search import BaseSearchCV
 from torch import nn
 
 from ..exceptions import PersistenceError
 from ._allowlist import reference
-from ._export import SparseLinear
 from ._safefile import DTYPE_NAMES
 from ._schema import NOT_JSON_ATTRIBUTES, is_fitted_name, is_net, stored_as_state
+from ._sparse_linear import SparseLinear
 
 __all__ = ["Encoder", "check_tensor"]
 
@@ -163,7 +164,6 @@ class Encoder:
 
     def _encode_state(self, obj, where: str):
         """A scikit-learn estimator: its whole state (parameters and fitted attributes)."""
-        from sklearn.model_selection._search import BaseSearchCV
 
         if isinstance(obj, BaseSearchCV):
             raise PersistenceError(

@@ -30,6 +30,8 @@ from torch import nn
 
 from .._training._masks import MaskStore
 from ._copying import copy_with_module
+from ._onnx_runtime import quantize_int8
+from ._sparse_linear import SparseLinear
 
 __all__ = [
     "SparseLinear",
@@ -38,47 +40,6 @@ __all__ = [
     "state_bytes",
     "stored_values",
 ]
-
-
-class SparseLinear(nn.Module):
-    """A Linear layer whose weight is a CSR sparse tensor (inference only).
-
-    Parameters
-    ----------
-    linear : torch.nn.Linear
-        Layer to convert; exact zeros of its weight are not stored.
-    """
-
-    def __init__(self, linear: nn.Linear):
-        super().__init__()
-        weight = linear.weight.detach()
-        csr = weight.to_sparse_csr()
-        self.in_features = linear.in_features
-        self.out_features = linear.out_features
-        self.register_buffer(
-            "weight",
-            torch.sparse_csr_tensor(
-                csr.crow_indices().to(torch.int32),
-                csr.col_indices().to(torch.int32),
-                csr.values(),
-                size=weight.shape,
-                check_invariants=False,  # built by torch from a dense tensor: valid
-            ),
-        )
-        bias = linear.bias.detach() if linear.bias is not None else weight.new_zeros(weight.shape[0])
-        self.register_buffer("bias", bias.clone())
-
-    def forward(self, X: torch.Tensor) -> torch.Tensor:
-        """Return ``X @ W.T + b`` computed with the sparse weight."""
-        shape = X.shape
-        X2 = X.reshape(-1, shape[-1])
-        out = torch.addmm(self.bias[:, None], self.weight, X2.T).T
-        return out.reshape(*shape[:-1], self.out_features)
-
-    def extra_repr(self) -> str:
-        nnz = self.weight.values().numel()
-        total = self.in_features * self.out_features
-        return f"in_features={self.in_features}, out_features={self.out_features}, nonzero={nnz}/{total}"
 
 
 def _replace_layers(module: nn.Module, convert) -> nn.Module:
@@ -186,8 +147,6 @@ def compression_report(estimator, X, y, *, min_sparsity: float = 0.5) -> pd.Data
     variants = [("masked", lambda: estimator)]
     variants.append(("compacted", estimator.compact))
     variants.append(("sparse", lambda: to_sparse(estimator, min_sparsity=min_sparsity)))
-    from ._onnx_runtime import quantize_int8
-
     variants.append(("int8", lambda: quantize_int8(estimator)))
     variants.append(("compacted+int8", lambda: quantize_int8(estimator.compact())))
     base_score = estimator.score(X, y)

@@ -18,6 +18,8 @@ Install the dependencies with ``pip install skprune[onnx]``.
 
 from __future__ import annotations
 
+import copy
+import importlib
 import json
 import os
 import tempfile
@@ -25,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.pipeline import Pipeline
 from torch import nn
 
 from ._onnx_fx import GraphBuilder, Unsupported, translate
@@ -35,7 +38,6 @@ OPSET = 17
 
 
 def require(module: str):
-    import importlib
 
     try:
         return importlib.import_module(module)
@@ -99,7 +101,6 @@ def _net_graph(estimator, X_sample, input_type=None, gemm=True):
             g, logits = translate(module, sample, gemm)
             method = "fx"
         except Unsupported:
-            import copy
 
             g, logits, opsets = _torch_export(copy.deepcopy(module).cpu().eval(), sample)
             method = "torch.onnx.export"
@@ -237,7 +238,6 @@ def to_onnx(estimator, X_sample, path=None):
 
 
 def export(estimator, X_sample, gemm=True):
-    from sklearn.pipeline import Pipeline
 
     if isinstance(estimator, Pipeline):
         model = _pipeline_model(estimator, X_sample, gemm)

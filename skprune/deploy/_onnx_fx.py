@@ -15,6 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import fx, nn
 
+from ..nn._networks import as_images
+from ._sparse_linear import SparseLinear
+
 __all__ = ["GraphBuilder", "Unsupported", "translate"]
 
 
@@ -74,8 +77,6 @@ def _pair(value) -> list[int]:
 
 
 def _module_node(g: GraphBuilder, module: nn.Module, x: str, name: str, rank: int) -> tuple[str, int]:
-    from ._export import SparseLinear
-
     if isinstance(module, (nn.Linear, SparseLinear)) and g.gemm and rank == 2:
         inputs = [x, g.const(f"{name}.weight", _np(module.weight))]
         if getattr(module, "bias", None) is not None:
@@ -170,9 +171,6 @@ def _module_node(g: GraphBuilder, module: nn.Module, x: str, name: str, rank: in
 
 def translate(module: nn.Module, sample: torch.Tensor, gemm: bool = True):
     """ONNX nodes computing ``module(X)`` (as ``logits``) from its fx graph; raises Unsupported."""
-    from ..nn._networks import as_images
-    from ._export import SparseLinear
-
     class Tracer(fx.Tracer):
         def is_leaf_module(self, m, qualname):
             return isinstance(m, SparseLinear) or super().is_leaf_module(m, qualname)

@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from sklearn.metrics import accuracy_score, r2_score
 
 from ._onnx import export, require
 
@@ -101,7 +102,6 @@ class OnnxPredictor:
 
     def score(self, X, y):
         """Accuracy for classifiers, R² for regressors."""
-        from sklearn.metrics import accuracy_score, r2_score
 
         if self.kind == "classifier":
             return accuracy_score(y, self.predict(X))

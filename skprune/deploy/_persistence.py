@@ -35,8 +35,10 @@ to the file's size. Any tool that reads safetensors can read the weights
 
 from __future__ import annotations
 
+import hashlib
 import json
 
+from sklearn.base import BaseEstimator
 from torch import nn
 
 from .._version import __version__
@@ -81,7 +83,6 @@ def save(estimator, path) -> None:
         it with :func:`register_serializable`), or holds values that cannot
         be stored without pickle.
     """
-    from sklearn.base import BaseEstimator
 
     if not isinstance(estimator, BaseEstimator):
         raise PersistenceError(
@@ -142,7 +143,6 @@ def load(path):
     if not isinstance(config_text, str):
         raise PersistenceError(f"{str(path)!r} has no configuration.")
     if int(version) <= 1:
-        import hashlib
 
         ok = hashlib.sha256(blob[body_start:]).hexdigest() == metadata.get("sha256")
         tensors = _safefile.load_tensors(path, blob) if ok else {}
@@ -170,7 +170,6 @@ def load(path):
         raise PersistenceError(f"{str(path)!r}: its configuration nests too deeply.") from None
     except Exception as exc:  # any failure to rebuild an allow-listed object from bad values
         raise PersistenceError(f"{str(path)!r} could not be restored: {type(exc).__name__}: {exc}") from exc
-    from sklearn.base import BaseEstimator
 
     if not isinstance(obj, BaseEstimator) or isinstance(obj, nn.Module):
         raise PersistenceError(

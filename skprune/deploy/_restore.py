@@ -7,7 +7,7 @@ from torch import nn
 
 from ..exceptions import PersistenceError
 from ..nn._layers import refresh_sizes
-from ._export import SparseLinear
+from ._sparse_linear import SparseLinear
 
 __all__ = ["resize_leaves", "sparse_state"]
 

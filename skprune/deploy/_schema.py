@@ -5,6 +5,10 @@ Shared by the encoder (:mod:`._encoding`) and the decoder (:mod:`._decoding`).
 
 from __future__ import annotations
 
+from sklearn.base import BaseEstimator
+from skorch import NeuralNet
+
+from .._doc_link import DocLinkMixin
 from ..exceptions import PersistenceError
 
 __all__ = [
@@ -45,15 +49,17 @@ def is_fitted_name(name: str) -> bool:
 
 
 def is_net(value) -> bool:
-    from .._estimator import PrunedNet
+    """Whether ``value`` is a skprune net (a :class:`~skprune.PrunedNet`).
 
-    return isinstance(value, PrunedNet)
+    Recognized as a skorch ``NeuralNet`` carrying skprune's documentation mixin,
+    which only ``PrunedNet`` and its subclasses combine: the estimator module
+    imports ``deploy`` (for ``compact``), so ``deploy`` does not import it back.
+    """
+    return is_net_class(type(value))
 
 
 def stored_as_state(value) -> bool:
     """Whether ``value`` is stored as its whole state (scikit-learn style) rather than its parameters."""
-    from sklearn.base import BaseEstimator
-
     if not isinstance(value, BaseEstimator) or is_net(value):
         return False
     return not type(value).__module__.startswith("skprune.pruners")
@@ -66,14 +72,11 @@ def as_list(value, length: int | None = None) -> list:
 
 
 def is_net_class(cls) -> bool:
-    from .._estimator import PrunedNet
-
-    return isinstance(cls, type) and issubclass(cls, PrunedNet)
+    """Whether ``cls`` is :class:`~skprune.PrunedNet` or a subclass (see :func:`is_net`)."""
+    return isinstance(cls, type) and issubclass(cls, NeuralNet) and issubclass(cls, DocLinkMixin)
 
 
 def stored_as_state_class(cls) -> bool:
-    from sklearn.base import BaseEstimator
-
     return (
         issubclass(cls, BaseEstimator)
         and not is_net_class(cls)

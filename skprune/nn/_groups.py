@@ -44,6 +44,7 @@ from ._units import (
     POOL_MODULES,
     PRODUCER_TYPES,
     _flatten_start,
+    trace_unit_groups,
 )
 
 __all__ = ["ChannelGroup", "trace_channel_groups"]
@@ -326,8 +327,6 @@ def shared_channel_groups(module: nn.Module, layer_names) -> list[ChannelGroup]:
     reach their readers through a concatenation. Empty if the module cannot
     be traced.
     """
-    from ._units import trace_unit_groups
-
     try:
         chains = trace_unit_groups(module)
         groups = trace_channel_groups(module)
