@@ -5,9 +5,8 @@ step), notifies every callback at every batch and builds the L2 penalty
 through autograd. :class:`Trainer` runs one training epoch of
 :class:`skprune.PrunedNet` instead:
 
-* the loss is accumulated on the device and read once per epoch (a
-  non-finite sum raises :class:`~skprune.exceptions.TrainingDivergedError`
-  naming the epoch);
+* the loss is accumulated on the device and read once per epoch (the
+  estimator's once-per-epoch divergence check reads it);
 * the L2 penalty ``0.5 * alpha * ||W||^2 / n`` is added to the gradients as
   ``alpha * W / n`` (one ``torch._foreach_add_``), which is the same update
   without an autograd graph; the logged ``train_loss`` is therefore the
@@ -28,7 +27,6 @@ static.
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import torch
@@ -37,7 +35,6 @@ from skorch.callbacks import Callback, EpochScoring, PassthroughScoring
 from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
 
-from ..exceptions import TrainingDivergedError
 from ._data import BatchIterator, _resolve
 from ._log import TrainingLog
 
@@ -248,17 +245,9 @@ class Trainer:
                 n_batches += 1
         net.history.record(prefix + "_batch_count", n_batches)
         mean = self.loss_sum.item() / max(n_seen, 1)  # the epoch's one host sync
-        if not math.isfinite(mean):
-            raise self._diverged(mean)
+        # a non-finite or explosive mean is raised by the estimator's divergence
+        # check at the end of this epoch (``_guards.check_divergence``), with its cause
         net.history.record(prefix + "_loss", mean)
-
-    def _diverged(self, loss: float) -> Exception:
-        net = self.net
-        return TrainingDivergedError(
-            f"Training diverged: the mean training loss of epoch {self.engine.run.epoch + 1} is {loss}. "
-            f"Try a smaller lr (now {net.lr}), standardize the inputs (e.g. StandardScaler), "
-            "or lower alpha."
-        )
 
     # -------------------------------------------------------- the CUDA graph
     def _graph_applies(self, iterator, fit_params) -> bool:
