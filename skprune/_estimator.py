@@ -137,6 +137,12 @@ class PrunedNet(
         for input features the network no longer uses (see ``InputPruning``).
     selected_features_ : ndarray of str
         Names of the input features the network still uses.
+    n_epochs_completed_ : int
+        Epochs the last ``fit``/``partial_fit`` completed.
+    stopped_early_ : bool
+        Whether it stopped before ``max_epochs`` (``KeyboardInterrupt``, or a
+        callback such as ``EarlyStopping``); a warning says so when pruning
+        steps were left.
 
     Examples
     --------
@@ -151,12 +157,6 @@ class PrunedNet(
     ...                 pruner=MagnitudePruning(0.5), max_epochs=5, random_state=0).fit(X, y)
     >>> net.predict(X).shape
     (100, 2)
-    n_epochs_completed_ : int
-        Epochs the last ``fit``/``partial_fit`` completed.
-    stopped_early_ : bool
-        Whether it stopped before ``max_epochs`` (``KeyboardInterrupt``, or a
-        callback such as ``EarlyStopping``); a warning says so when pruning
-        steps were left.
     """
 
     #: shared, read-only default until ``initialize`` (skorch sets these in

@@ -71,6 +71,19 @@ def register_serializable(obj):
     -------
     obj
         Unchanged, so this works as a decorator.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import skprune
+    >>> @skprune.register_serializable
+    ... class Tiny(torch.nn.Module):
+    ...     def __init__(self, n_features_in=4, n_outputs=3):
+    ...         super().__init__()
+    ...         self.fc = torch.nn.Linear(n_features_in, n_outputs)
+    ...     def forward(self, X):
+    ...         return self.fc(X)
+    >>> net = skprune.PrunedNetClassifier(module=Tiny)
     """
     if not (isinstance(obj, type) or inspect.isfunction(obj)):
         raise TypeError(f"register_serializable expects a class or a function, got {obj!r}.")

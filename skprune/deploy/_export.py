@@ -75,6 +75,15 @@ def to_sparse(estimator, *, min_sparsity: float = 0.5):
     PrunedNet
         A fitted copy for ``predict``/``predict_proba`` on CPU, with
         :class:`SparseLinear` layers. The original is unchanged.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skprune import MagnitudePruning, PrunedNetClassifier, to_sparse
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = PrunedNetClassifier(pruner=MagnitudePruning(0.9), max_epochs=5, random_state=0).fit(X, y)
+    >>> to_sparse(net).predict(X[:3]).shape
+    (3,)
     """
     if not 0.0 <= float(min_sparsity) <= 1.0:
         raise ValueError(f"min_sparsity must be in [0, 1], got {min_sparsity!r}.")
@@ -141,6 +150,15 @@ def compression_report(estimator, X, y, *, min_sparsity: float = 0.5) -> pd.Data
         ``score`` and ``score_change`` (vs the masked model). Variants that
         cannot be built (e.g. compaction of an unsupported graph) are
         reported with the reason in ``note``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skprune import MagnitudePruning, PrunedNetClassifier, compression_report
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = PrunedNetClassifier(pruner=MagnitudePruning(0.9), max_epochs=5, random_state=0).fit(X, y)
+    >>> "variant" in compression_report(net, X, y).columns
+    True
     """
     estimator.check_is_fitted()
     rows = []

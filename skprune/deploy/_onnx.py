@@ -230,6 +230,15 @@ def to_onnx(estimator, X_sample, path=None):
         Inputs: ``X`` (float32 rows or images; for a pipeline, what
         ``skl2onnx`` names them). Outputs: ``label`` and ``probabilities``
         for a classifier, ``variable`` for a regressor.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skprune import PrunedNetClassifier, to_onnx
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = PrunedNetClassifier(max_epochs=5, random_state=0).fit(X, y)
+    >>> [output.name for output in to_onnx(net, X[:5]).graph.output]
+    ['label', 'probabilities']
     """
     model = export(estimator, X_sample)
     if path is not None:

@@ -24,6 +24,16 @@ class OnnxPredictor:
         A model written by :func:`to_onnx` (or :func:`quantize_int8`).
     n_threads : int or None, default=None
         ONNX Runtime intra-op threads (``None``: its default).
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skprune import OnnxPredictor, PrunedNetClassifier, to_onnx
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = PrunedNetClassifier(max_epochs=5, random_state=0).fit(X, y)
+    >>> served = OnnxPredictor(to_onnx(net, X[:5]))
+    >>> bool((served.predict(X) == net.predict(X)).all())
+    True
     """
 
     def __init__(self, model, n_threads=None):
@@ -135,6 +145,15 @@ def quantize_int8(estimator, X_sample=None, *, n_threads=None):
     OnnxPredictor
         ``predict`` / ``predict_proba`` / ``score``; ``save(path)`` writes
         the int8 ``.onnx`` file and ``OnnxPredictor.from_file`` reads it.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skprune import PrunedNetClassifier, quantize_int8
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = PrunedNetClassifier(max_epochs=5, random_state=0).fit(X, y)
+    >>> quantize_int8(net, X[:5]).predict(X[:3]).shape
+    (3,)
     """
     require("onnxruntime")
     from onnxruntime.quantization import QuantType, quantize_dynamic

@@ -82,6 +82,18 @@ def save(estimator, path) -> None:
         If something refers to a class that is not allow-listed (register
         it with :func:`register_serializable`), or holds values that cannot
         be stored without pickle.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_iris
+    >>> import skprune
+    >>> X, y = load_iris(return_X_y=True)
+    >>> net = skprune.PrunedNetClassifier(max_epochs=5, random_state=0).fit(X, y)
+    >>> path = os.path.join(tempfile.mkdtemp(), "net.skp")
+    >>> skprune.save(net, path)
+    >>> bool((skprune.load(path).predict(X) == net.predict(X)).all())
+    True
     """
 
     if not isinstance(estimator, BaseEstimator):
@@ -128,6 +140,17 @@ def load(path):
         newer format version, is corrupted or was modified, names a class
         outside the allow-list, or describes objects far larger than the
         file itself.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_iris
+    >>> import skprune
+    >>> X, y = load_iris(return_X_y=True)
+    >>> path = os.path.join(tempfile.mkdtemp(), "net.skp")
+    >>> skprune.save(skprune.PrunedNetClassifier(max_epochs=3, random_state=0).fit(X, y), path)
+    >>> type(skprune.load(path)).__name__
+    'PrunedNetClassifier'
     """
     metadata, _, blob, body_start = _safefile.read_file(path)
     version = metadata.get("format_version")

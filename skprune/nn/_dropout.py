@@ -20,6 +20,21 @@ class Dropout(nn.Dropout):
     layer draws from that fit's own generator instead, so the same
     ``random_state`` gives the same model under any joblib backend. Outside
     a fit (or in ``eval`` mode, or while traced) it is ``nn.Dropout``.
+
+    Parameters
+    ----------
+    p : float, default=0.5
+        Probability of an element to be zeroed.
+    inplace : bool, default=False
+        As in ``torch.nn.Dropout`` (the fit's own draw is never in place).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skprune.nn import Dropout
+    >>> layer = Dropout(0.5).eval()
+    >>> bool(torch.equal(layer(torch.ones(3)), torch.ones(3)))
+    True
     """
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:  # noqa: A002 (torch's name)

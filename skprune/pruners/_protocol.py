@@ -71,6 +71,17 @@ class PruningContext:
         Per-parameter statistics a pruner gathered itself since its last
         step (see :meth:`skprune.BasePruner.observe`), keyed by parameter
         name. Empty unless the pruner gathers them.
+
+    Examples
+    --------
+    The engine builds the context; a pruner's ``score`` reads it:
+
+    >>> import torch
+    >>> from skprune import PruningContext
+    >>> context = PruningContext(epoch=3, n_epochs=10, step=0, target=0.45,
+    ...                          generator=torch.Generator().manual_seed(0))
+    >>> context.target
+    0.45
     """
 
     epoch: int
@@ -90,9 +101,7 @@ class PrunerProtocol(DocLinkMixin, BaseEstimator, metaclass=abc.ABCMeta):
     :class:`~skprune.BasePruner` and write one method, ``score``. Every hook
     but :meth:`compute_masks` has a no-op default.
 
-    Parameters
-    ----------
-    None here : subclasses declare their own parameters in ``__init__``.
+    Subclasses declare their own parameters in ``__init__``.
 
     Examples
     --------
