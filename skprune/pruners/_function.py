@@ -93,7 +93,7 @@ class FunctionPruner(BasePruner):
         Whether to gather :class:`GradientStatistics` for ``score_fn``
         (a few elementwise operations per weight and batch until the last
         pruning step). ``False`` is faster for rules that use only weights.
-    scope : {"global", "layer"}, default="global"
+    scope : {"lamp", "global", "erk", "layer"}, default="lamp"
         Rank weights across all selected layers or within each layer.
     schedule : BaseSchedule or None, default=None
         When to prune; ``None`` is Zhu & Gupta's :class:`~skprune.Polynomial`.
@@ -132,7 +132,7 @@ class FunctionPruner(BasePruner):
         sparsity: float = 0.9,
         *,
         gradients: bool = True,
-        scope: str = "global",
+        scope: str = "lamp",
         schedule: BaseSchedule | None = None,
         layers=None,
         prune_output_layer: bool = True,

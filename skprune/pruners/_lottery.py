@@ -74,7 +74,7 @@ class LotteryTicket(BasePruner):
         initialization (the original lottery ticket), a small positive
         value is "late rewinding" (Frankle et al. 2020), which is more
         stable for larger networks.
-    scope : {"global", "layer"}, default="global"
+    scope : {"lamp", "global", "erk", "layer"}, default="lamp"
         Rank weights across all selected layers or within each layer.
         Frankle & Carbin prune fully connected networks layer-wise; at
         extreme sparsity (98%) global ranking can empty a wide layer whose
@@ -115,7 +115,7 @@ class LotteryTicket(BasePruner):
         n_rounds: int = 3,
         rewind_epoch: int = 0,
         *,
-        scope: str = "global",
+        scope: str = "lamp",
         layers=None,
         prune_output_layer: bool = True,
     ):
