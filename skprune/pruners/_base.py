@@ -249,9 +249,9 @@ class BasePruner(PrunerProtocol):
         scores = self._checked_scores(weights, context)
         keep = {name: masks.keep_mask(name, w) for name, w in weights.items()}
         output_name = _output_param_name(module)
-        return allocate(
-            self.scope, list(weights), scores, keep, context.target, output_name if output_name in weights else None
-        )
+        if output_name not in weights:
+            output_name = None
+        return allocate(self.scope, list(weights), scores, keep, context.target, output_name)
 
     # ----------------------------------------------------------------- hooks
     def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor) -> None:
