@@ -30,11 +30,46 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
         L2 penalty strength, as in ``MLPRegressor``.
     random_state : int, RandomState or None, default=None
         Seeds initialization, shuffling, dropout and random pruning.
+    normalize_y : bool, default=True
+        Train on the target standardized per column (mean 0, standard
+        deviation 1, from the ``y`` of ``fit``) and map predictions back.
+        Targets on any scale then work with the default ``lr`` and
+        ``alpha`` (an unscaled target such as diabetes' 25-346 otherwise
+        trains to a near-constant model); the loss, ``alpha`` and
+        ``valid_loss`` apply to the standardized target. ``False`` trains
+        on ``y`` as given, e.g. inside a ``TransformedTargetRegressor``
+        that already scales it.
     **kwargs
         See :class:`PrunedNet` for every other parameter.
+
+    Attributes
+    ----------
+    y_mean_, y_scale_ : ndarray of shape (n_targets,)
+        Mean and standard deviation of the target at ``fit`` (0 and 1 with
+        ``normalize_y=False``); ``predict`` returns
+        ``network output * y_scale_ + y_mean_``.
     """
 
-    __init__ = with_default_criterion(PrunedNet, torch.nn.MSELoss)
+    __init__ = with_default_criterion(PrunedNet, torch.nn.MSELoss, normalize_y=True)
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not isinstance(self.normalize_y, (bool, np.bool_)):
+            raise ValueError(f"normalize_y must be True or False, got {self.normalize_y!r}.")
+
+    def _encode_y(self, y, *, reset: bool):
+        y_t = super()._encode_y(y, reset=reset)
+        if reset:
+            n_targets = y_t.shape[1]
+            mean, scale = np.zeros(n_targets), np.ones(n_targets)
+            if self.normalize_y and len(y_t):
+                values = np.asarray(y, dtype=np.float64).reshape(len(y_t), n_targets)
+                mean, scale = values.mean(axis=0), values.std(axis=0)
+                scale = np.where(scale > 0, scale, 1.0)
+            self.y_mean_, self.y_scale_ = mean, scale
+        mean = torch.as_tensor(self.y_mean_, dtype=y_t.dtype, device=y_t.device)
+        scale = torch.as_tensor(self.y_scale_, dtype=y_t.dtype, device=y_t.device)
+        return (y_t - mean) / scale
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -69,6 +104,7 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
         """
         # float64 like every scikit-learn regressor (the network computes in float32)
         y_pred = PrunedNet.predict_proba(self, X).astype(np.float64)
+        y_pred = y_pred * getattr(self, "y_scale_", 1.0) + getattr(self, "y_mean_", 0.0)
         if getattr(self, "_y_ndim", 2) == 1 and y_pred.ndim == 2 and y_pred.shape[1] == 1:
             return y_pred.ravel()
         return y_pred
