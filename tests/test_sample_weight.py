@@ -87,7 +87,9 @@ def test_sample_weight_is_routed_through_pipeline(iris):
         )
         pipe.fit(X, y, sample_weight=weight)
     direct = full_batch().fit(StandardScaler().fit_transform(X), y, sample_weight=weight)
-    np.testing.assert_allclose(pipe.predict_proba(X), direct.predict_proba(StandardScaler().fit(X).transform(X)))
+    np.testing.assert_allclose(
+        pipe.predict_proba(X), direct.predict_proba(StandardScaler().fit(X).transform(X))
+    )
     unweighted = full_batch().fit(StandardScaler().fit_transform(X), y)
     assert not np.allclose(unweighted.predict_proba(X), direct.predict_proba(X), atol=1e-4)
 
