@@ -24,7 +24,7 @@ SPARSITIES = [0.0, 0.5, 0.8, 0.9]
 
 
 def make_net(**kwargs):
-    return PrunedNetClassifier(pruner=MagnitudePruning(scope="layer"), **{**NET, **kwargs})
+    return PrunedNetClassifier(pruner=MagnitudePruning(), **{**NET, **kwargs})
 
 
 @pytest.fixture(scope="module")

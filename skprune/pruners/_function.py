@@ -94,7 +94,7 @@ class FunctionPruner(BasePruner):
         (a few elementwise operations per weight and batch until the last
         pruning step). ``False`` is faster for rules that use only weights.
     scope : {"lamp", "global", "erk", "layer"}, default="lamp"
-        Rank weights across all selected layers or within each layer.
+        How the target is shared between layers; see :class:`BasePruner`.
     schedule : BaseSchedule or None, default=None
         When to prune; ``None`` is Zhu & Gupta's :class:`~skprune.Polynomial`.
     layers : str, type, list or None, default=None

@@ -43,7 +43,7 @@ class TaylorPruning(BasePruner):
     sparsity : float, default=0.9
         Final fraction of selected weights set to zero, in ``[0, 1)``.
     scope : {"lamp", "global", "erk", "layer"}, default="lamp"
-        Rank weights across all selected layers or within each layer.
+        How the target is shared between layers; see :class:`BasePruner`.
     schedule : BaseSchedule or None, default=None
         When to prune; ``None`` is Zhu & Gupta's :class:`~skprune.Polynomial`.
     layers : str, type, list or None, default=None
@@ -128,8 +128,8 @@ class SNIPPruning(BasePruner):
         from the estimator's ``random_state`` and do not change the order
         of the training batches.
     scope : {"lamp", "global", "erk", "layer"}, default="lamp"
-        Rank weights across all selected layers (as in the paper) or within
-        each layer.
+        How the target is shared between layers (see :class:`BasePruner`;
+        the paper ranks raw scores globally, ``"global"``).
     layers : str, type, list or None, default=None
         Layers to prune by name, glob pattern or type; ``None`` for all
         Linear and Conv layers.

@@ -39,7 +39,7 @@ class L1Pruning(BasePruner):
         pruning. Useful values are around ``1e-5`` to ``1e-3`` with Adam
         at its default learning rate.
     scope : {"lamp", "global", "erk", "layer"}, default="lamp"
-        Rank weights across all selected layers or within each layer.
+        How the target is shared between layers; see :class:`BasePruner`.
     schedule : BaseSchedule or None, default=None
         When to prune; ``None`` is Zhu & Gupta's :class:`~skprune.Polynomial`.
     layers : str, type, list or None, default=None

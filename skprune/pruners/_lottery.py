@@ -75,11 +75,12 @@ class LotteryTicket(BasePruner):
         value is "late rewinding" (Frankle et al. 2020), which is more
         stable for larger networks.
     scope : {"lamp", "global", "erk", "layer"}, default="lamp"
-        Rank weights across all selected layers or within each layer.
-        Frankle & Carbin prune fully connected networks layer-wise; at
-        extreme sparsity (98%) global ranking can empty a wide layer whose
-        initial weights are small (layer collapse), which ``"layer"``
-        avoids.
+        How the target is shared between layers (see :class:`BasePruner`).
+        Frankle & Carbin prune fully connected networks layer-wise
+        (``"layer"``); raw ``"global"`` ranking can empty most of a wide
+        layer whose initial weights are small, which the default ``"lamp"``
+        normalization avoids. No scope empties a layer or disconnects an
+        output unit.
     layers : str, type, list or None, default=None
         Layers to prune by name, glob pattern or type; ``None`` for all
         Linear and Conv layers.
