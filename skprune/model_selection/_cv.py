@@ -44,7 +44,7 @@ def _path_pruner(pruner, level: float, at: float):
 
 #: default fine-tune epochs per halving of the density, as a fraction of ``dense_epochs``
 #: (chosen with benchmarks/cv_cost.py: see the PrunedNetCV docstring)
-EPOCHS_PER_HALVING = 1 / 6
+EPOCHS_PER_HALVING = 1 / 8
 
 
 def level_epochs(sparsities, dense_epochs: int, finetune_epochs) -> list[int]:
@@ -214,10 +214,10 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
     finetune_epochs : int or None, default=None
         Epochs at each sparsity (prune, then fine-tune). ``None`` makes the
         budget follow the step: a level that halves the remaining density
-        ``h`` times gets ``ceil(h * dense_epochs / 6)`` epochs (at least 1;
-        e.g. with 20 dense epochs, 0.9 -> 0.95 gets 4 and 0.5 -> 0.7 gets
-        3), so large jumps get the fine-tuning they need while the whole
-        path over ``(0, 0.5, 0.7, 0.8, 0.9, 0.95)`` costs about 1.9 dense
+        ``h`` times gets ``ceil(h * dense_epochs / 8)`` epochs (at least 1;
+        e.g. with 20 dense epochs, 0.9 -> 0.95 gets 3 and 0.7 -> 0.8 gets
+        2), so large jumps get the fine-tuning they need while the whole
+        path over ``(0, 0.5, 0.7, 0.8, 0.9, 0.95)`` costs about 1.7 dense
         fits. This is the knob of the trade-off: more epochs score sparse
         levels closer to what a full gradual ``GridSearchCV`` fit reaches,
         at a proportional cost; ``benchmarks/cv_cost.py`` measures both
