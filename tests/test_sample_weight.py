@@ -9,7 +9,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_sample_weight
 
-from skprune import MagnitudePruning, PrunedNetClassifier, PrunedNetRegressor, TaylorPruning
+from skprune import (
+    MagnitudePruning,
+    OneStandardErrorRule,
+    PrunedNetClassifier,
+    PrunedNetCV,
+    PrunedNetRegressor,
+    TaylorPruning,
+)
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +139,23 @@ def test_bad_class_weight_is_refused_with_a_clear_error(iris, class_weight):
     X, y = iris
     with pytest.raises(ValueError, match="class_weight"):
         full_batch(class_weight=class_weight).fit(X, y)
+
+
+def test_recall_and_f1_scoring_work_with_the_one_standard_error_rule(iris):
+    X, y = iris
+    X, y = X[30:], y[30:]  # imbalanced classes: 20 / 50 / 50
+    net = PrunedNetClassifier(
+        pruner=MagnitudePruning(), max_epochs=4, class_weight="balanced", random_state=0
+    )
+    path = PrunedNetCV(net, sparsities=[0.0, 0.5, 0.8], cv=3, scoring="f1_macro", selection="1se").fit(X, y)
+    assert path.sparsity_ in (0.0, 0.5, 0.8)
+    assert 0.0 <= path.best_score_ <= 1.0
+    grid = GridSearchCV(
+        net,
+        {"pruner__sparsity": [0.0, 0.5, 0.8]},
+        cv=3,
+        scoring={"recall": "recall_macro", "f1": "f1_macro"},
+        refit=OneStandardErrorRule(metric="recall"),
+    ).fit(X, y)
+    assert grid.best_params_["pruner__sparsity"] in (0.0, 0.5, 0.8)
+    assert "mean_test_f1" in grid.cv_results_
