@@ -43,8 +43,8 @@ def one_fold(model, X, y, train, test):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--epochs", type=int, default=50)
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--n-jobs", type=int, default=2)
     args = parser.parse_args()
     X, y = load_diabetes(return_X_y=True)
