@@ -53,14 +53,16 @@ def level_epochs(sparsities, dense_epochs: int, finetune_epochs) -> list[int]:
     An int gives every level that many. ``None`` makes the budget follow
     the step: a level that divides the density of the previous one by
     ``2**h`` gets ``ceil(h * dense_epochs * EPOCHS_PER_HALVING)`` epochs
-    (at least 1), so 0.9 -> 0.95 gets as many as 0.5 -> 0.75, and a level
-    equal to the previous density (a first level of 0) gets 1.
+    (at least 1), so 0.9 -> 0.95 gets as many as 0.5 -> 0.75; a first
+    level of 0 gets none (the dense fit is scored as it is).
     """
     if finetune_epochs is not None:
         return [int(finetune_epochs)] * len(sparsities)
     densities = np.concatenate([[1.0], 1.0 - np.asarray(sparsities, dtype=float)])
     halvings = np.log2(densities[:-1] / densities[1:])
-    return [max(1, int(np.ceil(h * dense_epochs * EPOCHS_PER_HALVING - 1e-9))) for h in halvings]
+    return [
+        0 if h <= 0 else max(1, int(np.ceil(h * dense_epochs * EPOCHS_PER_HALVING - 1e-9))) for h in halvings
+    ]
 
 
 def _run_path(model, X, y, sparsities, dense_epochs: int, finetune_epochs, on_level=None):
@@ -95,7 +97,8 @@ def _run_path(model, X, y, sparsities, dense_epochs: int, finetune_epochs, on_le
         at = 0.0
         if user_pruner.requires_gradient_statistics and epochs > 1:
             at = 1.0 / epochs  # gather one epoch of statistics before the step
-        net.set_params(pruner=_path_pruner(user_pruner, sparsity, at=at), max_epochs=epochs).fit(Xt, y)
+        if epochs > 0:  # a first level of 0 scores the dense fit as it is
+            net.set_params(pruner=_path_pruner(user_pruner, sparsity, at=at), max_epochs=epochs).fit(Xt, y)
         if on_level is not None:
             on_level(i, time.perf_counter() - start)
     net.set_params(
@@ -214,7 +217,8 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
     finetune_epochs : int or None, default=None
         Epochs at each sparsity (prune, then fine-tune). ``None`` makes the
         budget follow the step: a level that halves the remaining density
-        ``h`` times gets ``ceil(h * dense_epochs / 8)`` epochs (at least 1;
+        ``h`` times gets ``ceil(h * dense_epochs / 8)`` epochs (at least 1,
+        none for a first level of 0;
         e.g. with 20 dense epochs, 0.9 -> 0.95 gets 3 and 0.7 -> 0.8 gets
         2), so large jumps get the fine-tuning they need while the whole
         path over ``(0, 0.5, 0.7, 0.8, 0.9, 0.95)`` costs about 1.7 dense
