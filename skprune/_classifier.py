@@ -115,7 +115,7 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
         except KeyError:
             raise AttributeError(f"{type(self).__name__} has no classes_ before fit.") from None
 
-    def _encode_y(self, y, *, reset: bool):
+    def _encode_y(self, y, *, reset: bool, sample_weight=None):
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y.ravel()

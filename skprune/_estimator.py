@@ -31,8 +31,8 @@ from ._training._masks import MaskStore
 from ._training._predict import fast_predict_proba
 from ._training._prepare import module_kwargs, module_to_device, prepare_fit_data, prepare_predict_data
 from ._training._snapshot import restored_on_failure
-from ._training._weights import fit_sample_weight
 from ._training._step import EpochLoss, TrainingStepMixin, check_compile
+from ._training._weights import fit_sample_weight
 from ._validation import check_alpha, check_device, check_loop_params
 from .deploy._compaction import compact_estimator
 from .nn._networks import MLP
@@ -242,7 +242,7 @@ class PrunedNet(
             # lottery-ticket rounds than epochs) fails before any state is lost
             self.pruner.get_schedule().steps(self.max_epochs)
 
-    def _encode_y(self, y, *, reset: bool):
+    def _encode_y(self, y, *, reset: bool, sample_weight=None):
         """Turn validated targets into a tensor; set target attributes on reset."""
         y = np.asarray(y, dtype=np.float32)
         if reset:
@@ -345,7 +345,7 @@ class PrunedNet(
         if not fresh:
             check_continuable(self, "fit with warm_start=True")
         with restored_on_failure(self, fresh=fresh):  # a failed or interrupted refit loses nothing
-            X_t, y_t = prepare_fit_data(self, X, y, reset=fresh)
+            X_t, y_t = prepare_fit_data(self, X, y, reset=fresh, sample_weight=sample_weight)
             with self._training_context():
                 self._fit_sample_weight = fit_sample_weight(self, sample_weight, X_t, y_t)
                 if fresh:
@@ -377,7 +377,7 @@ class PrunedNet(
         if not fresh:
             check_continuable(self, "partial_fit")
         with restored_on_failure(self, fresh=fresh):
-            X_t, y_t = prepare_fit_data(self, X, y, reset=fresh)
+            X_t, y_t = prepare_fit_data(self, X, y, reset=fresh, sample_weight=sample_weight)
             with self._training_context():
                 self._fit_sample_weight = fit_sample_weight(self, sample_weight, X_t, y_t)
                 if not fresh:

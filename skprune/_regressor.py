@@ -12,6 +12,21 @@ from ._params import with_default_criterion
 __all__ = ["PrunedNetRegressor"]
 
 
+def _usable_weights(sample_weight, n_samples):
+    """Weights for the target's mean and scale (zero weight = row absent), or ``None``.
+
+    Invalid weights give ``None`` here; ``fit`` refuses them with a clear error right after.
+    """
+    if sample_weight is None:
+        return None
+    try:
+        weights = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return None
+    ok = weights.shape == (n_samples,) and np.isfinite(weights).all() and (weights >= 0).all()
+    return weights if ok and weights.sum() > 0 else None
+
+
 class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
     """Neural network regressor with pruning as a hyperparameter.
 
@@ -31,8 +46,9 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
     random_state : int, RandomState or None, default=None
         Seeds initialization, shuffling, dropout and random pruning.
     normalize_y : bool, default=True
-        Train on the target standardized per column (mean 0, standard
-        deviation 1, from the ``y`` of ``fit``) and map predictions back.
+        Train on the target standardized per column (weighted mean 0,
+        standard deviation 1, from the ``y`` and ``sample_weight`` of
+        ``fit``) and map predictions back.
         Targets on any scale then work with the default ``lr`` and
         ``alpha`` (an unscaled target such as diabetes' 25-346 otherwise
         trains to a near-constant model); the loss, ``alpha`` and
@@ -57,14 +73,16 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
         if not isinstance(self.normalize_y, (bool, np.bool_)):
             raise ValueError(f"normalize_y must be True or False, got {self.normalize_y!r}.")
 
-    def _encode_y(self, y, *, reset: bool):
+    def _encode_y(self, y, *, reset: bool, sample_weight=None):
         y_t = super()._encode_y(y, reset=reset)
         if reset:
             n_targets = y_t.shape[1]
             mean, scale = np.zeros(n_targets), np.ones(n_targets)
             if self.normalize_y and len(y_t):
                 values = np.asarray(y, dtype=np.float64).reshape(len(y_t), n_targets)
-                mean, scale = values.mean(axis=0), values.std(axis=0)
+                weights = _usable_weights(sample_weight, len(values))
+                mean = np.average(values, axis=0, weights=weights)
+                scale = np.sqrt(np.average((values - mean) ** 2, axis=0, weights=weights))
                 scale = np.where(scale > 0, scale, 1.0)
             self.y_mean_, self.y_scale_ = mean, scale
         mean = torch.as_tensor(self.y_mean_, dtype=y_t.dtype, device=y_t.device)
