@@ -74,6 +74,13 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
             raise ValueError(f"normalize_y must be True or False, got {self.normalize_y!r}.")
 
     def _encode_y(self, y, *, reset: bool, sample_weight=None):
+        n_outputs = 1 if np.ndim(y) == 1 else np.shape(y)[1]
+        if not reset and n_outputs != self.n_outputs_:
+            raise ValueError(
+                f"y has {n_outputs} target(s), but the fitted network predicts {self.n_outputs_}; "
+                "partial_fit and fit with warm_start=True continue it. Call fit (warm_start=False) to "
+                "train on other targets. The fitted model is unchanged."
+            )
         y_t = super()._encode_y(y, reset=reset)
         if reset:
             n_targets = y_t.shape[1]
@@ -93,16 +100,6 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
-
-    def _encode_y(self, y, *, reset: bool):
-        n_outputs = 1 if np.ndim(y) == 1 else np.shape(y)[1]
-        if not reset and n_outputs != self.n_outputs_:
-            raise ValueError(
-                f"y has {n_outputs} target(s), but the fitted network predicts {self.n_outputs_}; "
-                "partial_fit and fit with warm_start=True continue it. Call fit (warm_start=False) to "
-                "train on other targets. The fitted model is unchanged."
-            )
-        return super()._encode_y(y, reset=reset)
 
     @property
     def predict_proba(self):
