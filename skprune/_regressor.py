@@ -64,6 +64,15 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
         Mean and standard deviation of the target at ``fit`` (0 and 1 with
         ``normalize_y=False``); ``predict`` returns
         ``network output * y_scale_ + y_mean_``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from skprune import MagnitudePruning, PrunedNetRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> net = PrunedNetRegressor(pruner=MagnitudePruning(0.8), max_epochs=5, random_state=0).fit(X, y)
+    >>> net.predict(X[:2]).shape
+    (2,)
     """
 
     __init__ = with_default_criterion(PrunedNet, torch.nn.MSELoss, normalize_y=True)
