@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from skorch import NeuralNetClassifier
 from skorch.callbacks import EpochScoring
@@ -43,6 +44,12 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
         L2 penalty strength, as in ``MLPClassifier``.
     random_state : int, RandomState or None, default=None
         Seeds initialization, shuffling, dropout and random pruning.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, as in scikit-learn's
+        classifiers: ``{label: weight}``, or ``"balanced"`` for
+        ``n_samples / (n_classes * np.bincount(y))`` (computed on the ``y``
+        of each ``fit``/``partial_fit`` call). Multiplied with
+        ``sample_weight`` when both are given.
     **kwargs
         See :class:`PrunedNet` for every other parameter.
 
@@ -67,7 +74,32 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
     _multi_output = False
     _y_numeric = False
 
-    __init__ = with_default_criterion(PrunedNet, torch.nn.CrossEntropyLoss)
+    __init__ = with_default_criterion(PrunedNet, torch.nn.CrossEntropyLoss, class_weight=None)
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        class_weight = self.class_weight
+        if not (class_weight is None or class_weight == "balanced" or isinstance(class_weight, dict)):
+            raise ValueError(
+                f"class_weight must be None, 'balanced' or a dict {{label: weight}}, got {class_weight!r}."
+            )
+
+    def _class_sample_weight(self, y_t):
+        """Per-sample weights of ``class_weight`` for encoded labels ``y_t`` (``None`` without it)."""
+        if self.class_weight is None:
+            return None
+        labels = self.classes_[y_t.cpu().numpy()]
+        class_weight = self.class_weight
+        if isinstance(class_weight, dict):
+            unknown = [label for label in class_weight if label not in set(self.classes_.tolist())]
+            if unknown:
+                raise ValueError(
+                    f"class_weight has labels {unknown} that are not among the classes of y "
+                    f"{list(self.classes_)}."
+                )
+            # classes missing from the dict weigh 1, as in scikit-learn
+            class_weight = {label: class_weight.get(label, 1.0) for label in np.unique(labels)}
+        return compute_sample_weight(class_weight, labels)
 
     @property
     def _default_callbacks(self):
@@ -83,7 +115,7 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
         except KeyError:
             raise AttributeError(f"{type(self).__name__} has no classes_ before fit.") from None
 
-    def _encode_y(self, y, *, reset: bool):
+    def _encode_y(self, y, *, reset: bool, sample_weight=None):
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y.ravel()

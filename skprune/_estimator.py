@@ -32,6 +32,7 @@ from ._training._predict import fast_predict_proba
 from ._training._prepare import module_kwargs, module_to_device, prepare_fit_data, prepare_predict_data
 from ._training._snapshot import restored_on_failure
 from ._training._step import EpochLoss, TrainingStepMixin, check_compile
+from ._training._weights import fit_sample_weight
 from ._validation import check_alpha, check_device, check_loop_params
 from .deploy._compaction import compact_estimator
 from .nn._networks import MLP
@@ -241,7 +242,7 @@ class PrunedNet(
             # lottery-ticket rounds than epochs) fails before any state is lost
             self.pruner.get_schedule().steps(self.max_epochs)
 
-    def _encode_y(self, y, *, reset: bool):
+    def _encode_y(self, y, *, reset: bool, sample_weight=None):
         """Turn validated targets into a tensor; set target attributes on reset."""
         y = np.asarray(y, dtype=np.float32)
         if reset:
@@ -253,6 +254,9 @@ class PrunedNet(
 
     def _n_module_outputs(self):
         return getattr(self, "n_outputs_", None)
+
+    def _class_sample_weight(self, y_t):  # classifier: weights from class_weight
+        return None
 
     def check_data(self, X, y=None):
         """Data is validated in ``fit``; nothing left to check here."""
@@ -285,7 +289,10 @@ class PrunedNet(
         if is_dataset(X):
             return X
         if self.dataset is ArrayDataset:
-            return ArrayDataset(X, y, device=self.device)
+            weight = self.__dict__.get("_fit_sample_weight") if y is not None else None
+            if weight is not None and len(weight) != len(y):
+                weight = None
+            return ArrayDataset(X, y, device=self.device, sample_weight=weight)
         return super().get_dataset(X, y)
 
     def get_iterator(self, dataset, training=False):
@@ -305,7 +312,7 @@ class PrunedNet(
         return iterator(dataset, **kwargs)
 
     # --------------------------------------------------------------- fitting
-    def fit(self, X, y=None, **fit_params):
+    def fit(self, X, y=None, sample_weight=None, **fit_params):
         """Validate the data, then train and prune the network.
 
         Parameters
@@ -320,6 +327,9 @@ class PrunedNet(
             the guess.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative sample weights, as in ``MLPClassifier`` (see
+            :mod:`skprune._training._weights`); routed by ``set_fit_request``.
         **fit_params : dict
             Passed to the module's ``forward``.
 
@@ -335,8 +345,9 @@ class PrunedNet(
         if not fresh:
             check_continuable(self, "fit with warm_start=True")
         with restored_on_failure(self, fresh=fresh):  # a failed or interrupted refit loses nothing
-            X_t, y_t = prepare_fit_data(self, X, y, reset=fresh)
+            X_t, y_t = prepare_fit_data(self, X, y, reset=fresh, sample_weight=sample_weight)
             with self._training_context():
+                self._fit_sample_weight = fit_sample_weight(self, sample_weight, X_t, y_t)
                 if fresh:
                     self.initialize()
                 else:
@@ -344,7 +355,7 @@ class PrunedNet(
                 NeuralNet.partial_fit(self, X_t, y_t, _routing_method="fit", **fit_params)
         return self
 
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
+    def partial_fit(self, X, y=None, classes=None, sample_weight=None, **fit_params):
         """Continue training (and the pruning schedule) for ``max_epochs``.
 
         Parameters
@@ -352,6 +363,8 @@ class PrunedNet(
         X, y : see :meth:`fit`.
         classes : ignored
             Accepted for scikit-learn compatibility; classes come from ``y``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            See :meth:`fit`.
         **fit_params : dict
             Passed to the module's ``forward``.
 
@@ -364,8 +377,9 @@ class PrunedNet(
         if not fresh:
             check_continuable(self, "partial_fit")
         with restored_on_failure(self, fresh=fresh):
-            X_t, y_t = prepare_fit_data(self, X, y, reset=fresh)
+            X_t, y_t = prepare_fit_data(self, X, y, reset=fresh, sample_weight=sample_weight)
             with self._training_context():
+                self._fit_sample_weight = fit_sample_weight(self, sample_weight, X_t, y_t)
                 if not fresh:
                     rebuild_stale_components(self)
                 NeuralNet.partial_fit(self, X_t, y_t, **fit_params)
@@ -380,7 +394,7 @@ class PrunedNet(
             with rng.active():
                 yield
         finally:
-            for attr in ("_rng", "_engine", "_trainer"):
+            for attr in ("_rng", "_engine", "_trainer", "_fit_sample_weight"):
                 self.__dict__.pop(attr, None)
 
     # ------------------------------------------------------------ prediction

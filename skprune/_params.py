@@ -126,28 +126,36 @@ class ParamsMixin:
         return self
 
 
-def with_default_criterion(estimator_class, criterion):
+def with_default_criterion(estimator_class, criterion, **extra):
     """``estimator_class.__init__`` with another default ``criterion``: each parameter is written once.
 
     scikit-learn reads the parameters (and their defaults) from the
     signature of ``__init__``; the returned function carries the signature
     of ``estimator_class.__init__`` with only the default of ``criterion``
-    changed.
+    changed, plus the keyword-only parameters ``extra`` (name: default)
+    that only this subclass has (e.g. the classifier's ``class_weight``),
+    inserted before ``**kwargs`` and stored as plain attributes.
     """
     base = estimator_class.__init__
     signature = inspect.signature(base)
-    signature = signature.replace(
-        parameters=[
-            p.replace(default=criterion) if p.name == "criterion" else p
-            for p in signature.parameters.values()
-        ]
-    )
+    parameters = [
+        p.replace(default=criterion) if p.name == "criterion" else p for p in signature.parameters.values()
+    ]
+    if extra:
+        var_keyword = [p for p in parameters if p.kind is p.VAR_KEYWORD]
+        parameters = [p for p in parameters if p.kind is not p.VAR_KEYWORD]
+        keyword_only = inspect.Parameter.KEYWORD_ONLY
+        parameters += [inspect.Parameter(k, keyword_only, default=v) for k, v in extra.items()]
+        parameters += var_keyword
+    signature = signature.replace(parameters=parameters)
 
     @functools.wraps(base)
     def __init__(self, *args, **kwargs):
         if len(args) < 2 and "criterion" not in kwargs:
             kwargs["criterion"] = criterion
+        own = {name: kwargs.pop(name, default) for name, default in extra.items()}
         base(self, *args, **kwargs)
+        vars(self).update(own)
 
     __init__.__signature__ = signature
     return __init__

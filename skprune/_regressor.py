@@ -12,6 +12,21 @@ from ._params import with_default_criterion
 __all__ = ["PrunedNetRegressor"]
 
 
+def _usable_weights(sample_weight, n_samples):
+    """Weights for the target's mean and scale (zero weight = row absent), or ``None``.
+
+    Invalid weights give ``None`` here; ``fit`` refuses them with a clear error right after.
+    """
+    if sample_weight is None:
+        return None
+    try:
+        weights = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return None
+    ok = weights.shape == (n_samples,) and np.isfinite(weights).all() and (weights >= 0).all()
+    return weights if ok and weights.sum() > 0 else None
+
+
 class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
     """Neural network regressor with pruning as a hyperparameter.
 
@@ -30,18 +45,44 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
         L2 penalty strength, as in ``MLPRegressor``.
     random_state : int, RandomState or None, default=None
         Seeds initialization, shuffling, dropout and random pruning.
+    normalize_y : bool, default=True
+        Train on the target standardized per column (weighted mean 0,
+        standard deviation 1, from the ``y`` and ``sample_weight`` of
+        ``fit``) and map predictions back.
+        Targets on any scale then work with the default ``lr`` and
+        ``alpha`` (an unscaled target such as diabetes' 25-346 otherwise
+        trains to a near-constant model); the loss, ``alpha`` and
+        ``valid_loss`` apply to the standardized target. ``False`` trains
+        on ``y`` as given, e.g. inside a ``TransformedTargetRegressor``
+        that already scales it.
     **kwargs
         See :class:`PrunedNet` for every other parameter.
+
+    Attributes
+    ----------
+    y_mean_, y_scale_ : ndarray of shape (n_targets,)
+        Mean and standard deviation of the target at ``fit`` (0 and 1 with
+        ``normalize_y=False``); ``predict`` returns
+        ``network output * y_scale_ + y_mean_``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from skprune import MagnitudePruning, PrunedNetRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> net = PrunedNetRegressor(pruner=MagnitudePruning(0.8), max_epochs=5, random_state=0).fit(X, y)
+    >>> net.predict(X[:2]).shape
+    (2,)
     """
 
-    __init__ = with_default_criterion(PrunedNet, torch.nn.MSELoss)
+    __init__ = with_default_criterion(PrunedNet, torch.nn.MSELoss, normalize_y=True)
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.multi_output = True
-        return tags
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not isinstance(self.normalize_y, (bool, np.bool_)):
+            raise ValueError(f"normalize_y must be True or False, got {self.normalize_y!r}.")
 
-    def _encode_y(self, y, *, reset: bool):
+    def _encode_y(self, y, *, reset: bool, sample_weight=None):
         n_outputs = 1 if np.ndim(y) == 1 else np.shape(y)[1]
         if not reset and n_outputs != self.n_outputs_:
             raise ValueError(
@@ -49,7 +90,25 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
                 "partial_fit and fit with warm_start=True continue it. Call fit (warm_start=False) to "
                 "train on other targets. The fitted model is unchanged."
             )
-        return super()._encode_y(y, reset=reset)
+        y_t = super()._encode_y(y, reset=reset)
+        if reset:
+            n_targets = y_t.shape[1]
+            mean, scale = np.zeros(n_targets), np.ones(n_targets)
+            if self.normalize_y and len(y_t):
+                values = np.asarray(y, dtype=np.float64).reshape(len(y_t), n_targets)
+                weights = _usable_weights(sample_weight, len(values))
+                mean = np.average(values, axis=0, weights=weights)
+                scale = np.sqrt(np.average((values - mean) ** 2, axis=0, weights=weights))
+                scale = np.where(scale > 0, scale, 1.0)
+            self.y_mean_, self.y_scale_ = mean, scale
+        mean = torch.as_tensor(self.y_mean_, dtype=y_t.dtype, device=y_t.device)
+        scale = torch.as_tensor(self.y_scale_, dtype=y_t.dtype, device=y_t.device)
+        return (y_t - mean) / scale
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
 
     @property
     def predict_proba(self):
@@ -69,6 +128,7 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
         """
         # float64 like every scikit-learn regressor (the network computes in float32)
         y_pred = PrunedNet.predict_proba(self, X).astype(np.float64)
+        y_pred = y_pred * getattr(self, "y_scale_", 1.0) + getattr(self, "y_mean_", 0.0)
         if getattr(self, "_y_ndim", 2) == 1 and y_pred.ndim == 2 and y_pred.shape[1] == 1:
             return y_pred.ravel()
         return y_pred

@@ -24,7 +24,7 @@ SPARSITIES = [0.0, 0.5, 0.8, 0.9]
 
 
 def make_net(**kwargs):
-    return PrunedNetClassifier(pruner=MagnitudePruning(scope="layer"), **{**NET, **kwargs})
+    return PrunedNetClassifier(pruner=MagnitudePruning(layers="layers.*"), **{**NET, **kwargs})
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_refit_estimator_delegation(fitted, clf_data):
     # the refit model shows the user's settings, with the chosen sparsity
     assert best.max_epochs == NET.get("max_epochs", PrunedNetClassifier().max_epochs)
     assert best.warm_start is False
-    assert best.pruner.sparsity == fitted.sparsity_ and best.pruner.scope == "layer"
+    assert best.pruner.sparsity == fitted.sparsity_ and best.pruner.layers == "layers.*"
     np.testing.assert_array_equal(fitted.predict(X), best.predict(X))
     np.testing.assert_allclose(fitted.predict_proba(X), best.predict_proba(X))
     assert fitted.score(X, y) == pytest.approx(np.mean(best.predict(X) == y))

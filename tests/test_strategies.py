@@ -265,7 +265,8 @@ def test_lottery_rewinds_survivors_and_resets_optimizer(rewind_epoch, clf_data):
 def test_function_pruner_applies_the_users_rule(clf_data):
     X, y = clf_data
     RECORDED.clear()
-    pruner = FunctionPruner(recording_rule, 0.7, schedule=OneShot(at=1.0))  # prune after the last epoch
+    # raw global ranking, pruning after the last epoch
+    pruner = FunctionPruner(recording_rule, 0.7, scope="global", schedule=OneShot(at=1.0))
     net = _fit(pruner, X, y)
     scores = torch.cat([RECORDED[tuple(w.shape)].flatten() for w in _weights(net).values()])
     keep = torch.cat([~net.masks_.pruned[n + ".weight"].flatten() for n in LAYERS])

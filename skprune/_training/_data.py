@@ -17,7 +17,18 @@ import scipy.sparse as sp
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-__all__ = ["ArrayDataset", "BatchIterator", "to_tensor_once"]
+__all__ = ["ArrayDataset", "BatchIterator", "split_weights", "to_tensor_once"]
+
+
+def split_weights(y):
+    """``(targets, sample weights)`` of a batch's ``y``; weights are ``None`` when the fit has none.
+
+    A dataset built with ``sample_weight`` yields ``y`` as the pair
+    ``(targets, weights)``; :meth:`PrunedNet.get_loss` splits it here.
+    """
+    if isinstance(y, (tuple, list)) and len(y) == 2 and isinstance(y[1], torch.Tensor):
+        return y[0], y[1]
+    return y, None
 
 
 def to_tensor_once(data, dtype: torch.dtype, device: str | torch.device = "cpu"):
@@ -46,12 +57,16 @@ class ArrayDataset(Dataset):
         Targets, first axis is samples.
     device : str or torch.device
         Device batches are moved to (sparse batches are densified on it).
+    sample_weight : torch.Tensor or None
+        One weight per sample; when given, batches yield ``y`` as the pair
+        ``(targets, weights)`` (see :func:`split_weights`).
     """
 
-    def __init__(self, X, y=None, device="cpu"):
+    def __init__(self, X, y=None, device="cpu", sample_weight=None):
         self.X = X
         self.y = y
         self.device = device
+        self.sample_weight = sample_weight
 
     def __len__(self) -> int:
         return self.X.shape[0]
@@ -73,13 +88,18 @@ class ArrayDataset(Dataset):
             index = torch.as_tensor(index)
         if isinstance(index, torch.Tensor) and index.device != self.y.device:
             index = index.to(self.y.device)
+        if self.sample_weight is not None:
+            return Xb, (self.y[index], self.sample_weight[index])
         return Xb, self.y[index]
 
     def __getitem__(self, i):
         Xi, yi = self.take(slice(i, i + 1))
         Xi = Xi[0]
-        yi = torch.zeros(0) if yi is None else yi[0]
-        return Xi, yi
+        if yi is None:
+            return Xi, torch.zeros(0)
+        if isinstance(yi, tuple):
+            return Xi, (yi[0][0], yi[1][0])
+        return Xi, yi[0]
 
 
 def _resolve(dataset) -> tuple[ArrayDataset, torch.Tensor | None] | None:

@@ -19,8 +19,10 @@ from .._fitted_figures import measured_sparsity
 from ..nn._layers import iter_prunable_weights
 from ..nn._networks import MLP, ConvNet
 from . import _guards
+from ._data import split_weights
 from ._engine import PruningEngine, run_sensitivity_pass
 from ._step import Trainer
+from ._weights import penalty_denominator, weighted_loss
 
 __all__ = ["EngineHooksMixin"]
 
@@ -101,7 +103,12 @@ class EngineHooksMixin:
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Criterion plus, when training, the L2 penalty and the pruner's penalty."""
         _guards.check_module_output(self, y_pred)
-        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        y_true, weight = split_weights(y_true)
+        criterion_loss = functools.partial(super().get_loss, X=X, training=training)
+        if weight is None:
+            loss = criterion_loss(y_pred, y_true)
+        else:  # weighted mean of per-sample losses (see _weights.py)
+            loss = weighted_loss(criterion_loss, self.criterion_, y_pred, y_true, weight)
         if not training:
             return loss
         engine = self.__dict__.get("_engine")
@@ -114,8 +121,7 @@ class EngineHooksMixin:
                 else [layer.weight for _, _, layer in iter_prunable_weights(self.module_)]
             )
             squares = sum(w.pow(2).sum() for w in weights)
-            n = y_true.shape[0] if hasattr(y_true, "shape") and len(y_true.shape) else 1
-            loss = loss + 0.5 * alpha * squares / n
+            loss = loss + 0.5 * alpha * squares / penalty_denominator(y_true, weight)
         extra = engine.penalty() if engine is not None else None
         if extra is not None:
             loss = loss + extra

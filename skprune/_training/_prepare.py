@@ -44,7 +44,7 @@ def images_for_module(net, X: np.ndarray) -> np.ndarray:
     return X
 
 
-def prepare_fit_data(net, X, y, *, reset: bool):
+def prepare_fit_data(net, X, y, *, reset: bool, sample_weight=None):
     """Validate ``X`` and ``y``, set input attributes on ``reset``, and return tensors on the device.
 
     Parameters
@@ -53,6 +53,9 @@ def prepare_fit_data(net, X, y, *, reset: bool):
         Its ``_encode_y`` turns validated targets into a tensor (label
         encoding for the classifier).
     X, y : array-like
+    sample_weight : array-like or None
+        Handed to ``_encode_y`` (the regressor standardizes ``y`` with
+        weighted statistics); validated later.
     reset : bool
         Whether this is a fresh fit (sets ``n_features_in_``,
         ``feature_names_in_``, ``input_shape_``, targets' attributes).
@@ -78,7 +81,7 @@ def prepare_fit_data(net, X, y, *, reset: bool):
         X, y = validate_X_y(net, X, y, reset=reset, multi_output=net._multi_output, y_numeric=net._y_numeric)
         if reset:
             net.__dict__.pop("input_shape_", None)
-    y_t = net._encode_y(y, reset=reset)
+    y_t = net._encode_y(y, reset=reset, sample_weight=sample_weight)
     X_t = to_tensor_once(X, torch.float32, net.device)
     return X_t, y_t.to(net.device)
 

@@ -35,8 +35,9 @@ from skorch.callbacks import Callback, EpochScoring, PassthroughScoring
 from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
 
-from ._data import BatchIterator, _resolve
+from ._data import BatchIterator, _resolve, split_weights
 from ._log import TrainingLog
+from ._weights import penalty_denominator
 
 __all__ = [
     "EpochLoss",
@@ -198,7 +199,8 @@ class Trainer:
         forward_loss = self.compiled if compiled and self.compiled is not None else self._forward_loss
         loss, y_pred = forward_loss(Xi, yi, **fit_params)
         loss.backward()
-        self._add_l2(n)
+        _, weight = split_weights(yi)  # with sample weights, the L2 term is divided by their sum
+        self._add_l2(n if weight is None else float(penalty_denominator(yi, weight)))
         if self.batch_events:
             self.net.notify(
                 "on_grad_computed",
@@ -260,6 +262,8 @@ class Trainer:
             reason = "a callback listens to training batches"
         elif not isinstance(iterator, BatchIterator) or _resolve(iterator.dataset) is None:
             reason = "the data is not an in-memory ArrayDataset"
+        elif _resolve(iterator.dataset)[0].sample_weight is not None:
+            reason = "sample weights"
         elif not all(g.get("capturable", isinstance(self.optimizer, torch.optim.SGD))
                      for g in self.optimizer.param_groups):
             reason = f"{type(self.optimizer).__name__} is not capturable (pass optimizer__capturable=True)"

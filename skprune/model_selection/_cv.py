@@ -42,11 +42,35 @@ def _path_pruner(pruner, level: float, at: float):
     return pruner.at_path_level(float(level), at=at)
 
 
-def _run_path(model, X, y, sparsities, dense_epochs: int, finetune_epochs: int, on_level=None):
+#: default fine-tune epochs per halving of the density, as a fraction of ``dense_epochs``
+#: (chosen with benchmarks/cv_cost.py: see the PrunedNetCV docstring)
+EPOCHS_PER_HALVING = 1 / 8
+
+
+def level_epochs(sparsities, dense_epochs: int, finetune_epochs) -> list[int]:
+    """Fine-tune epochs of each level of a path.
+
+    An int gives every level that many. ``None`` makes the budget follow
+    the step: a level that divides the density of the previous one by
+    ``2**h`` gets ``ceil(h * dense_epochs * EPOCHS_PER_HALVING)`` epochs
+    (at least 1), so 0.9 -> 0.95 gets as many as 0.5 -> 0.75; a first
+    level of 0 gets none (the dense fit is scored as it is).
+    """
+    if finetune_epochs is not None:
+        return [int(finetune_epochs)] * len(sparsities)
+    densities = np.concatenate([[1.0], 1.0 - np.asarray(sparsities, dtype=float)])
+    halvings = np.log2(densities[:-1] / densities[1:])
+    return [
+        0 if h <= 0 else max(1, int(np.ceil(h * dense_epochs * EPOCHS_PER_HALVING - 1e-9))) for h in halvings
+    ]
+
+
+def _run_path(model, X, y, sparsities, dense_epochs: int, finetune_epochs, on_level=None):
     """Fit ``model`` (a PrunedNet or a Pipeline ending with one) along the sparsity path.
 
     One dense fit of ``dense_epochs`` (the user's pruner at sparsity 0),
-    then for each sparsity a warm-started fit of ``finetune_epochs`` that
+    then for each sparsity a warm-started fit of ``finetune_epochs`` (an
+    int, or ``None`` for :func:`level_epochs`' step-following budget) that
     prunes at its start (after its first epoch for pruners that need
     gradient statistics) and fine-tunes for the rest. ``on_level(i, fit_time)``
     is called after level ``i``. The net's ``max_epochs``, ``warm_start``
@@ -66,13 +90,15 @@ def _run_path(model, X, y, sparsities, dense_epochs: int, finetune_epochs: int, 
         pruner=_path_pruner(user_pruner, 0.0, at=1.0), max_epochs=dense_epochs, warm_start=False
     ).fit(Xt, y)
     dense_time = time.perf_counter() - start
-    at = 0.0
-    if user_pruner.requires_gradient_statistics and finetune_epochs > 1:
-        at = 1.0 / finetune_epochs  # gather one epoch of statistics before the step
-    net.set_params(max_epochs=finetune_epochs, warm_start=True)
-    for i, sparsity in enumerate(sparsities):
+    net.set_params(warm_start=True)
+    budgets = level_epochs(sparsities, dense_epochs, finetune_epochs)
+    for i, (sparsity, epochs) in enumerate(zip(sparsities, budgets)):
         start = time.perf_counter()
-        net.set_params(pruner=_path_pruner(user_pruner, sparsity, at=at)).fit(Xt, y)
+        at = 0.0
+        if user_pruner.requires_gradient_statistics and epochs > 1:
+            at = 1.0 / epochs  # gather one epoch of statistics before the step
+        if epochs > 0:  # a first level of 0 scores the dense fit as it is
+            net.set_params(pruner=_path_pruner(user_pruner, sparsity, at=at), max_epochs=epochs).fit(Xt, y)
         if on_level is not None:
             on_level(i, time.perf_counter() - start)
     net.set_params(
@@ -158,9 +184,9 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
     replaced by a single step at the start of the level) and fine-tuned for
     ``finetune_epochs``, continuing from the previous level's weights,
     masks and optimizer state. The held-out fold is scored after every
-    level. A fold therefore costs ``dense_epochs + n_sparsities *
-    finetune_epochs`` epochs instead of ``n_sparsities * (dense_epochs +
-    finetune_epochs)`` for ``GridSearchCV``.
+    level. A fold therefore costs ``dense_epochs`` plus the levels'
+    fine-tune epochs, instead of ``n_sparsities * max_epochs`` for
+    ``GridSearchCV``.
 
     Parameters
     ----------
@@ -189,8 +215,18 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
         Epochs of the dense fit that starts each path; ``None`` uses the
         estimator's ``max_epochs``.
     finetune_epochs : int or None, default=None
-        Epochs at each sparsity (prune, then fine-tune); ``None`` uses
-        ``max(1, dense_epochs // 10)``.
+        Epochs at each sparsity (prune, then fine-tune). ``None`` makes the
+        budget follow the step: a level that halves the remaining density
+        ``h`` times gets ``ceil(h * dense_epochs / 8)`` epochs (at least 1,
+        none for a first level of 0;
+        e.g. with 20 dense epochs, 0.9 -> 0.95 gets 3 and 0.7 -> 0.8 gets
+        2), so large jumps get the fine-tuning they need while the whole
+        path over ``(0, 0.5, 0.7, 0.8, 0.9, 0.95)`` costs about 1.7 dense
+        fits. This is the knob of the trade-off: more epochs score sparse
+        levels closer to what a full gradual ``GridSearchCV`` fit reaches,
+        at a proportional cost; ``benchmarks/cv_cost.py`` measures both
+        (figures in ``benchmarks/RESULTS.md``). An int gives every level
+        that many epochs.
     n_jobs : int or None, default=None
         Folds run in parallel with joblib (``None`` is 1 unless in a
         ``joblib.parallel_config`` context, ``-1`` all processors).
@@ -319,7 +355,9 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
                 "refit=OneStandardErrorRule(metric=...)."
             )
         dense_epochs = _check_epochs("dense_epochs", self.dense_epochs, net.max_epochs)
-        finetune_epochs = _check_epochs("finetune_epochs", self.finetune_epochs, max(1, dense_epochs // 10))
+        finetune_epochs = None
+        if self.finetune_epochs is not None:
+            finetune_epochs = _check_epochs("finetune_epochs", self.finetune_epochs, 1)
         return sparsities, dense_epochs, finetune_epochs
 
     def _sparsity_param(self) -> str:

@@ -93,8 +93,8 @@ class FunctionPruner(BasePruner):
         Whether to gather :class:`GradientStatistics` for ``score_fn``
         (a few elementwise operations per weight and batch until the last
         pruning step). ``False`` is faster for rules that use only weights.
-    scope : {"global", "layer"}, default="global"
-        Rank weights across all selected layers or within each layer.
+    scope : {"lamp", "global", "erk", "layer"}, default="lamp"
+        How the target is shared between layers; see :class:`BasePruner`.
     schedule : BaseSchedule or None, default=None
         When to prune; ``None`` is Zhu & Gupta's :class:`~skprune.Polynomial`.
     layers : str, type, list or None, default=None
@@ -132,7 +132,7 @@ class FunctionPruner(BasePruner):
         sparsity: float = 0.9,
         *,
         gradients: bool = True,
-        scope: str = "global",
+        scope: str = "lamp",
         schedule: BaseSchedule | None = None,
         layers=None,
         prune_output_layer: bool = True,

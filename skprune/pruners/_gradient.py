@@ -42,8 +42,8 @@ class TaylorPruning(BasePruner):
     ----------
     sparsity : float, default=0.9
         Final fraction of selected weights set to zero, in ``[0, 1)``.
-    scope : {"global", "layer"}, default="global"
-        Rank weights across all selected layers or within each layer.
+    scope : {"lamp", "global", "erk", "layer"}, default="lamp"
+        How the target is shared between layers; see :class:`BasePruner`.
     schedule : BaseSchedule or None, default=None
         When to prune; ``None`` is Zhu & Gupta's :class:`~skprune.Polynomial`.
     layers : str, type, list or None, default=None
@@ -83,7 +83,7 @@ class TaylorPruning(BasePruner):
         self,
         sparsity: float = 0.9,
         *,
-        scope: str = "global",
+        scope: str = "lamp",
         schedule: BaseSchedule | None = None,
         layers=None,
         prune_output_layer: bool = True,
@@ -127,9 +127,9 @@ class SNIPPruning(BasePruner):
         variance of the estimate at negligible cost. The batches are drawn
         from the estimator's ``random_state`` and do not change the order
         of the training batches.
-    scope : {"global", "layer"}, default="global"
-        Rank weights across all selected layers (as in the paper) or within
-        each layer.
+    scope : {"lamp", "global", "erk", "layer"}, default="lamp"
+        How the target is shared between layers (see :class:`BasePruner`;
+        the paper ranks raw scores globally, ``"global"``).
     layers : str, type, list or None, default=None
         Layers to prune by name, glob pattern or type; ``None`` for all
         Linear and Conv layers.
@@ -167,7 +167,7 @@ class SNIPPruning(BasePruner):
         sparsity: float = 0.9,
         *,
         n_batches: int = 5,
-        scope: str = "global",
+        scope: str = "lamp",
         layers=None,
         prune_output_layer: bool = True,
     ):

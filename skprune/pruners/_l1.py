@@ -38,8 +38,8 @@ class L1Pruning(BasePruner):
         Weight of the L1 penalty, ``>= 0``; ``0`` is plain magnitude
         pruning. Useful values are around ``1e-5`` to ``1e-3`` with Adam
         at its default learning rate.
-    scope : {"global", "layer"}, default="global"
-        Rank weights across all selected layers or within each layer.
+    scope : {"lamp", "global", "erk", "layer"}, default="lamp"
+        How the target is shared between layers; see :class:`BasePruner`.
     schedule : BaseSchedule or None, default=None
         When to prune; ``None`` is Zhu & Gupta's :class:`~skprune.Polynomial`.
     layers : str, type, list or None, default=None
@@ -64,7 +64,7 @@ class L1Pruning(BasePruner):
         sparsity: float = 0.9,
         strength: float = 1e-4,
         *,
-        scope: str = "global",
+        scope: str = "lamp",
         schedule: BaseSchedule | None = None,
         layers=None,
         prune_output_layer: bool = True,

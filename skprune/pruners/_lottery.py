@@ -74,12 +74,13 @@ class LotteryTicket(BasePruner):
         initialization (the original lottery ticket), a small positive
         value is "late rewinding" (Frankle et al. 2020), which is more
         stable for larger networks.
-    scope : {"global", "layer"}, default="global"
-        Rank weights across all selected layers or within each layer.
-        Frankle & Carbin prune fully connected networks layer-wise; at
-        extreme sparsity (98%) global ranking can empty a wide layer whose
-        initial weights are small (layer collapse), which ``"layer"``
-        avoids.
+    scope : {"lamp", "global", "erk", "layer"}, default="lamp"
+        How the target is shared between layers (see :class:`BasePruner`).
+        Frankle & Carbin prune fully connected networks layer-wise
+        (``"layer"``); raw ``"global"`` ranking can empty most of a wide
+        layer whose initial weights are small, which the default ``"lamp"``
+        normalization avoids. No scope empties a layer or disconnects an
+        output unit.
     layers : str, type, list or None, default=None
         Layers to prune by name, glob pattern or type; ``None`` for all
         Linear and Conv layers.
@@ -115,7 +116,7 @@ class LotteryTicket(BasePruner):
         n_rounds: int = 3,
         rewind_epoch: int = 0,
         *,
-        scope: str = "global",
+        scope: str = "lamp",
         layers=None,
         prune_output_layer: bool = True,
     ):

@@ -13,16 +13,20 @@ __all__ = ["MagnitudePruning"]
 class MagnitudePruning(BasePruner):
     """Prune the weights of smallest absolute value.
 
-    With ``scope="global"`` all selected weights compete together (layers
-    with many redundant weights end sparser); with ``scope="layer"`` every
-    layer reaches the same sparsity.
+    With the default ``scope="lamp"`` all selected weights compete together
+    after a per-layer normalization (LAMP), so layers with many redundant
+    weights end sparser while no layer of small weights (a regressor's
+    output layer) is emptied; ``scope="global"`` ranks raw magnitudes,
+    ``"erk"`` uses RigL's Erdős–Rényi-Kernel layer densities and
+    ``"layer"`` gives every layer the same sparsity. Every output unit
+    keeps at least one incoming weight whatever the scope.
 
     Parameters
     ----------
     sparsity : float, default=0.9
         Final fraction of selected weights set to zero, in ``[0, 1)``.
-    scope : {"global", "layer"}, default="global"
-        Rank weights across all selected layers or within each layer.
+    scope : {"lamp", "global", "erk", "layer"}, default="lamp"
+        How the target is shared between layers; see :class:`BasePruner`.
     schedule : BaseSchedule or None, default=None
         When to prune; ``None`` is Zhu & Gupta's :class:`~skprune.Polynomial`.
     layers : str, type, list or None, default=None

@@ -21,10 +21,12 @@ class RandomPruning(BasePruner):
     ----------
     sparsity : float, default=0.9
         Final fraction of selected weights set to zero, in ``[0, 1)``.
-    scope : {"global", "layer"}, default="global"
+    scope : {"lamp", "global", "erk", "layer"}, default="lamp"
         ``"global"`` draws among all selected weights at once (layers end
         with about the same sparsity); ``"layer"`` gives every layer exactly
-        the target sparsity.
+        the target sparsity; ``"lamp"`` and ``"erk"`` share the target
+        between layers as described in :class:`BasePruner` (LAMP leaves
+        layers of few weights denser).
     schedule : BaseSchedule or None, default=None
         When to prune; ``None`` is Zhu & Gupta's :class:`~skprune.Polynomial`.
     layers : str, type, list or None, default=None

@@ -1,0 +1,175 @@
+"""How a target sparsity is shared between layers, and the floor that keeps every layer connected.
+
+Score-based pruners rank weights; an *allocation* decides which weights
+compete with which:
+
+``"lamp"`` (the default)
+    Layer-adaptive global ranking (Lee et al., ICLR 2021, "Layer-adaptive
+    sparsity for magnitude-based pruning"). Within each layer, the score
+    ``s`` of a surviving weight becomes ``s**2 / sum(s'**2 for s' >= s)``
+    (over surviving weights of the same layer), then all layers are ranked
+    together. The largest weight of every layer scores 1, so a layer whose
+    weights are small as a whole (the output layer of a regressor, a layer
+    with a large fan-in) is not emptied, while layers still end with
+    different sparsities as in plain global ranking.
+``"global"``
+    Plain global ranking of the raw scores (Han et al. 2015). Layers of
+    small weights can lose almost every weight.
+``"erk"``
+    Erdős–Rényi-Kernel layer densities (Evci et al. 2020, RigL): the density
+    of a layer is proportional to ``sum(shape) / prod(shape)``, scaled so
+    that the whole network reaches the target; weights are ranked within
+    each layer.
+``"layer"``
+    Every layer pruned to the same sparsity.
+
+Whatever the allocation, a **connectivity floor** is kept: every output
+unit of the network's output layer keeps its highest-scoring surviving
+incoming weight, and every selected layer keeps at least its
+highest-scoring surviving weight. No pruner therefore disconnects an
+output or empties a layer; at extreme targets on tiny networks the
+reached sparsity can be slightly below the target by those few weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["ALLOCATIONS", "allocate"]
+
+ALLOCATIONS = ("lamp", "global", "erk", "layer")
+
+
+def allocate(
+    allocation: str,
+    names: list[str],
+    scores: dict[str, torch.Tensor],
+    keep: dict[str, torch.Tensor],
+    target: float,
+    output_name: str | None,
+) -> dict[str, torch.Tensor]:
+    """Return new keep masks reaching ``target`` sparsity over ``names`` with ``allocation``.
+
+    Parameters
+    ----------
+    allocation : {"lamp", "global", "erk", "layer"}
+    names : list of str
+        Parameter names of the selected weights, in network order.
+    scores : dict of str to Tensor
+        Importance per weight (higher = keep), checked finite-or-inf, no NaN.
+    keep : dict of str to bool Tensor
+        Current keep masks (pruned weights stay pruned).
+    target : float
+        Fraction of the selected weights to prune.
+    output_name : str or None
+        Parameter name of the network's output layer (each of its rows
+        keeps one weight), or ``None`` when it is not selected.
+
+    Returns
+    -------
+    dict of str to bool Tensor
+    """
+    protected = _connectivity_floor(names, scores, keep, output_name)
+    if allocation == "lamp":
+        ranked = {n: _lamp_scores(scores[n], keep[n]) for n in names}
+        return _prune_lowest(names, ranked, keep, target, protected)
+    if allocation == "global":
+        return _prune_lowest(names, scores, keep, target, protected)
+    if allocation == "layer":
+        densities = {n: 1.0 - float(target) for n in names}
+    elif allocation == "erk":
+        densities = _erk_densities({n: tuple(scores[n].shape) for n in names}, 1.0 - float(target))
+    else:
+        raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}.")
+    out = {}
+    for n in names:
+        out.update(_prune_lowest([n], scores, keep, 1.0 - densities[n], protected))
+    return out
+
+
+def _connectivity_floor(names, scores, keep, output_name) -> dict[str, torch.Tensor]:
+    """Weights that must survive: the best of every output row and the best of every layer."""
+    protected = {}
+    for n in names:
+        s = torch.where(keep[n], scores[n], torch.full_like(scores[n], -torch.inf))
+        floor = torch.zeros_like(keep[n])
+        if n == output_name and s.dim() >= 2:
+            rows = s.reshape(s.shape[0], -1)
+            best = rows.argmax(dim=1)
+            row_floor = torch.zeros_like(rows, dtype=torch.bool)
+            row_floor[torch.arange(rows.shape[0], device=rows.device), best] = True
+            floor = row_floor.view_as(floor)
+        elif s.numel():
+            floor.view(-1)[s.flatten().argmax()] = True
+        protected[n] = floor & keep[n]
+    return protected
+
+
+def _lamp_scores(score: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """LAMP score of each surviving weight of one layer; pruned weights get -inf."""
+    flat = score.flatten().to(torch.float64)
+    alive = keep.flatten()
+    out = torch.full_like(flat, -torch.inf)
+    if not alive.any():
+        return out.view_as(score)
+    values = flat[alive]
+    values = values - values.min().clamp(max=0.0)  # LAMP needs non-negative scores
+    squares = values.pow(2)
+    order = torch.argsort(squares, stable=True)
+    sorted_squares = squares[order]
+    # sum of the squares of this weight and every larger one in the layer
+    tail = torch.flip(torch.cumsum(torch.flip(sorted_squares, [0]), 0), [0])
+    lamp_sorted = torch.where(tail > 0, sorted_squares / tail.clamp_min(1e-300), torch.ones_like(tail))
+    lamp = torch.empty_like(values)
+    lamp[order] = lamp_sorted
+    out[alive] = lamp
+    return out.view_as(score)
+
+
+def _erk_densities(shapes: dict[str, tuple], density: float) -> dict[str, float]:
+    """Erdős–Rényi-Kernel density of each layer so that the total density is ``density``."""
+    sizes = {n: math.prod(s) for n, s in shapes.items()}
+    raw = {n: sum(s) / sizes[n] for n, s in shapes.items()}
+    total_keep = density * sum(sizes.values())
+    dense: set[str] = set()
+    while True:
+        free = [n for n in shapes if n not in dense]
+        budget = total_keep - sum(sizes[n] for n in dense)
+        weighted = sum(raw[n] * sizes[n] for n in free)
+        eps = budget / weighted if weighted > 0 else 0.0
+        over = [n for n in free if eps * raw[n] > 1.0]
+        if not over:
+            break
+        dense.update(over)
+    return {n: 1.0 if n in dense else max(0.0, min(1.0, eps * raw[n])) for n in shapes}
+
+
+def _prune_lowest(names, scores, keep, target, protected) -> dict[str, torch.Tensor]:
+    """Prune the lowest scores among ``names`` to reach ``target`` sparsity, sparing ``protected``."""
+    flat_scores = torch.cat(
+        [
+            torch.where(
+                keep[n],
+                torch.where(protected[n], torch.full_like(scores[n], torch.inf), scores[n]),
+                torch.full_like(scores[n], -torch.inf),
+            ).flatten()
+            for n in names
+        ]
+    )
+    flat_keep = torch.cat([keep[n].flatten() for n in names])
+    n_protected = int(sum(int(protected[n].sum()) for n in names))
+    n_total = flat_scores.numel()
+    n_prune = max(int(round(float(target) * n_total)), int((~flat_keep).sum()))
+    n_prune = min(n_prune, n_total - n_protected)
+    new_keep = torch.ones(n_total, dtype=torch.bool, device=flat_scores.device)
+    if n_prune > 0:
+        order = torch.argsort(flat_scores, stable=True)
+        new_keep[order[:n_prune]] = False
+    out, offset = {}, 0
+    for n in names:
+        size = scores[n].numel()
+        out[n] = new_keep[offset : offset + size].view_as(scores[n])
+        offset += size
+    return out
