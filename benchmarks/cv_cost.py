@@ -40,7 +40,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skprune import MagnitudePruning, PrunedNetClassifier, PrunedNetCV, PrunedNetRegressor
-from skprune.model_selection._cv import level_epochs
+from skprune.model_selection._path import level_epochs
 from skprune.model_selection._rules import one_standard_error_index
 
 SPARSITIES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95)

@@ -78,11 +78,12 @@ def test_conv_net_dense_masked_and_compacted(digits, tmp_path):
 
 def test_regressor_and_pipeline(reg_data, clf_data, tmp_path):
     X, y = reg_data
-    # normalize_y=False: the ONNX graph does not yet apply y_scale_/y_mean_ (open, deploy/)
     pruner = NeuronPruning(0.5, schedule=OneShot())
-    reg = PrunedNetRegressor(pruner=pruner, normalize_y=False, **FAST).fit(X, y)
-    _parity(reg, X, tmp_path)
-    _parity(reg.compact(), X, tmp_path)
+    # the default normalize_y=True: the graph maps standardized outputs back with y_scale_/y_mean_
+    for normalize_y in (True, False):
+        reg = PrunedNetRegressor(pruner=pruner, normalize_y=normalize_y, **FAST).fit(X, 10 * y + 100)
+        _parity(reg, X, tmp_path)
+        _parity(reg.compact(), X, tmp_path)
     Xc, yc = clf_data
     pipe = make_pipeline(StandardScaler(), PrunedNetClassifier(**FAST)).fit(Xc.astype(np.float64), yc)
     _parity(pipe, Xc.astype(np.float64), tmp_path)

@@ -135,6 +135,11 @@ def _net_graph(estimator, X_sample, input_type=None, gemm=True):
         kind_name = "classifier"
     else:
         n_targets = int(getattr(estimator, "n_outputs_", 1) or 1)
+        if hasattr(estimator, "y_scale_"):  # normalize_y: the network predicts standardized targets
+            scale = np.asarray(estimator.y_scale_, dtype=np.float32).reshape(-1)
+            mean = np.asarray(estimator.y_mean_, dtype=np.float32).reshape(-1)
+            scaled = g.node("Mul", [logits, g.const("y_scale", scale)], "unscale")
+            logits = g.node("Add", [scaled, g.const("y_mean", mean)], "uncenter")
         if getattr(estimator, "_y_ndim", 2) == 1:
             g.nodes.append(
                 helper.make_node(
