@@ -412,6 +412,12 @@ class PrunedNet(
         """Predictions for ``X``."""
         return self.predict_proba(X)
 
+    def check_is_fitted(self, attributes=None, *args, **kwargs):
+        """skorch's check, without scikit-learn's tag machinery once ``module_`` exists (per call)."""
+        if attributes is None and not args and not kwargs and "module_" in self.__dict__:
+            return
+        super().check_is_fitted(attributes, *args, **kwargs)
+
     @property
     def _default_callbacks(self):
         # skorch's defaults, with the table (and progress bar) of TrainingLog

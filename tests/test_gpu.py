@@ -77,9 +77,9 @@ def test_data_is_moved_to_the_device_once(clf_data, monkeypatch):
     seen = []
     original = ArrayDataset.__init__
 
-    def spy(self, X, y=None, device="cpu"):
+    def spy(self, X, y=None, device="cpu", **kwargs):
         seen.append((X.device.type, None if y is None else y.device.type))
-        original(self, X, y, device)
+        original(self, X, y, device, **kwargs)
 
     monkeypatch.setattr(ArrayDataset, "__init__", spy)
     net = PrunedNetClassifier(pruner=MagnitudePruning(0.5), **FAST).fit(X, y)
