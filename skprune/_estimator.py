@@ -342,10 +342,13 @@ class PrunedNet(
         if self.pruner is not None and shape is not None and len(shape) == 2:
             self.pruner.check_n_features(int(shape[1]))
         fresh = not self.warm_start or not self.initialized_
-        if not fresh:
+        # a warm start of a net initialized but never fitted (e.g. weights loaded by hand) learns the data
+        seen_data = "n_features_in_" in self.__dict__
+        if not fresh and seen_data:
             check_continuable(self, "fit with warm_start=True")
         with restored_on_failure(self, fresh=fresh):  # a failed or interrupted refit loses nothing
-            X_t, y_t = prepare_fit_data(self, X, y, reset=fresh, sample_weight=sample_weight)
+            reset = fresh or not seen_data
+            X_t, y_t = prepare_fit_data(self, X, y, reset=reset, sample_weight=sample_weight)
             with self._training_context():
                 self._fit_sample_weight = fit_sample_weight(self, sample_weight, X_t, y_t)
                 if fresh:

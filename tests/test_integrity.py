@@ -412,3 +412,22 @@ def test_classifier_predict_proba_is_float64_like_scikit_learn(iris):
     proba = PrunedNetClassifier(max_epochs=1).fit(X, y).predict_proba(X)
     assert proba.dtype == np.float64
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_warm_start_fit_of_an_initialized_net_keeps_loaded_weights_and_learns_the_data():
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    dense = PrunedNetClassifier(**FAST).fit(X, y)
+    net = PrunedNetClassifier(
+        module__n_features_in=4, module__n_outputs=3, pruner=MagnitudePruning(0.5, schedule=OneShot(at=0.5)),
+        warm_start=True, **{**FAST, "max_epochs": 2},
+    ).initialize()
+    net.module_.load_state_dict(dense.module_.state_dict())
+    net.fit(X, y)  # initialized, never fitted: the data is learned, the loaded weights are kept
+    assert list(net.classes_) == [0, 1, 2] and net.n_features_in_ == 4
+    # not re-initialized: two epochs at lr 1e-3 leave the surviving weights near the loaded ones
+    after, loaded = net.module_.layers.fc0.weight.detach(), dense.module_.layers.fc0.weight.detach()
+    kept = after != 0
+    assert torch.allclose(after[kept], loaded[kept], atol=0.05)
+    assert net.score(X, y) > 0.6  # a constant model scores 0.33
+    assert net.sparsity_ == pytest.approx(0.5, abs=0.05)
