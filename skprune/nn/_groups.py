@@ -50,24 +50,9 @@ from ._units import (
 __all__ = ["ChannelGroup", "trace_channel_groups"]
 
 #: Element-wise operations with f(0) == 0: a removed (all-zero) channel stays zero through them.
-_ZERO_PRESERVING_MODULES = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.ELU,
-    nn.SELU,
-    nn.CELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.Tanh,
-    nn.Hardtanh,
-    nn.Hardswish,
-    nn.Identity,
-    nn.Dropout,
-    nn.AlphaDropout,
-    nn.PReLU,
-)
+_ZERO_PRESERVING_MODULES = tuple(
+    m for m in ELEMENTWISE_MODULES if m not in (nn.Sigmoid, nn.Hardsigmoid, nn.Softplus)
+) + (nn.PReLU,)
 _ADD = (operator.add, torch.add, operator.iadd)
 
 
