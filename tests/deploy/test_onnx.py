@@ -113,3 +113,26 @@ def test_onnx_input_must_be_fitted(clf_data):
     with pytest.raises(Exception, match="not initialized|fit"):
         to_onnx(PrunedNetClassifier(), clf_data[0][:2])
     assert torch.get_num_threads() >= 1
+
+
+def test_served_session_computes_only_the_output_it_reads(digits_mlp):
+    import onnx
+
+    from skprune.deploy._onnx_runtime import _keep_outputs
+
+    net, X = digits_mlp
+    served = OnnxPredictor(to_onnx(net, X[:3]))
+    assert [o.name for o in served.session.get_outputs()] == ["probabilities"]
+    cut = onnx.load_from_string(_keep_outputs(served.model_bytes, ["probabilities"]))
+    ops = [node.op_type for node in cut.graph.node]
+    assert "ArgMax" not in ops and "Gather" not in ops and ops[-1] == "Softmax"
+    assert "classes" not in {t.name for t in cut.graph.initializer}
+    # the saved model keeps both outputs, and run() still returns them
+    saved_outputs = [o.name for o in onnx.load_from_string(served.model_bytes).graph.output]
+    assert saved_outputs == ["label", "probabilities"]
+    labels, proba = served.run(X[:5])
+    np.testing.assert_array_equal(labels, net.predict(X[:5]))
+    np.testing.assert_array_equal(proba, served.predict_proba(X[:5]))
+    # the compiled-session fast path and the public InferenceSession.run agree exactly
+    public = served.session.run(["probabilities"], {"X": X[:7].astype(np.float32)})[0]
+    np.testing.assert_array_equal(served.predict_proba(X[:7]), public)
