@@ -13,6 +13,7 @@ import pytest
 import torch
 import torch._dynamo.utils
 from sklearn.model_selection import GridSearchCV
+from skorch.callbacks import Callback
 
 import skprune
 from skprune import (
@@ -32,6 +33,7 @@ from skprune import (
     SNIPPruning,
     TaylorPruning,
 )
+from skprune._random import fit_generator
 from skprune._training._data import ArrayDataset
 from skprune._training._step import Trainer
 
@@ -265,3 +267,33 @@ def test_compiled_step_with_inductor_on_cpu_matches_eager(clf_data):
     np.testing.assert_allclose(compiled.predict_proba(X), eager.predict_proba(X), atol=1e-4)
     for name, pruned in eager.masks_.pruned.items():
         assert torch.equal(compiled.masks_.pruned[name], pruned)
+
+
+class _GeneratorOffsets(Callback):
+    """Records the fit generator's Philox offset at each epoch end (how many draws it has made)."""
+
+    def initialize(self):
+        self.offsets = []
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        self.offsets.append(fit_generator(torch.device("cuda")).get_offset())
+
+
+def test_graphed_step_with_dropout_draws_new_masks_at_every_replay_on_gpu(clf_data, monkeypatch):
+    # skprune.nn.Dropout draws from the fit's own CUDA generator; a replayed graph must
+    # advance it at every step (else every replay reuses the captured masks, or capture fails)
+    captures = []
+    original = Trainer._capture
+    monkeypatch.setattr(Trainer, "_capture", lambda self, size: (captures.append(size), original(self, size)))
+    kwargs = dict(FAST, max_epochs=4, module__dropout=0.5, pruner=MagnitudePruning(0.5))
+    eager_offsets, graphed_offsets = _GeneratorOffsets(), _GeneratorOffsets()
+    eager = PrunedNetClassifier(callbacks=[eager_offsets], **kwargs).fit(*clf_data)
+    graphed = PrunedNetClassifier(callbacks=[graphed_offsets], compile="step", **kwargs).fit(*clf_data)
+    assert captures, "the graphed fit ran eager steps only"
+    offsets = graphed_offsets.offsets
+    assert all(later > earlier for earlier, later in zip(offsets, offsets[1:]))
+    assert offsets == eager_offsets.offsets  # the same draws as the eager fit, step for step
+    X = clf_data[0]
+    np.testing.assert_allclose(graphed.predict_proba(X), eager.predict_proba(X), atol=1e-4)
+    np.testing.assert_allclose(graphed.history[:, "train_loss"], eager.history[:, "train_loss"], rtol=1e-4)

@@ -35,6 +35,8 @@ from skorch.callbacks import Callback, EpochScoring, PassthroughScoring
 from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
 
+from .._random import fit_generator
+from ..nn._dropout import Dropout
 from ._data import BatchIterator, _resolve, split_weights
 from ._log import TrainingLog
 from ._weights import penalty_denominator
@@ -267,6 +269,11 @@ class Trainer:
         elif not all(g.get("capturable", isinstance(self.optimizer, torch.optim.SGD))
                      for g in self.optimizer.param_groups):
             reason = f"{type(self.optimizer).__name__} is not capturable (pass optimizer__capturable=True)"
+        elif _uses_fit_generator(self.net.module_) and not _can_register_generators():
+            reason = (
+                "this PyTorch cannot replay draws from the fit's own random generator "
+                "(skprune.nn.Dropout) in a CUDA graph (CUDAGraph.register_generator_state)"
+            )
         if reason is None:
             X = _resolve(iterator.dataset)[0].X
             if not isinstance(X, torch.Tensor) or X.device.type != "cuda":
@@ -340,7 +347,22 @@ class Trainer:
     def _capture(self, size: int) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         graph = torch.cuda.CUDAGraph()
+        generator = fit_generator(self.device)
+        if generator is not None and _uses_fit_generator(self.net.module_):
+            # dropout draws from the fit's own generator: each replay must advance
+            # it (new masks every step), as the default CUDA generator is advanced
+            graph.register_generator_state(generator)
         with torch.cuda.graph(graph):
             self._graph_body(size)
         self.graph = graph
         self._graph_key = self._current_key()
+
+
+def _uses_fit_generator(module: torch.nn.Module) -> bool:
+    """Whether ``module`` draws random numbers from the fit's own generator (``skprune.nn.Dropout``)."""
+    return any(isinstance(m, Dropout) and m.p > 0 for m in module.modules())
+
+
+def _can_register_generators() -> bool:
+    """Whether CUDA graphs can replay draws from a user-made generator (PyTorch 2.5 and later)."""
+    return hasattr(torch.cuda.CUDAGraph, "register_generator_state")
