@@ -15,7 +15,9 @@ with hidden layers (256, 128). Variants, all from one trained dense net:
 
 For 1 and 2 threads (torch, ONNX Runtime and BLAS all limited to that) and
 batches of 1 and 1024 rows, every variant is called in turn, round after
-round (interleaved, so load from other processes hits all alike); the
+round (interleaved, so load from other processes hits all alike; ONNX
+Runtime sessions are made with ``allow_spinning=False`` so that their idle
+worker threads leave the cores to the next variant); the
 table reports the median latency per call, rows per second, the file size
 (``skprune.save`` for torch variants, the ``.onnx`` file for ONNX Runtime
 ones, ``pickle`` for scikit-learn) and the test accuracy change against
@@ -116,10 +118,13 @@ def _build(args):
 def _callables(sk, torch_variants, onnx, int8, threads):
     calls = {"sklearn MLPClassifier": sk.predict}
     calls.update({name: est.predict_proba for name, est in torch_variants.items()})
+    # no spinning: between interleaved calls, ONNX Runtime's spinning worker threads
+    # would take the cores from the variant called next (torch at batch 1024 on 2
+    # threads: 2.0 ms alone, 5.3 ms right after a spinning 2-thread ONNX Runtime call)
     for name, model in onnx.items():
-        calls[name] = OnnxPredictor(model, n_threads=threads).predict_proba
+        calls[name] = OnnxPredictor(model, n_threads=threads, allow_spinning=False).predict_proba
     for name, q in int8.items():
-        calls[name] = OnnxPredictor(q.model_bytes, n_threads=threads).predict_proba
+        calls[name] = OnnxPredictor(q.model_bytes, n_threads=threads, allow_spinning=False).predict_proba
     return calls
 
 

@@ -24,6 +24,12 @@ class OnnxPredictor:
         A model written by :func:`to_onnx` (or :func:`quantize_int8`).
     n_threads : int or None, default=None
         ONNX Runtime intra-op threads (``None``: its default).
+    allow_spinning : bool, default=True
+        Whether ONNX Runtime's worker threads (``n_threads`` > 1) keep
+        spinning after a call, waiting for the next one: ONNX Runtime's
+        default, best for back-to-back calls on cores of their own. Pass
+        ``False`` where other work shares the cores (torch, NumPy, a
+        notebook): spinning threads take the CPU from it.
 
     Examples
     --------
@@ -36,9 +42,10 @@ class OnnxPredictor:
     True
     """
 
-    def __init__(self, model, n_threads=None):
+    def __init__(self, model, n_threads=None, allow_spinning=True):
         self.model_bytes = model if isinstance(model, bytes) else model.SerializeToString()
         self.n_threads = n_threads
+        self.allow_spinning = bool(allow_spinning)
         onnx = require("onnx")
         proto = onnx.load_from_string(self.model_bytes)
         meta = {p.key: p.value for p in proto.metadata_props}
@@ -55,9 +62,9 @@ class OnnxPredictor:
         self._run = None
 
     @classmethod
-    def from_file(cls, path, n_threads=None):
+    def from_file(cls, path, n_threads=None, allow_spinning=True):
         """Load an ``.onnx`` file written by :meth:`save` or :func:`to_onnx` (no code is run)."""
-        return cls(Path(path).read_bytes(), n_threads=n_threads)
+        return cls(Path(path).read_bytes(), n_threads=n_threads, allow_spinning=allow_spinning)
 
     def save(self, path) -> None:
         """Write the ONNX model to ``path``."""
@@ -83,6 +90,8 @@ class OnnxPredictor:
             if self.n_threads is not None:
                 options.intra_op_num_threads = int(self.n_threads)
                 options.inter_op_num_threads = 1
+            if not self.allow_spinning:
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
             served = _keep_outputs(self.model_bytes, self._output)
             self._session = ort.InferenceSession(served, options, providers=["CPUExecutionProvider"])
         return self._session

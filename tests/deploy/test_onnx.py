@@ -136,3 +136,15 @@ def test_served_session_computes_only_the_output_it_reads(digits_mlp):
     # the compiled-session fast path and the public InferenceSession.run agree exactly
     public = served.session.run(["probabilities"], {"X": X[:7].astype(np.float32)})[0]
     np.testing.assert_array_equal(served.predict_proba(X[:7]), public)
+
+
+def test_worker_threads_stop_spinning_between_calls_when_asked(digits_mlp):
+    net, X = digits_mlp
+    model = to_onnx(net, X[:3])
+    entry = "session.intra_op.allow_spinning"
+    quiet = OnnxPredictor(model, n_threads=2, allow_spinning=False)
+    assert quiet.session.get_session_options().get_session_config_entry(entry) == "0"
+    default = OnnxPredictor(model, n_threads=2).session.get_session_options()
+    with pytest.raises(Exception, match="allow_spinning"):  # not set: ONNX Runtime's default (spin)
+        default.get_session_config_entry(entry)
+    np.testing.assert_array_equal(quiet.predict(X), net.predict(X))
