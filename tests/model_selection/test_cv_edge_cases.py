@@ -1,0 +1,72 @@
+"""PrunedNetCV edge cases found by review: failures after the folds, odd but legitimate inputs."""
+
+import copy
+
+import numpy as np
+import pytest
+from skorch.callbacks import Callback
+
+from skprune import MagnitudePruning, PrunedNetClassifier, PrunedNetCV
+
+NET = dict(module__hidden_layer_sizes=(8,), batch_size=32, lr=0.02, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def small_data(clf_data):
+    X, y = clf_data
+    return X[:120], y[:120]
+
+
+@pytest.fixture(scope="module")
+def fitted(small_data):
+    X, y = small_data
+    net = PrunedNetClassifier(pruner=MagnitudePruning(), **NET)
+    return PrunedNetCV(net, sparsities=[0.0, 0.5], cv=2, dense_epochs=2, finetune_epochs=1).fit(X, y)
+
+
+def _failing_selection(cv_results):
+    raise RuntimeError("selection failed")
+
+
+class FailOnAllData(Callback):
+    """Interrupts a fit on all ``n`` rows (the refit), not on a fold's training part."""
+
+    def __init__(self, n=120):
+        self.n = n
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        if len(X) == self.n:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    "params, error",
+    [
+        ({"selection": lambda cv_results: 99}, IndexError),
+        ({"selection": _failing_selection}, RuntimeError),
+        ({"estimator__callbacks": [FailOnAllData()]}, KeyboardInterrupt),  # the refit is interrupted
+    ],
+)
+def test_a_refit_of_a_fitted_search_failing_after_the_folds_keeps_the_old_results(
+    fitted, small_data, params, error
+):
+    X, y = small_data
+    search = copy.deepcopy(fitted).set_params(sparsities=[0.0, 0.5, 0.8], **params)
+    before = {k: copy.deepcopy(v) for k, v in vars(fitted).items() if k.endswith("_")}
+    with pytest.raises(error):
+        search.fit(X, y)
+    after = {k: v for k, v in vars(search).items() if k.endswith("_")}
+    assert sorted(after) == sorted(before)
+    np.testing.assert_array_equal(search.sparsities_, [0.0, 0.5])
+    np.testing.assert_array_equal(search.scores_path_, fitted.scores_path_)
+    assert len(search.cv_results_) == 2
+    assert search.sparsity_ == fitted.sparsity_ and search.best_index_ == fitted.best_index_
+    np.testing.assert_allclose(search.predict_proba(X), fitted.predict_proba(X))
+
+
+def test_a_refit_false_fit_of_a_refitted_search_drops_the_old_best_estimator(fitted, small_data):
+    X, y = small_data
+    search = copy.deepcopy(fitted).set_params(refit=False, sparsities=[0.0, 0.8])
+    search.fit(X, y)
+    assert not hasattr(search, "best_estimator_") and not hasattr(search, "refit_time_")
+    np.testing.assert_array_equal(search.sparsities_, [0.0, 0.8])
