@@ -135,6 +135,13 @@ class StructuredPruner(BasePruner):
         """The share of units removed at this step: ``sparsity * fraction``."""
         return self._unit_sparsity * float(fraction)
 
+    def at_path_level(self, level: float, at: float) -> StructuredPruner:
+        """A copy removing the share ``level`` of the units once, at fraction ``at`` of a fit.
+
+        The deprecated ``fraction`` is dropped, so the level is not overridden by it.
+        """
+        return super().at_path_level(level, at).set_params(fraction="deprecated")
+
     prune_output_layer = False
 
     # ------------------------------------------------------------- selection

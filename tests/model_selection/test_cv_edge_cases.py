@@ -4,9 +4,10 @@ import copy
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 from skorch.callbacks import Callback
 
-from skprune import MagnitudePruning, PrunedNetClassifier, PrunedNetCV
+from skprune import InputPruning, Iterative, MagnitudePruning, NeuronPruning, PrunedNetClassifier, PrunedNetCV
 
 NET = dict(module__hidden_layer_sizes=(8,), batch_size=32, lr=0.02, random_state=0)
 
@@ -70,3 +71,27 @@ def test_a_refit_false_fit_of_a_refitted_search_drops_the_old_best_estimator(fit
     search.fit(X, y)
     assert not hasattr(search, "best_estimator_") and not hasattr(search, "refit_time_")
     np.testing.assert_array_equal(search.sparsities_, [0.0, 0.8])
+
+
+def test_the_refit_input_pruning_path_model_keeps_a_valid_pruner(small_data):
+    """The refit model's pruner is the user's at the chosen level: refitting it (or a clone) works."""
+    X, y = small_data
+    schedule = Iterative(n_steps=2)
+    net = PrunedNetClassifier(pruner=InputPruning(n_features=5, schedule=schedule), **NET)
+    search = PrunedNetCV(net, sparsities=[0.3, 0.6], cv=2, dense_epochs=2, finetune_epochs=1).fit(X, y)
+    pruner = search.best_estimator_.pruner
+    assert pruner.n_features is None and pruner.sparsity == search.sparsity_
+    assert pruner.schedule.get_params() == schedule.get_params() and pruner.schedule is not schedule
+    refit = clone(search.best_estimator_).set_params(max_epochs=2).fit(X, y)
+    assert len(refit.selected_features_) == round((1 - search.sparsity_) * X.shape[1])
+
+
+def test_path_levels_override_a_deprecated_fraction(small_data):
+    X, y = small_data
+    with pytest.warns(FutureWarning, match="fraction"):
+        NeuronPruning(fraction=0.25).check_params()
+    net = PrunedNetClassifier(pruner=NeuronPruning(fraction=0.25), **NET)
+    search = PrunedNetCV(net, sparsities=[0.25, 0.5], cv=2, dense_epochs=2, finetune_epochs=1).fit(X, y)
+    # the hidden layer lost a quarter, then half of its units: the second level is sparser
+    assert np.all(search.fitted_sparsity_path_[1] > search.fitted_sparsity_path_[0])
+    assert search.best_estimator_.pruner.get_params()["fraction"] == "deprecated"
