@@ -63,6 +63,14 @@ def _check_sparsities(sparsities) -> np.ndarray:
     return values
 
 
+def _rank(mean_scores: np.ndarray) -> np.ndarray:
+    """Rank of each mean score (1 is best), NaN ranked last, as in ``GridSearchCV.cv_results_``."""
+    if np.isnan(mean_scores).all():
+        return np.ones(len(mean_scores), dtype=np.int32)
+    filled = np.where(np.isnan(mean_scores), np.nanmin(mean_scores) - 1, mean_scores)
+    return rankdata(-np.round(filled, 12), method="min").astype(np.int32)
+
+
 def _check_epochs(name: str, value, default: int) -> int:
     if value is None:
         return int(default)
@@ -367,7 +375,7 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
         results["mean_test_score"] = mean
         results["std_test_score"] = scores.std(axis=1)
         results["se_test_score"] = standard_error(scores, axis=1)
-        results["rank_test_score"] = rankdata(-np.round(mean, 12), method="min").astype(np.int32)
+        results["rank_test_score"] = _rank(mean)
         results["mean_fitted_sparsity"] = fitted_sparsity.mean(axis=1)
         for key in ("fit_time", "score_time"):
             times = np.column_stack([f[key] for f in folds])

@@ -95,3 +95,20 @@ def test_path_levels_override_a_deprecated_fraction(small_data):
     # the hidden layer lost a quarter, then half of its units: the second level is sparser
     assert np.all(search.fitted_sparsity_path_[1] > search.fitted_sparsity_path_[0])
     assert search.best_estimator_.pruner.get_params()["fraction"] == "deprecated"
+
+
+def _nan_when_sparse(estimator, X, y):
+    """A scorer that cannot score the sparse levels (as a metric undefined on a fold would)."""
+    return float("nan") if estimator.sparsity_ > 0.4 else float(np.mean(estimator.predict(X) == y))
+
+
+def test_nan_scores_rank_last_as_in_grid_search(small_data):
+    X, y = small_data
+    net = PrunedNetClassifier(pruner=MagnitudePruning(), **NET)
+    search = PrunedNetCV(net, sparsities=[0.0, 0.3, 0.5], cv=2, dense_epochs=2, finetune_epochs=1)
+    search.set_params(scoring=_nan_when_sparse, refit=False).fit(X, y)
+    results = search.cv_results_
+    assert np.isnan(results["mean_test_score"].iloc[2])
+    assert results["rank_test_score"].iloc[2] == 3
+    assert sorted(results["rank_test_score"].iloc[:2]) in ([1, 2], [1, 1])
+    assert search.best_index_ in (0, 1)
