@@ -165,6 +165,8 @@ class StructuredPruner(BasePruner):
             selected = [c for c in typed if c[1] != output_name]
         else:
             selected = [c for c in typed if self._layer_matches(c[1], c[2])]
+            if selected:  # (nothing selected at all gets the message below)
+                self._check_names_match(typed, kind)
             if any(c[1] == output_name for c in selected):
                 raise ValueError(
                     f"{name}(layers={self.layers!r}) selects the output layer {output_name!r}; its "

@@ -4,7 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from skprune import BasePruner, Iterative, LotteryTicket, MaskStore, PrunedNetClassifier, PruningContext
+from skprune import (
+    BasePruner,
+    Iterative,
+    LotteryTicket,
+    MagnitudePruning,
+    MaskStore,
+    NeuronPruning,
+    PrunedNetClassifier,
+    PruningContext,
+)
 from skprune.pruners._lottery import _LotteryRounds
 
 FAST = dict(batch_size=32, lr=0.01, random_state=0, module__hidden_layer_sizes=(16,))
@@ -111,3 +120,19 @@ def test_iterative_schedule_still_reaches_the_target_on_a_one_epoch_fit():
 
     net = PrunedNetClassifier(pruner=Magnitude(0.7, schedule=Iterative()), max_epochs=1, **FAST).fit(X, y)
     assert net.sparsity_ == pytest.approx(0.7, abs=0.01)
+
+
+@pytest.mark.parametrize(
+    "pruner",
+    [
+        MagnitudePruning(0.5, layers=["layers.fc0", "layers.fc9"]),  # a typo next to a real name
+        MagnitudePruning(0.5, layers=["layers.fc*", "layer.output"]),
+        NeuronPruning(0.5, layers=["layers.fc0", "layers.fc_0"]),
+    ],
+)
+def test_a_layer_name_that_matches_nothing_is_an_error_even_next_to_one_that_does(pruner):
+    X = np.random.RandomState(0).rand(40, 4).astype(np.float32)
+    y = np.arange(40) % 2
+    net = PrunedNetClassifier(pruner=pruner, max_epochs=2, **{**FAST, "module__hidden_layer_sizes": (8, 8)})
+    with pytest.raises(ValueError, match=r"matches no .*layers\.fc1"):
+        net.fit(X, y)
