@@ -228,7 +228,7 @@ class BasePruner(PrunerProtocol):
             )
         checked = {}
         for name, w in weights.items():
-            s = torch.as_tensor(scores[name])
+            s = as_score_tensor(scores[name], f"{type(self).__name__}.score", name)
             if tuple(s.shape) != tuple(w.shape):
                 raise ValueError(
                     f"{type(self).__name__} returned scores of shape {tuple(s.shape)} "
@@ -293,6 +293,18 @@ class BasePruner(PrunerProtocol):
             sums[name] += contribution
         else:
             sums[name] = contribution
+
+
+def as_score_tensor(value, source: str, name: str) -> torch.Tensor:
+    """``value`` (the scores a rule returned for weight ``name``) as a tensor, else a TypeError."""
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, RuntimeError, ValueError):
+        got = "None" if value is None else type(value).__name__
+        raise TypeError(
+            f"{source} returned {got} for {name!r}; it must return one score per "
+            "weight: a tensor or array of numbers of the weight's shape."
+        ) from None
 
 
 def _output_param_name(module: nn.Module) -> str | None:

@@ -6,6 +6,7 @@ import torch
 
 from skprune import (
     BasePruner,
+    FunctionPruner,
     Iterative,
     LotteryTicket,
     MagnitudePruning,
@@ -136,3 +137,31 @@ def test_a_layer_name_that_matches_nothing_is_an_error_even_next_to_one_that_doe
     net = PrunedNetClassifier(pruner=pruner, max_epochs=2, **{**FAST, "module__hidden_layer_sizes": (8, 8)})
     with pytest.raises(ValueError, match=r"matches no .*layers\.fc1"):
         net.fit(X, y)
+
+
+def _forgot_return(weight, stats):
+    weight.abs()
+
+
+def _returns_a_dict(weight, stats):
+    return {"score": weight.abs()}
+
+
+class _NoneScores(BasePruner):
+    def score(self, weights, context):
+        return {name: None for name in weights}
+
+
+@pytest.mark.parametrize(
+    "pruner, match",
+    [
+        (FunctionPruner(_forgot_return, 0.5), r"_forgot_return.*returned None.*one score per weight"),
+        (FunctionPruner(_returns_a_dict, 0.5), r"_returns_a_dict.*returned dict.*one score per weight"),
+        (_NoneScores(0.5), r"_NoneScores.score returned None for 'layers.fc0.weight'"),
+    ],
+)
+def test_scores_that_are_not_numbers_are_a_clear_error(pruner, match):
+    X = np.random.RandomState(0).rand(40, 4).astype(np.float32)
+    y = np.arange(40) % 2
+    with pytest.raises(TypeError, match=match):
+        PrunedNetClassifier(pruner=pruner, max_epochs=2, **FAST).fit(X, y)
