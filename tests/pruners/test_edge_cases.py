@@ -12,6 +12,7 @@ from skprune import (
     MagnitudePruning,
     MaskStore,
     NeuronPruning,
+    OneShot,
     PrunedNetClassifier,
     PruningContext,
 )
@@ -165,3 +166,15 @@ def test_scores_that_are_not_numbers_are_a_clear_error(pruner, match):
     y = np.arange(40) % 2
     with pytest.raises(TypeError, match=match):
         PrunedNetClassifier(pruner=pruner, max_epochs=2, **FAST).fit(X, y)
+
+
+def test_setting_a_parameter_of_the_default_schedule_none_says_what_to_do():
+    pruner = MagnitudePruning()
+    with pytest.raises(ValueError, match=r"schedule is None.*schedule=OneShot\(at=0.3\)"):
+        pruner.set_params(schedule__at=0.3)
+    net = PrunedNetClassifier(pruner=MagnitudePruning(), max_epochs=2)
+    with pytest.raises(ValueError, match=r"schedule is None"):
+        net.set_params(pruner__schedule__at=0.3)
+    # with a schedule object the nested parameter is reachable, and both can be set at once
+    assert pruner.set_params(schedule=OneShot(), schedule__at=0.3).schedule.at == 0.3
+    assert MagnitudePruning(schedule=OneShot()).set_params(schedule__at=0.2).schedule.at == 0.2
