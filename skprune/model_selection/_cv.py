@@ -63,6 +63,14 @@ def _check_sparsities(sparsities) -> np.ndarray:
     return values
 
 
+def _rank(mean_scores: np.ndarray) -> np.ndarray:
+    """Rank of each mean score (1 is best), NaN ranked last, as in ``GridSearchCV.cv_results_``."""
+    if np.isnan(mean_scores).all():
+        return np.ones(len(mean_scores), dtype=np.int32)
+    filled = np.where(np.isnan(mean_scores), np.nanmin(mean_scores) - 1, mean_scores)
+    return rankdata(-np.round(filled, 12), method="min").astype(np.int32)
+
+
 def _check_epochs(name: str, value, default: int) -> int:
     if value is None:
         return int(default)
@@ -314,43 +322,52 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
             for train, test in splits
         )
 
-        self.sparsities_ = sparsities
-        self.n_splits_ = len(splits)
-        self.scorer_ = scorer
-        self.scores_path_ = np.column_stack([f["score"] for f in folds])
-        self.fitted_sparsity_path_ = np.column_stack([f["fitted_sparsity"] for f in folds])
-        self.dense_fit_times_ = np.array([f["dense_fit_time"] for f in folds])
-        self.cv_results_ = self._make_results(folds)
+        # everything is computed first and set at the end: a selection or a refit that fails (or is
+        # interrupted) leaves a fitted search as it was, not half old and half new
+        fitted = {
+            "sparsities_": sparsities,
+            "n_splits_": len(splits),
+            "scorer_": scorer,
+            "scores_path_": np.column_stack([f["score"] for f in folds]),
+            "fitted_sparsity_path_": np.column_stack([f["fitted_sparsity"] for f in folds]),
+            "dense_fit_times_": np.array([f["dense_fit_time"] for f in folds]),
+        }
+        cv_results = self._make_results(
+            folds, sparsities, fitted["scores_path_"], fitted["fitted_sparsity_path_"]
+        )
+        fitted["cv_results_"] = cv_results
 
         if callable(self.selection):
-            index = self.selection(self.cv_results_)
+            index = self.selection(cv_results)
             if not isinstance(index, numbers.Integral) or not 0 <= index < len(sparsities):
                 raise IndexError(
                     f"selection callable must return an index in [0, {len(sparsities)}), got {index!r}."
                 )
         elif self.selection == "1se":
-            index = one_standard_error_index(self.cv_results_, sparsity=f"param_{self._sparsity_param()}")
+            index = one_standard_error_index(cv_results, sparsity=f"param_{self._sparsity_param()}")
         else:
-            index = best_score_index(self.cv_results_["mean_test_score"], sparsities)
-        self.best_index_ = int(index)
-        self.sparsity_ = float(sparsities[self.best_index_])
-        self.best_score_ = float(self.cv_results_["mean_test_score"].iloc[self.best_index_])
-        self.best_params_ = {self._sparsity_param(): self.sparsity_}
+            index = best_score_index(cv_results["mean_test_score"], sparsities)
+        fitted["best_index_"] = int(index)
+        fitted["sparsity_"] = float(sparsities[fitted["best_index_"]])
+        fitted["best_score_"] = float(cv_results["mean_test_score"].iloc[fitted["best_index_"]])
+        fitted["best_params_"] = {self._sparsity_param(): fitted["sparsity_"]}
 
         if self.refit:
             start = time.perf_counter()
             model = clone(self.estimator)
-            run_path(model, X, y, sparsities[: self.best_index_ + 1], dense_epochs, finetune_epochs)
-            self.refit_time_ = time.perf_counter() - start
-            self.best_estimator_ = model
+            run_path(model, X, y, sparsities[: fitted["best_index_"] + 1], dense_epochs, finetune_epochs)
+            fitted["refit_time_"] = time.perf_counter() - start
+            fitted["best_estimator_"] = model
+        for name in ("best_estimator_", "refit_time_"):  # from an earlier fit with refit=True
+            self.__dict__.pop(name, None)
+        self.__dict__.update(fitted)
         return self
 
-    def _make_results(self, folds) -> pd.DataFrame:
+    def _make_results(self, folds, sparsities, scores, fitted_sparsity) -> pd.DataFrame:
         param = self._sparsity_param()
-        scores = self.scores_path_
         results = {
-            f"param_{param}": self.sparsities_,
-            "params": [{param: float(s)} for s in self.sparsities_],
+            f"param_{param}": sparsities,
+            "params": [{param: float(s)} for s in sparsities],
         }
         for k in range(scores.shape[1]):
             results[f"split{k}_test_score"] = scores[:, k]
@@ -358,8 +375,8 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
         results["mean_test_score"] = mean
         results["std_test_score"] = scores.std(axis=1)
         results["se_test_score"] = standard_error(scores, axis=1)
-        results["rank_test_score"] = rankdata(-np.round(mean, 12), method="min").astype(np.int32)
-        results["mean_fitted_sparsity"] = self.fitted_sparsity_path_.mean(axis=1)
+        results["rank_test_score"] = _rank(mean)
+        results["mean_fitted_sparsity"] = fitted_sparsity.mean(axis=1)
         for key in ("fit_time", "score_time"):
             times = np.column_stack([f[key] for f in folds])
             results[f"mean_{key}"] = times.mean(axis=1)

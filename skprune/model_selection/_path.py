@@ -84,11 +84,22 @@ def run_path(model, X, y, sparsities, dense_epochs: int, finetune_epochs, on_lev
         if on_level is not None:
             on_level(i, time.perf_counter() - start)
     net.set_params(
-        pruner=clone(user_pruner).set_params(**{user_pruner.path_parameter: float(sparsities[-1])}),
+        pruner=_user_pruner_at(user_pruner, float(sparsities[-1])),
         max_epochs=user_max_epochs,
         warm_start=user_warm_start,
     )
     return dense_time
+
+
+def _user_pruner_at(pruner, level: float):
+    """The user's pruner, schedule included, set to ``level`` the way a path level sets it.
+
+    ``at_path_level`` also resets what would override the level (``InputPruning``'s
+    ``n_features``, a deprecated ``fraction``), so the result is a valid pruner to refit.
+    """
+    schedule = pruner.get_params(deep=False).get("schedule")
+    at_level = _path_pruner(pruner, level, at=1.0)
+    return at_level.set_params(schedule=None if schedule is None else clone(schedule))
 
 
 def fit_and_score_path(model, X, y, train, test, scorer, sparsities, dense_epochs, finetune_epochs):

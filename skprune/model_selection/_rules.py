@@ -14,6 +14,7 @@ as scikit-learn's ``cv_results_`` (a dict of arrays or a DataFrame).
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -47,7 +48,8 @@ def standard_error(scores, axis: int = -1) -> np.ndarray:
     """
     scores = np.asarray(scores, dtype=float)
     n = np.sum(np.isfinite(scores), axis=axis)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice" where every score is NaN
         centered = scores - np.nanmean(scores, axis=axis, keepdims=True)
         variance = np.nansum(centered**2, axis=axis) / (n - 1)
         se = np.sqrt(variance / n)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -22,6 +23,22 @@ ACTIVATIONS = {
     "gelu": nn.GELU,
     "leaky_relu": nn.LeakyReLU,
 }
+
+
+def _positive_ints(value, name: str, example: str) -> tuple[int, ...]:
+    """``value`` (one number or a sequence of them, numpy scalars included) as a tuple of Python ints."""
+    if isinstance(value, numbers.Number) or (hasattr(value, "ndim") and value.ndim == 0):
+        value = (value,)
+    try:
+        items = tuple(value)
+        ok = all(
+            isinstance(v, numbers.Real) and not isinstance(v, bool) and int(v) == v and v >= 1 for v in items
+        )
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be positive integers, got {value!r}; for example use {example}.")
+    return tuple(int(v) for v in items)
 
 
 def _check_activation_and_dropout(activation: str, dropout: float) -> None:
@@ -85,14 +102,7 @@ class MLP(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        if isinstance(hidden_layer_sizes, int):
-            hidden_layer_sizes = (hidden_layer_sizes,)
-        hidden_layer_sizes = tuple(hidden_layer_sizes)
-        if any(int(h) != h or h < 1 for h in hidden_layer_sizes):
-            raise ValueError(
-                "hidden_layer_sizes must be positive integers, got "
-                f"{hidden_layer_sizes!r}; for example use (100,) or (256, 128)."
-            )
+        hidden_layer_sizes = _positive_ints(hidden_layer_sizes, "hidden_layer_sizes", "(100,) or (256, 128)")
         _check_activation_and_dropout(activation, dropout)
         self.n_features_in = int(n_features_in)
         self.n_outputs = int(n_outputs)
@@ -258,10 +268,8 @@ class ConvNet(nn.Module):
                 f"the data has {n_features_in} features; pass an input_shape whose product is "
                 f"{n_features_in}."
             )
-        if isinstance(channels, int):
-            channels = (channels,)
-        channels = tuple(channels)
-        if not channels or any(int(c) != c or c < 1 for c in channels):
+        channels = _positive_ints(channels, "channels", "(32, 64)")
+        if not channels:
             raise ValueError(f"channels must be a non-empty sequence of positive integers, got {channels!r}.")
         if int(kernel_size) != kernel_size or kernel_size < 1 or kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be an odd positive integer, got {kernel_size!r}.")

@@ -93,7 +93,7 @@ def _connectivity_floor(names, scores, keep, output_name) -> dict[str, torch.Ten
     """Weights that must survive: the best of every output row and the best of every layer."""
     protected = {}
     for n in names:
-        s = torch.where(keep[n], scores[n], torch.full_like(scores[n], -torch.inf))
+        s = torch.where(keep[n], _finite(scores[n]), torch.full_like(scores[n], -torch.inf))
         floor = torch.zeros_like(keep[n])
         if n == output_name and s.dim() >= 2:
             rows = s.reshape(s.shape[0], -1)
@@ -114,16 +114,22 @@ def _lamp_scores(score: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     out = torch.full_like(flat, -torch.inf)
     if not alive.any():
         return out.view_as(score)
-    values = flat[alive]
-    values = values - values.min().clamp(max=0.0)  # LAMP needs non-negative scores
-    squares = values.pow(2)
-    order = torch.argsort(squares, stable=True)
-    sorted_squares = squares[order]
-    # sum of the squares of this weight and every larger one in the layer
-    tail = torch.flip(torch.cumsum(torch.flip(sorted_squares, [0]), 0), [0])
-    lamp_sorted = torch.where(tail > 0, sorted_squares / tail.clamp_min(1e-300), torch.ones_like(tail))
-    lamp = torch.empty_like(values)
-    lamp[order] = lamp_sorted
+    raw = flat[alive]
+    # a score of -inf ranks below, and +inf above, every LAMP score (which lie in [0, 1])
+    lamp = torch.where(raw > 0, torch.full_like(raw, 2.0), torch.full_like(raw, -1.0))
+    finite = torch.isfinite(raw)
+    if finite.any():
+        values = raw[finite]
+        values = values - values.min().clamp(max=0.0)  # LAMP needs non-negative scores
+        squares = values.pow(2)
+        order = torch.argsort(squares, stable=True)
+        sorted_squares = squares[order]
+        # sum of the squares of this weight and every larger one in the layer
+        tail = torch.flip(torch.cumsum(torch.flip(sorted_squares, [0]), 0), [0])
+        lamp_sorted = torch.where(tail > 0, sorted_squares / tail.clamp_min(1e-300), torch.ones_like(tail))
+        finite_lamp = torch.empty_like(values)
+        finite_lamp[order] = lamp_sorted
+        lamp[finite] = finite_lamp
     out[alive] = lamp
     return out.view_as(score)
 
@@ -146,13 +152,21 @@ def _erk_densities(shapes: dict[str, tuple], density: float) -> dict[str, float]
     return {n: 1.0 if n in dense else max(0.0, min(1.0, eps * raw[n])) for n in shapes}
 
 
+def _finite(score: torch.Tensor) -> torch.Tensor:
+    """``score`` with infinities clamped to the largest finite values of its dtype (order kept)."""
+    info = torch.finfo(score.dtype)
+    return score.clamp(min=info.min, max=info.max)
+
+
 def _prune_lowest(names, scores, keep, target, protected) -> dict[str, torch.Tensor]:
     """Prune the lowest scores among ``names`` to reach ``target`` sparsity, sparing ``protected``."""
+    # pruned entries rank strictly first and protected ones strictly last, whatever the scores of the
+    # others (a score of -inf must not tie with, and so revive, an entry pruned before)
     flat_scores = torch.cat(
         [
             torch.where(
                 keep[n],
-                torch.where(protected[n], torch.full_like(scores[n], torch.inf), scores[n]),
+                torch.where(protected[n], torch.full_like(scores[n], torch.inf), _finite(scores[n])),
                 torch.full_like(scores[n], -torch.inf),
             ).flatten()
             for n in names

@@ -158,13 +158,26 @@ class BasePruner(PrunerProtocol):
                 )
         return False
 
+    def _check_names_match(self, candidates, kind: str = "Linear or Conv") -> None:
+        """Raise if a name or pattern of ``layers`` matches none of ``candidates`` (a typo, most likely)."""
+        spec = self.layers
+        items = spec if isinstance(spec, (list, tuple, set)) else [spec]
+        names = [c[1] for c in candidates]
+        for item in items:
+            if isinstance(item, str) and not any(n == item or fnmatch.fnmatchcase(n, item) for n in names):
+                raise ValueError(
+                    f"{type(self).__name__}(layers={spec!r}): {item!r} matches no {kind} layer it can "
+                    f"prune; those layers are {names}."
+                )
+
     def select_layers(self, module: nn.Module) -> list[tuple[str, str, nn.Module]]:
         """Return ``(param_name, layer_name, layer)`` of the weights to prune.
 
         Raises
         ------
         ValueError
-            If the selection matches no prunable layer.
+            If the selection matches no prunable layer, or a name or
+            pattern in ``layers`` matches none.
         """
         candidates = list(iter_prunable_weights(module))
         if not candidates:
@@ -174,6 +187,8 @@ class BasePruner(PrunerProtocol):
         selected = candidates
         if self.layers is not None:
             selected = [c for c in candidates if self._layer_matches(c[1], c[2])]
+            if selected:  # (nothing selected at all gets the message below)
+                self._check_names_match(candidates)
         if not self.prune_output_layer:
             output_name = candidates[-1][0]
             selected = [c for c in selected if c[0] != output_name]
@@ -213,7 +228,7 @@ class BasePruner(PrunerProtocol):
             )
         checked = {}
         for name, w in weights.items():
-            s = torch.as_tensor(scores[name])
+            s = as_score_tensor(scores[name], f"{type(self).__name__}.score", name)
             if tuple(s.shape) != tuple(w.shape):
                 raise ValueError(
                     f"{type(self).__name__} returned scores of shape {tuple(s.shape)} "
@@ -278,6 +293,18 @@ class BasePruner(PrunerProtocol):
             sums[name] += contribution
         else:
             sums[name] = contribution
+
+
+def as_score_tensor(value, source: str, name: str) -> torch.Tensor:
+    """``value`` (the scores a rule returned for weight ``name``) as a tensor, else a TypeError."""
+    try:
+        return torch.as_tensor(value)
+    except (TypeError, RuntimeError, ValueError):
+        got = "None" if value is None else type(value).__name__
+        raise TypeError(
+            f"{source} returned {got} for {name!r}; it must return one score per "
+            "weight: a tensor or array of numbers of the weight's shape."
+        ) from None
 
 
 def _output_param_name(module: nn.Module) -> str | None:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .._training._masks import MaskStore
-from ._base import BasePruner
+from ._base import BasePruner, as_score_tensor
 from ._protocol import PruningContext
 from ._schedules import BaseSchedule
 
@@ -182,7 +182,7 @@ class FunctionPruner(BasePruner):
             if self.gradients and stats is None:
                 zeros = torch.zeros_like(w)
                 stats = GradientStatistics(0, zeros, zeros, zeros, zeros, zeros)
-            s = torch.as_tensor(self.score_fn(w, stats))
+            s = as_score_tensor(self.score_fn(w, stats), label, name)
             if tuple(s.shape) != tuple(w.shape):
                 raise ValueError(
                     f"{label} returned scores of shape {tuple(s.shape)} for {name!r}, whose "

@@ -29,8 +29,9 @@ class _LotteryRounds(BaseSchedule):
 
     def _raw_steps(self, n_epochs):
         n = int(self.n_rounds)
-        first = round(n_epochs / (n + 1))
-        if first < 1 or first <= self.rewind_epoch:
+        epochs = [round(k * n_epochs / (n + 1)) for k in range(1, n + 1)]
+        # every round needs its own epoch, after rewind_epoch, and the ticket at least one epoch
+        if epochs[0] < 1 or epochs[0] <= self.rewind_epoch or len(set(epochs)) < n or epochs[-1] >= n_epochs:
             raise ValueError(
                 f"LotteryTicket(n_rounds={n}, rewind_epoch={self.rewind_epoch}) needs every "
                 f"round to train past rewind_epoch, but max_epochs={n_epochs} gives rounds of "
@@ -39,9 +40,9 @@ class _LotteryRounds(BaseSchedule):
             )
         s = float(self.sparsity)
         steps = []
-        for k in range(1, n + 1):
+        for k, epoch in enumerate(epochs, start=1):
             target = 1.0 - (1.0 - s) ** (k / n)
-            steps.append((round(k * n_epochs / (n + 1)), target / s if s > 0 else 1.0))
+            steps.append((epoch, target / s if s > 0 else 1.0))
         return steps
 
 

@@ -138,6 +138,27 @@ class PrunerProtocol(DocLinkMixin, BaseEstimator, metaclass=abc.ABCMeta):
     #: ``_parameter_constraints`` format; checked by :meth:`check_params`.
     _parameter_constraints: ClassVar[dict] = {}
 
+    def set_params(self, **params) -> PrunerProtocol:
+        """Set parameters, as scikit-learn's; a nested one under ``None`` gets a clear error.
+
+        Raises
+        ------
+        ValueError
+            For ``<param>__<sub>`` when ``<param>`` is ``None`` (e.g.
+            ``schedule__at`` with the default ``schedule=None``).
+        """
+        current = self.get_params(deep=False)
+        for key in params:
+            parent, sep, _ = key.partition("__")
+            if sep and parent in current and params.get(parent, current[parent]) is None:
+                example = "OneShot(at=0.3)" if parent == "schedule" else "..."
+                default = " (None means Polynomial())" if parent == "schedule" else ""
+                raise ValueError(
+                    f"Cannot set {key!r} on {type(self).__name__}: its {parent} is None{default}. "
+                    f"Set the {parent} itself, e.g. {parent}={example} (pruner__{parent}=... on a net)."
+                )
+        return super().set_params(**params)
+
     # ------------------------------------------------------------ validation
     def check_params(self) -> None:
         """Validate the parameters; called by ``fit`` before anything changes.

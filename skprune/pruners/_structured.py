@@ -135,6 +135,13 @@ class StructuredPruner(BasePruner):
         """The share of units removed at this step: ``sparsity * fraction``."""
         return self._unit_sparsity * float(fraction)
 
+    def at_path_level(self, level: float, at: float) -> StructuredPruner:
+        """A copy removing the share ``level`` of the units once, at fraction ``at`` of a fit.
+
+        The deprecated ``fraction`` is dropped, so the level is not overridden by it.
+        """
+        return super().at_path_level(level, at).set_params(fraction="deprecated")
+
     prune_output_layer = False
 
     # ------------------------------------------------------------- selection
@@ -158,6 +165,8 @@ class StructuredPruner(BasePruner):
             selected = [c for c in typed if c[1] != output_name]
         else:
             selected = [c for c in typed if self._layer_matches(c[1], c[2])]
+            if selected:  # (nothing selected at all gets the message below)
+                self._check_names_match(typed, kind)
             if any(c[1] == output_name for c in selected):
                 raise ValueError(
                     f"{name}(layers={self.layers!r}) selects the output layer {output_name!r}; its "
