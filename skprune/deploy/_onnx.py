@@ -158,6 +158,8 @@ def _net_graph(estimator, X_sample, input_type=None, gemm=True):
     meta = {"kind": kind_name, "exporter": method}
     if labels is not None:
         meta["classes"] = json.dumps(np.asarray(estimator.classes_).tolist())
+    if getattr(estimator, "feature_names_in_", None) is not None:  # fitted on a DataFrame
+        meta["feature_names"] = json.dumps([str(name) for name in estimator.feature_names_in_])
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = f"skprune.{key}", value
@@ -189,16 +191,19 @@ def _pipeline_model(pipeline, X_sample, gemm=True):
     )
     net_input = net_model.graph.input[0].name
     net_model = compose.add_prefix(net_model, "net_")
-    pre_model = compose.add_prefix(pre_model, "pre_")
+    # the graph inputs keep skl2onnx's names (the DataFrame's columns, or "X"): callers feed them by name
+    pre_model = compose.add_prefix(pre_model, "pre_", rename_inputs=False)
+    opsets = [onnx.helper.make_opsetid("", OPSET), onnx.helper.make_opsetid("ai.onnx.ml", 3)]
     for model in (net_model, pre_model):
         model.ir_version = 9
         del model.opset_import[:]
-        model.opset_import.extend(
-            [onnx.helper.make_opsetid("", OPSET), onnx.helper.make_opsetid("ai.onnx.ml", 3)]
-        )
+        model.opset_import.extend(opsets)
     merged = compose.merge_models(
         pre_model, net_model, io_map=[(pre_model.graph.output[0].name, "net_" + net_input)]
     )
+    # merge_models lists both models' opsets: one entry per domain, as ONNX Runtime's quantizer requires
+    del merged.opset_import[:]
+    merged.opset_import.extend(opsets)
     # outputs keep their sklearn names
     renames = {o.name: o.name[len("net_") :] for o in merged.graph.output}
     for node in merged.graph.node:
@@ -207,7 +212,8 @@ def _pipeline_model(pipeline, X_sample, gemm=True):
     for out in merged.graph.output:
         out.name = renames[out.name]
     del merged.metadata_props[:]
-    merged.metadata_props.extend(net_model.metadata_props)
+    # the net's feature names are those of the transformed data, not of the pipeline's input
+    merged.metadata_props.extend(p for p in net_model.metadata_props if p.key != "skprune.feature_names")
     if elem not in (TensorProto.FLOAT, TensorProto.DOUBLE):
         raise ValueError("The preprocessing steps do not produce a numeric array.")
     return merged

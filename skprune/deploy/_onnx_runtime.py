@@ -52,6 +52,8 @@ class OnnxPredictor:
         self.kind = meta.get("skprune.kind", "regressor")
         if "skprune.classes" in meta:
             self.classes_ = np.asarray(json.loads(meta["skprune.classes"]))
+        if "skprune.feature_names" in meta:  # the net was fitted on a DataFrame
+            self.feature_names_in_ = np.asarray(json.loads(meta["skprune.feature_names"]), dtype=object)
         self.input_names_ = [i.name for i in proto.graph.input]
         self.input_types_ = [i.type.tensor_type.elem_type for i in proto.graph.input]
         self._input_dtype = onnx.helper.tensor_dtype_to_np_dtype(self.input_types_[0])
@@ -117,17 +119,37 @@ class OnnxPredictor:
 
     def _feed(self, X) -> dict:
         if len(self.input_names_) > 1:  # one input per column (skl2onnx, DataFrame input)
-            from onnx import helper
-
-            feed = {}
-            for name, elem in zip(self.input_names_, self.input_types_):
-                column = X[name].to_numpy().reshape(-1, 1)
-                dtype = helper.tensor_dtype_to_np_dtype(elem)
-                feed[name] = column.astype(dtype)
-            return feed
+            return self._column_feed(X)
         if not (isinstance(X, np.ndarray) and X.dtype == self._input_dtype and X.flags.c_contiguous):
+            names = getattr(self, "feature_names_in_", None)
+            if names is not None and hasattr(X, "columns"):
+                columns = [str(c) for c in X.columns]
+                if columns != list(names):
+                    raise ValueError(
+                        "The feature names should match those that were passed during fit: the model "
+                        f"reads the columns {list(names)} in this order, got {columns}. Select them as "
+                        "X[predictor.feature_names_in_]."
+                    )
             X = np.ascontiguousarray(np.asarray(X, dtype=self._input_dtype))
         return {self.input_names_[0]: X}
+
+    def _column_feed(self, X) -> dict:
+        """One array per graph input, taken from the DataFrame column of the same name."""
+        from onnx import helper
+
+        if not hasattr(X, "columns"):
+            raise ValueError(
+                f"This model reads a DataFrame with the columns {self.input_names_} (one graph input "
+                f"per column, as the pipeline was exported); got {type(X).__name__}."
+            )
+        missing = [name for name in self.input_names_ if name not in X.columns]
+        if missing:
+            raise ValueError(f"X lacks the columns {missing} that this model reads ({self.input_names_}).")
+        feed = {}
+        for name, elem in zip(self.input_names_, self.input_types_):
+            column = X[name].to_numpy().reshape(-1, 1)
+            feed[name] = column.astype(helper.tensor_dtype_to_np_dtype(elem))
+        return feed
 
     def run(self, X) -> list:
         """Raw ONNX Runtime outputs for ``X``: every output of the model, in its order."""

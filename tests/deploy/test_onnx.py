@@ -148,3 +148,65 @@ def test_worker_threads_stop_spinning_between_calls_when_asked(digits_mlp):
     with pytest.raises(Exception, match="allow_spinning"):  # not set: ONNX Runtime's default (spin)
         default.get_session_config_entry(entry)
     np.testing.assert_array_equal(quiet.predict(X), net.predict(X))
+
+
+def _mixed_frame(n=120, seed=0):
+    import pandas as pd
+
+    rng = np.random.RandomState(seed)
+    frame = pd.DataFrame(
+        {
+            "num": rng.randn(n),
+            "num2": rng.randn(n),
+            "cat": np.array(["u", "v", "w"])[rng.randint(0, 3, n)],
+        }
+    )
+    labels = np.where(frame["num"] + (frame["cat"] == "u") > 0.5, "yes", "no")
+    return frame, labels
+
+
+def test_pipeline_with_column_transformer_is_served_from_its_columns(tmp_path):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame, labels = _mixed_frame()
+    pipe = make_pipeline(
+        ColumnTransformer([("n", StandardScaler(), ["num", "num2"]), ("c", OneHotEncoder(), ["cat"])]),
+        PrunedNetClassifier(**FAST),
+    ).fit(frame, labels)
+    model = to_onnx(pipe, frame.iloc[:3])
+    # the graph's inputs are the DataFrame's columns, named as skl2onnx names them
+    assert [i.name for i in model.graph.input] == ["num", "num2", "cat"]
+    served = _parity(pipe, frame, tmp_path)
+    assert served.score(frame, labels) == pipe.score(frame, labels)
+    with pytest.raises(ValueError, match="DataFrame with the columns"):
+        served.predict(frame.to_numpy())
+    with pytest.raises(ValueError, match="cat"):
+        served.predict(frame.drop(columns="cat"))
+
+
+def test_onnx_predictor_refuses_a_dataframe_with_other_columns_like_the_net(tmp_path):
+    import pandas as pd
+
+    rng = np.random.RandomState(0)
+    frame = pd.DataFrame(rng.randn(80, 4), columns=["a", "b", "c", "d"])
+    net = PrunedNetClassifier(**FAST).fit(frame, (frame["a"] > frame["d"]).to_numpy())
+    served = _parity(net, frame, tmp_path)
+    assert list(served.feature_names_in_) == ["a", "b", "c", "d"]
+    swapped = frame[["d", "b", "c", "a"]]
+    with pytest.raises(ValueError, match="feature names"):
+        net.predict(swapped)
+    with pytest.raises(ValueError, match="feature names"):  # silently swapped features before
+        served.predict(swapped)
+    np.testing.assert_array_equal(served.predict(frame.to_numpy()), net.predict(frame))
+
+
+def test_quantize_int8_accepts_a_pipeline(clf_data, reg_data):
+    X, y = clf_data
+    pipe = make_pipeline(StandardScaler(), PrunedNetClassifier(**FAST)).fit(X.astype(np.float64), y)
+    served = skprune.quantize_int8(pipe, X[:3].astype(np.float64))
+    assert np.mean(served.predict(X.astype(np.float64)) == pipe.predict(X.astype(np.float64))) > 0.9
+    Xr, yr = reg_data
+    reg = make_pipeline(StandardScaler(), PrunedNetRegressor(**FAST)).fit(Xr, yr)
+    served = skprune.quantize_int8(reg)  # a sample shaped like the training input
+    assert np.corrcoef(served.predict(Xr), reg.predict(Xr))[0, 1] > 0.95
