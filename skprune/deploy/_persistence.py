@@ -82,6 +82,8 @@ def save(estimator, path) -> None:
         If something refers to a class that is not allow-listed (register
         it with :func:`register_serializable`), or holds values that cannot
         be stored without pickle.
+    IsADirectoryError, FileNotFoundError
+        If ``path`` is a folder, or its folder does not exist.
 
     Examples
     --------

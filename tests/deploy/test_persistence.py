@@ -1,6 +1,7 @@
 import json
 import os
 import pickle
+import stat
 import struct
 
 import numpy as np
@@ -250,3 +251,27 @@ def test_files_cannot_set_internal_attributes_or_bring_file_writing_callbacks(cl
     net = PrunedNetClassifier(callbacks=[("cp", Checkpoint(dirname=str(tmp_path / "cp")))], **FAST)
     with pytest.raises(PersistenceError, match="register_serializable"):
         skprune.save(net, tmp_path / "cp.skp")
+
+
+def test_saved_file_gets_the_permissions_open_would_give_and_keeps_an_existing_files(tmp_path):
+    X, y = np.random.RandomState(0).randn(40, 3).astype(np.float32), np.arange(40) % 2
+    net = PrunedNetClassifier(max_epochs=1, random_state=0).fit(X, y)
+    reference = tmp_path / "reference"
+    reference.write_bytes(b"")  # what the umask gives a new file
+    path = tmp_path / "net.skp"
+    skprune.save(net, path)  # was 0o600 (mkstemp's mode) whatever the umask
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(reference.stat().st_mode)
+    os.chmod(path, 0o640)
+    skprune.save(net, path)  # overwriting keeps the file's mode, as writing into it would
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    np.testing.assert_array_equal(skprune.load(path).predict(X), net.predict(X))
+
+
+def test_save_to_a_folder_or_into_a_missing_folder_says_so_and_leaves_nothing(tmp_path):
+    net = PrunedNetClassifier()
+    with pytest.raises(IsADirectoryError, match="is a directory.*file path"):
+        skprune.save(net, tmp_path)
+    with pytest.raises(FileNotFoundError, match="folder .*missing.* does not exist"):
+        skprune.save(net, tmp_path / "missing" / "net.skp")
+    assert list(tmp_path.iterdir()) == []
+    assert not [p for p in tmp_path.parent.iterdir() if p.name.startswith(f".{tmp_path.name}.")]
