@@ -50,7 +50,7 @@ from ..nn._units import (
     removed_units,
     trace_unit_groups,
 )
-from ._copying import copy_with_module
+from ._copying import copy_with_module, group_settings, restore_group_settings
 
 __all__ = ["compact_module"]
 
@@ -342,4 +342,6 @@ def compact_estimator(estimator):
     store.pruned = sliced
     if had_optimizer:
         compacted.initialize_optimizer()
+        # the learning rate where training stopped (and a scheduler's initial_lr), not the initial one
+        restore_group_settings(compacted.optimizer_, group_settings(estimator.optimizer_))
     return compacted

@@ -18,6 +18,7 @@ from .. import pruners
 from ..exceptions import PersistenceError
 from ._allowlist import resolve
 from ._budget import MemoryBudget
+from ._copying import restore_group_settings
 from ._restore import resize_leaves, sparse_state
 from ._schema import NOT_JSON_ATTRIBUTES, as_list, is_fitted_name, is_net_class, stored_as_state_class
 from ._sparse_linear import SparseLinear
@@ -265,6 +266,7 @@ class Decoder(MemoryBudget):
         estimator.masks_.to(estimator.device)
         if not any(isinstance(m, SparseLinear) for m in estimator.module_.modules()):
             estimator.initialize_optimizer()
+            restore_group_settings(estimator.optimizer_, self.decode(fitted.get("optimizer_groups")))
         else:
             estimator.optimizer_ = None
         estimator.pruner_ = self.decode(fitted.get("pruner_"))

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..exceptions import PersistenceError
 from ._allowlist import reference
+from ._copying import group_settings
 from ._safefile import DTYPE_NAMES
 from ._schema import NOT_JSON_ATTRIBUTES, is_fitted_name, is_net, stored_as_state
 from ._sparse_linear import SparseLinear
@@ -63,7 +64,7 @@ class Encoder:
             return {"__random_state__": [kind, keys.tolist(), pos, has_gauss, gauss]}
         if isinstance(value, (torch.device, torch.dtype)):
             return {"__torch__": type(value).__name__, "value": str(value).replace("torch.", "")}
-        if isinstance(value, type) or inspect.isfunction(value):
+        if isinstance(value, type) or inspect.isfunction(value) or inspect.isbuiltin(value):
             return reference(value, where)
         if isinstance(value, pd.DataFrame):
             return self._encode_frame(value, where)
@@ -218,6 +219,9 @@ class Encoder:
                 packed = np.packbits(tensor.detach().cpu().numpy().astype(bool).ravel())
                 self.tensors[f"{prefix}masks_.{key}"] = torch.from_numpy(packed)
                 fitted["mask_shapes"][key] = list(tensor.shape)
+            settings = group_settings(getattr(estimator, "optimizer_", None))
+            if settings is not None:  # lr as scheduled, initial_lr: no optimizer state (buffers)
+                fitted["optimizer_groups"] = self.encode(settings, f"{where}.optimizer_.param_groups")
             config["fitted"] = fitted
         return {"__net__": config, "prefix": prefix}
 

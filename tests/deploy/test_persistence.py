@@ -275,3 +275,36 @@ def test_save_to_a_folder_or_into_a_missing_folder_says_so_and_leaves_nothing(tm
         skprune.save(net, tmp_path / "missing" / "net.skp")
     assert list(tmp_path.iterdir()) == []
     assert not [p for p in tmp_path.parent.iterdir() if p.name.startswith(f".{tmp_path.name}.")]
+
+
+def test_skorch_callbacks_with_their_default_print_and_to_numpy_round_trip(tmp_path):
+    from skorch.callbacks import BatchScoring, EarlyStopping, EpochScoring, LRScheduler
+
+    X, y = np.random.RandomState(0).randn(60, 4).astype(np.float32), np.arange(60) % 2
+    callbacks = [
+        ("stop", EarlyStopping(monitor="train_loss", patience=3)),  # sink=print
+        ("f1", EpochScoring("f1", lower_is_better=False, on_train=True)),  # target_extractor=to_numpy
+        ("acc", BatchScoring("accuracy", on_train=True)),
+        ("lr", LRScheduler(policy=torch.optim.lr_scheduler.StepLR, step_size=2)),
+    ]
+    net = PrunedNetClassifier(callbacks=callbacks, max_epochs=3, lr=0.1, random_state=0).fit(X, y)
+    skprune.save(net, tmp_path / "cb.skp")  # refused before: print and to_numpy were not allow-listed
+    loaded = skprune.load(tmp_path / "cb.skp")
+    _check_same(net, loaded, X)
+    stop = dict(loaded.callbacks)["stop"]
+    assert stop.sink is print and stop.patience == 3
+
+
+def test_loaded_net_continues_its_learning_rate_schedule(tmp_path):
+    from skorch.callbacks import LRScheduler
+
+    X, y = np.random.RandomState(0).randn(60, 4).astype(np.float32), np.arange(60) % 2
+    schedule = LRScheduler(policy=torch.optim.lr_scheduler.StepLR, step_size=2, gamma=0.5)
+    net = PrunedNetClassifier(callbacks=[("lr", schedule)], max_epochs=3, lr=0.1, random_state=0).fit(X, y)
+    skprune.save(net, tmp_path / "lr.skp")
+    loaded = skprune.load(tmp_path / "lr.skp")
+    assert loaded.optimizer_.param_groups[0]["lr"] == net.optimizer_.param_groups[0]["lr"] == 0.05
+    # the resumed scheduler needs the optimizer's initial_lr: partial_fit raised a KeyError before
+    loaded.partial_fit(X, y)
+    net.partial_fit(X, y)
+    assert loaded.optimizer_.param_groups[0]["lr"] == net.optimizer_.param_groups[0]["lr"] == 0.0125
