@@ -107,6 +107,12 @@ def _builtin_allowed() -> dict[str, object]:
         for name in getattr(namespace, "__all__", []):
             add(getattr(namespace, name, None))
     add(TrainingLog)
+    from .. import model_selection  # imported here: it imports the estimators, which import deploy
+
+    for name in model_selection.__all__:  # PrunedNetCV, OneStandardErrorRule, sparsity_scorer, ...
+        obj = getattr(model_selection, name)
+        if isinstance(obj, type) or (inspect.isfunction(obj) and name != "register_dask_backend"):
+            found[_path_of(obj)] = obj
     for cls in _public_skprune_classes(DocLinkMixin):  # estimators, pruners, schedules
         add(cls)
     for name in dir(nn):

@@ -107,6 +107,23 @@ def test_fitted_pruned_net_cv_round_trips(clf_data, tmp_path):
     assert not hasattr(unfitted, "cv_results_") and unfitted.sparsities == (0.5,)
 
 
+def test_pruned_net_cv_with_skprune_selection_rule_and_scorer_round_trips(clf_data, tmp_path):
+    from skprune import OneStandardErrorRule, one_standard_error_index, sparsity_scorer
+
+    X, y = clf_data
+    net = PrunedNetClassifier(pruner=MagnitudePruning(), **FAST)
+    for options in (
+        dict(selection=OneStandardErrorRule()),  # public skprune classes and functions were refused
+        dict(selection=one_standard_error_index),
+        dict(scoring=sparsity_scorer),
+    ):
+        search = PrunedNetCV(net, sparsities=(0.0, 0.5), cv=2, dense_epochs=1, finetune_epochs=1, **options)
+        search.fit(X, y)
+        loaded = _round_trip(search, tmp_path)
+        _same(search, loaded, X)
+        assert repr(loaded.selection) == repr(search.selection) and loaded.sparsity_ == search.sparsity_
+
+
 def test_regressor_and_conv_net_round_trip(reg_data, digits, tmp_path):
     X, y = reg_data
     reg = PrunedNetRegressor(pruner=NeuronPruning(0.5, schedule=OneShot()), **FAST).fit(X, y)
