@@ -51,6 +51,7 @@ from ..nn._units import (
     trace_unit_groups,
 )
 from ._copying import copy_with_module, group_settings, restore_group_settings
+from ._sparse_linear import SparseLinear
 
 __all__ = ["compact_module"]
 
@@ -180,6 +181,13 @@ def compact_module(module: nn.Module, *, return_plan: bool = False):
     >>> compact_module(module)[0]
     Linear(in_features=4, out_features=4, bias=True)
     """
+    csr = [name for name, layer in module.named_modules() if isinstance(layer, SparseLinear)]
+    if csr:
+        raise CompactionError(
+            f"Cannot compact {type(module).__name__}: layers {csr} hold CSR weights from to_sparse, "
+            "which is an export for prediction. Call compact() before to_sparse: "
+            "to_sparse(net.compact())."
+        )
     compacted = copy.deepcopy(module)
     groups = trace_unit_groups(compacted)
     modules = dict(compacted.named_modules())
