@@ -81,6 +81,14 @@ class Encoder:
         return self.n_nets - 1
 
     def _encode_array(self, array: np.ndarray, where: str):
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            # JSON has no NaN/inf: those entries are written as "nan"/"inf"/"-inf", which
+            # np.asarray(..., dtype=float) reads back (e.g. SimpleImputer's statistics_ of an empty column)
+            values = array.astype(object)
+            flat = values.reshape(-1)
+            for i in np.flatnonzero(~np.isfinite(array.reshape(-1))):
+                flat[i] = repr(float(flat[i]))
+            return {"__ndarray__": values.tolist(), "dtype": array.dtype.str}
         if array.dtype.kind in "biufU":
             return {"__ndarray__": array.tolist(), "dtype": array.dtype.str}
         if array.dtype.kind == "O" and all(

@@ -124,6 +124,19 @@ def test_pruned_net_cv_with_skprune_selection_rule_and_scorer_round_trips(clf_da
         assert repr(loaded.selection) == repr(search.selection) and loaded.sparsity_ == search.sparsity_
 
 
+def test_fitted_arrays_with_nan_and_inf_round_trip(tmp_path):
+    X = np.random.RandomState(0).randn(60, 4)
+    X[:, 2] = np.nan  # SimpleImputer's statistics_ is NaN for an all-missing column
+    y = (X[:, 0] > 0).astype(int)
+    pipe = make_pipeline(SimpleImputer(), PrunedNetClassifier(**FAST)).fit(X, y)
+    pipe[0].inf_check_ = np.array([[np.inf, -np.inf], [1.5, np.nan]], dtype=np.float32)
+    loaded = _round_trip(pipe, tmp_path)  # raised ValueError: Out of range float values (JSON)
+    np.testing.assert_array_equal(loaded[0].statistics_, pipe[0].statistics_)
+    np.testing.assert_array_equal(loaded[0].inf_check_, pipe[0].inf_check_)
+    assert loaded[0].inf_check_.dtype == np.float32
+    _same(pipe, loaded, X)
+
+
 def test_regressor_and_conv_net_round_trip(reg_data, digits, tmp_path):
     X, y = reg_data
     reg = PrunedNetRegressor(pruner=NeuronPruning(0.5, schedule=OneShot()), **FAST).fit(X, y)
