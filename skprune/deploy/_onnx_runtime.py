@@ -43,6 +43,11 @@ class OnnxPredictor:
     """
 
     def __init__(self, model, n_threads=None, allow_spinning=True):
+        if not (isinstance(model, bytes) or hasattr(model, "SerializeToString")):
+            raise TypeError(
+                f"OnnxPredictor takes an onnx.ModelProto or its bytes, got {type(model).__name__}"
+                + (f"; for a file use OnnxPredictor.from_file({model!r})." if isinstance(model, str) else ".")
+            )
         self.model_bytes = model if isinstance(model, bytes) else model.SerializeToString()
         self.n_threads = n_threads
         self.allow_spinning = bool(allow_spinning)

@@ -112,6 +112,8 @@ def test_other_modules_go_through_torch_onnx_export(clf_data, tmp_path):
 def test_onnx_input_must_be_fitted(clf_data):
     with pytest.raises(Exception, match="not initialized|fit"):
         to_onnx(PrunedNetClassifier(), clf_data[0][:2])
+    with pytest.raises(TypeError, match=r"from_file\('model.onnx'\)"):  # was AttributeError
+        OnnxPredictor("model.onnx")
     assert torch.get_num_threads() >= 1
 
 
