@@ -230,6 +230,15 @@ class Decoder(MemoryBudget):
         fitted = config.get("fitted")
         if not fitted:
             return estimator
+        fallback = _unavailable_device(estimator.device)
+        if fallback is not None:
+            warnings.warn(
+                f"{str(self.path)!r} holds a net fitted on device={estimator.device!r}, which is not "
+                f"available here; it is loaded on {fallback!r} (its device parameter is set to it).",
+                UserWarning,
+                stacklevel=4,
+            )
+            estimator.device = fallback
         params = set(estimator.get_params(deep=False))
         for name, value in dict(fitted["attributes"]).items():
             if not (name.isidentifier() and is_fitted_name(name)) or name in NOT_JSON_ATTRIBUTES | params:
@@ -272,6 +281,27 @@ class Decoder(MemoryBudget):
         estimator.pruner_ = self.decode(fitted.get("pruner_"))
         estimator.history = History(self.decode(fitted.get("history", [])))
         return estimator
+
+
+def _unavailable_device(device) -> str | None:
+    """``"cpu"`` if ``device`` (a saved net's) does not exist on this machine, else ``None``.
+
+    A net fitted on a GPU is often served on a machine without one; skorch's
+    unpickling moves it to the CPU the same way.
+    """
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        return None  # left to torch's own error
+    if device.type == "cuda":
+        available = torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    elif device.type == "mps":
+        available = torch.backends.mps.is_available()
+    else:
+        return None
+    return None if available else "cpu"
 
 
 class _RebuildScorer:

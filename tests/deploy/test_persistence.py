@@ -308,3 +308,19 @@ def test_loaded_net_continues_its_learning_rate_schedule(tmp_path):
     loaded.partial_fit(X, y)
     net.partial_fit(X, y)
     assert loaded.optimizer_.param_groups[0]["lr"] == net.optimizer_.param_groups[0]["lr"] == 0.0125
+
+
+def test_net_saved_on_an_absent_gpu_loads_on_cpu_with_a_warning(tmp_path):
+    X, y = np.random.RandomState(0).randn(60, 4).astype(np.float32), np.arange(60) % 2
+    net = PrunedNetClassifier(pruner=MagnitudePruning(0.5), max_epochs=2, random_state=0).fit(X, y)
+    expected = net.predict_proba(X)
+    net.__dict__["device"] = "cuda:99"  # as saved on a GPU machine: no such device here
+    skprune.save(net, tmp_path / "gpu.skp")
+    with pytest.warns(UserWarning, match="cuda:99.*not available.*cpu"):
+        loaded = skprune.load(tmp_path / "gpu.skp")  # raised PersistenceError (torch's device error)
+    assert loaded.device == "cpu" and loaded.sparsity_ == net.sparsity_
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected)
+    loaded.partial_fit(X, y)
+    # an unfitted net keeps its configuration: it builds nothing until fit
+    skprune.save(PrunedNetClassifier(device="cuda:99"), tmp_path / "u.skp")
+    assert skprune.load(tmp_path / "u.skp").device == "cuda:99"
