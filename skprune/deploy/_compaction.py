@@ -53,7 +53,18 @@ from ..nn._units import (
 from ._copying import copy_with_module, group_settings, restore_group_settings
 from ._sparse_linear import SparseLinear
 
-__all__ = ["compact_module"]
+__all__ = ["compact_module", "unwrap_compiled"]
+
+#: Prefix of parameter names under ``torch.compile``'s wrapper (skorch's ``compile=True``).
+COMPILED_PREFIX = "_orig_mod."
+
+
+def unwrap_compiled(module: nn.Module) -> tuple[nn.Module, bool]:
+    """The network inside ``torch.compile``'s ``OptimizedModule`` wrapper, and whether there was one."""
+    inner = getattr(module, "_orig_mod", None)
+    if isinstance(inner, nn.Module) and type(module).__name__ == "OptimizedModule":
+        return inner, True
+    return module, False
 
 
 @torch.no_grad()
@@ -337,8 +348,12 @@ def compact_estimator(estimator):
     See :meth:`skprune.PrunedNet.compact`.
     """
     estimator.check_is_fitted()
-    module, plan = compact_module(estimator.module_, return_plan=True)
+    inner, wrapped = unwrap_compiled(estimator.module_)
+    module, plan = compact_module(inner, return_plan=True)
     module = module.to(estimator.device)
+    if wrapped:  # compile=True: compact the network inside torch.compile's wrapper, then wrap again
+        plan = {f"{COMPILED_PREFIX}{name}": entry for name, entry in plan.items()}
+        module = estimator.torch_compile(module, "module")
     compacted, had_optimizer = copy_with_module(estimator, module)
     store = compacted.masks_
     params = dict(module.named_parameters())

@@ -30,6 +30,7 @@ import torch
 from sklearn.pipeline import Pipeline
 from torch import nn
 
+from ._compaction import unwrap_compiled
 from ._onnx_fx import GraphBuilder, Unsupported, translate
 
 __all__ = ["OPSET", "export", "require", "to_onnx"]
@@ -92,7 +93,7 @@ def _net_graph(estimator, X_sample, input_type=None, gemm=True):
         estimator._prepare_predict_data(X_sample) if hasattr(estimator, "_prepare_predict_data") else X_sample
     )
     sample = torch.as_tensor(np.asarray(sample, dtype=np.float32))[:2].cpu()
-    module = estimator.module_
+    module, _ = unwrap_compiled(estimator.module_)  # compile=True: export the network it wraps
     was_training = module.training
     module.eval()
     opsets = [helper.make_opsetid("", OPSET)]
