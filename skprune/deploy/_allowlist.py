@@ -86,7 +86,7 @@ def register_serializable(obj):
     ...         return self.fc(X)
     >>> net = skprune.PrunedNetClassifier(module=Tiny)
     """
-    if not (isinstance(obj, type) or inspect.isfunction(obj) or inspect.isbuiltin(obj)):
+    if not (isinstance(obj, (type, np.ufunc)) or inspect.isfunction(obj) or inspect.isbuiltin(obj)):
         raise TypeError(f"register_serializable expects a class or a function, got {obj!r}.")
     _REGISTERED[_path_of(obj)] = obj
     return obj
@@ -206,6 +206,10 @@ def _sklearn_allowed() -> dict[str, object]:
             found[_path_of(obj)] = obj
     for name in _NUMPY_TYPES:
         found[f"numpy.{name}"] = getattr(np, name)
+    for name in dir(np):  # element-wise math (np.log1p, np.sqrt...), e.g. in a FunctionTransformer
+        obj = getattr(np, name, None)
+        if isinstance(obj, np.ufunc) and name == obj.__name__:
+            found[f"numpy.{name}"] = obj
     return found
 
 

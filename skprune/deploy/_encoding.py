@@ -64,7 +64,7 @@ class Encoder:
             return {"__random_state__": [kind, keys.tolist(), pos, has_gauss, gauss]}
         if isinstance(value, (torch.device, torch.dtype)):
             return {"__torch__": type(value).__name__, "value": str(value).replace("torch.", "")}
-        if isinstance(value, type) or inspect.isfunction(value) or inspect.isbuiltin(value):
+        if isinstance(value, (type, np.ufunc)) or inspect.isfunction(value) or inspect.isbuiltin(value):
             return reference(value, where)
         if isinstance(value, pd.DataFrame):
             return self._encode_frame(value, where)

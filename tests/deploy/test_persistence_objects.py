@@ -137,6 +137,18 @@ def test_fitted_arrays_with_nan_and_inf_round_trip(tmp_path):
     _same(pipe, loaded, X)
 
 
+def test_function_transformer_with_numpy_ufuncs_round_trips(tmp_path):
+    from sklearn.preprocessing import FunctionTransformer
+
+    X = np.abs(np.random.RandomState(0).randn(60, 4))
+    y = (X[:, 0] > 0.5).astype(int)
+    log = FunctionTransformer(np.log1p, inverse_func=np.expm1, feature_names_out="one-to-one")
+    pipe = make_pipeline(log, StandardScaler(), PrunedNetClassifier(**FAST)).fit(X, y)
+    loaded = _round_trip(pipe, tmp_path)  # refused before: "register_serializable(ufunc)"
+    assert loaded[0].func is np.log1p and loaded[0].inverse_func is np.expm1
+    _same(pipe, loaded, X)
+
+
 def test_regressor_and_conv_net_round_trip(reg_data, digits, tmp_path):
     X, y = reg_data
     reg = PrunedNetRegressor(pruner=NeuronPruning(0.5, schedule=OneShot()), **FAST).fit(X, y)
