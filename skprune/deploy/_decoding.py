@@ -92,6 +92,11 @@ class Decoder(MemoryBudget):
             if not isinstance(dtype, torch.dtype):
                 raise PersistenceError(f"Unknown torch dtype {value['value']!r} in file.")
             return dtype
+        if "__tensor__" in value:
+            name = str(value["__tensor__"])
+            if not name.startswith("values.") or name not in self.tensors:
+                raise PersistenceError(f"The file's configuration refers to a missing tensor {name[:40]!r}.")
+            return self.tensors[name].clone()
         if "__ref__" in value:
             return resolve(str(value["__ref__"]))
         if "__module__" in value:

@@ -30,6 +30,7 @@ class Encoder:
         self.tensors: dict[str, torch.Tensor] = {}
         self.n_modules = 0
         self.n_nets = 0
+        self.n_values = 0
 
     def encode(self, value, where: str):
         if value is None or isinstance(value, (bool, int, str)):
@@ -68,6 +69,11 @@ class Encoder:
             return reference(value, where)
         if isinstance(value, pd.DataFrame):
             return self._encode_frame(value, where)
+        if isinstance(value, torch.Tensor):  # e.g. criterion__weight: stored with the weights
+            name = f"values.{self.n_values}"
+            self.n_values += 1
+            self.tensors[name] = check_tensor(where, value)
+            return {"__tensor__": name}
         if is_net(value):
             return self.encode_net(value, where, prefix=f"nets.{self._next_net()}.")
         if isinstance(value, nn.Module):
@@ -136,7 +142,7 @@ class Encoder:
                     )
                 continue
             value = getattr(obj, name)
-            if isinstance(value, torch.Tensor) or value is None and name == "bias":
+            if name == "bias" and (value is None or isinstance(value, torch.Tensor)):
                 value = value is not None  # e.g. Linear(bias=True) stores the bias Parameter
             params[name] = value
         return params

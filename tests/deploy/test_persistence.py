@@ -324,3 +324,59 @@ def test_net_saved_on_an_absent_gpu_loads_on_cpu_with_a_warning(tmp_path):
     # an unfitted net keeps its configuration: it builds nothing until fit
     skprune.save(PrunedNetClassifier(device="cuda:99"), tmp_path / "u.skp")
     assert skprune.load(tmp_path / "u.skp").device == "cuda:99"
+
+
+def test_loss_class_weights_given_as_tensors_round_trip(tmp_path):
+    X, y = np.random.RandomState(0).randn(60, 4).astype(np.float32), np.arange(60) % 2
+    weight = torch.tensor([1.0, 3.0])
+    for net in (
+        PrunedNetClassifier(criterion__weight=weight, max_epochs=2, random_state=0),  # skorch's way
+        PrunedNetClassifier(criterion=nn.CrossEntropyLoss(weight=weight), max_epochs=2, random_state=0),
+    ):
+        net.fit(X, y)
+        # criterion__weight was refused ("register_serializable(Tensor)"); the instance was saved with
+        # weight=True and failed to load
+        skprune.save(net, tmp_path / "w.skp")
+        loaded = skprune.load(tmp_path / "w.skp")
+        _check_same(net, loaded, X)
+        assert torch.equal(loaded.criterion_.weight, weight)
+        assert torch.equal(loaded.set_params(max_epochs=1).fit(X, y).criterion_.weight, weight)
+    pos_weight = torch.tensor([2.5])
+    reg = PrunedNet(
+        module=nn.Linear,
+        module__in_features=4,
+        module__out_features=1,
+        criterion=nn.BCEWithLogitsLoss,
+        criterion__pos_weight=pos_weight,
+        max_epochs=1,
+        random_state=0,
+    ).fit(X, (y[:, None] * 1.0).astype(np.float32))
+    skprune.save(reg, tmp_path / "p.skp")
+    assert torch.equal(skprune.load(tmp_path / "p.skp").criterion_.pos_weight, pos_weight)
+
+
+class _SharedLayer(nn.Module):
+    """One Linear used twice (registered under two names), as weight-sharing networks do."""
+
+    def __init__(self, n_features_in=4, n_outputs=1):
+        super().__init__()
+        self.hidden = nn.Linear(n_features_in, n_features_in)
+        self.again = self.hidden
+        self.out = nn.Linear(n_features_in, n_outputs)
+
+    def forward(self, X):
+        return self.out(torch.relu(self.again(torch.relu(self.hidden(X)))))
+
+
+def test_shared_weights_are_saved_and_stay_shared(tmp_path):
+    X = np.random.RandomState(0).randn(60, 4).astype(np.float32)
+    net = PrunedNetRegressor(module=_SharedLayer, pruner=MagnitudePruning(0.5), max_epochs=2, random_state=0)
+    net.fit(X, X[:, 0])
+    skprune.register_serializable(_SharedLayer)
+    try:
+        skprune.save(net, tmp_path / "s.skp")  # raised safetensors' RuntimeError "Some tensors share memory"
+        loaded = skprune.load(tmp_path / "s.skp")
+    finally:
+        skprune.deploy._allowlist._REGISTERED.clear()
+    np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
+    assert loaded.module_.hidden.weight is loaded.module_.again.weight
