@@ -179,7 +179,8 @@ def translate(module: nn.Module, sample: torch.Tensor, gemm: bool = True):
     """ONNX nodes computing ``module(X)`` (as ``logits``) from its fx graph; raises Unsupported."""
     class Tracer(fx.Tracer):
         def is_leaf_module(self, m, qualname):
-            return isinstance(m, SparseLinear) or super().is_leaf_module(m, qualname)
+            # Dropout subclasses (skprune.nn.Dropout) are identities at inference, like nn.Dropout
+            return isinstance(m, (SparseLinear, *_IDENTITY)) or super().is_leaf_module(m, qualname)
 
     try:
         graph = Tracer().trace(module)

@@ -109,6 +109,20 @@ def test_other_modules_go_through_torch_onnx_export(clf_data, tmp_path):
     _parity(net, X, tmp_path)
 
 
+def test_nets_with_skprune_dropout_are_translated_directly(clf_data, digits, tmp_path):
+    X, y = clf_data
+    mlp = PrunedNetClassifier(module__dropout=0.3, **FAST).fit(X, y)
+    Xd, yd = digits
+    images = Xd[:200].reshape(-1, 1, 8, 8)
+    conv = PrunedNetClassifier(ConvNet, module__channels=(4,), module__dropout=0.3, **FAST)
+    conv.fit(images, yd[:200])
+    for net, data in ((mlp, X), (conv, images)):
+        model = to_onnx(net, data[:3])
+        # skprune.nn.Dropout was traced into, and its F.dropout sent the export to torch.onnx.export
+        assert {p.key: p.value for p in model.metadata_props}["skprune.exporter"] == "fx"
+        _parity(net, data, tmp_path)
+
+
 def test_onnx_input_must_be_fitted(clf_data):
     with pytest.raises(Exception, match="not initialized|fit"):
         to_onnx(PrunedNetClassifier(), clf_data[0][:2])
