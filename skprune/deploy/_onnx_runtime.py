@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import accuracy_score, r2_score
+from sklearn.pipeline import Pipeline
 
 from ._onnx import export, require
 
@@ -257,6 +258,11 @@ def quantize_int8(estimator, X_sample=None, *, n_threads=None):
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     if X_sample is None:
+        if isinstance(estimator, Pipeline) and hasattr(estimator, "feature_names_in_"):
+            raise ValueError(
+                "This pipeline was fitted on a DataFrame: pass X_sample, a few of its rows "
+                "(quantize_int8(pipeline, X.iloc[:5])), which give the model's inputs their names and types."
+            )
         shape = getattr(estimator, "input_shape_", None) or (estimator.n_features_in_,)
         X_sample = np.zeros((2, *shape), dtype=np.float32)
     model = export(estimator, X_sample, gemm=False)  # the quantizer handles MatMul, not Gemm

@@ -195,6 +195,10 @@ def test_pipeline_with_column_transformer_is_served_from_its_columns(tmp_path):
     assert [i.name for i in model.graph.input] == ["num", "num2", "cat"]
     served = _parity(pipe, frame, tmp_path)
     assert served.score(frame, labels) == pipe.score(frame, labels)
+    int8 = skprune.quantize_int8(pipe, frame.iloc[:3])
+    assert np.mean(int8.predict(frame) == pipe.predict(frame)) > 0.9
+    with pytest.raises(ValueError, match="pass X_sample"):  # was skl2onnx's "Unable to find column name"
+        skprune.quantize_int8(pipe)
     with pytest.raises(ValueError, match="DataFrame with the columns"):
         served.predict(frame.to_numpy())
     with pytest.raises(ValueError, match="cat"):
