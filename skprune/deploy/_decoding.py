@@ -15,6 +15,7 @@ from skorch.history import History
 from torch import nn
 
 from .. import pruners
+from .._params import _UNSET as UNSET
 from ..exceptions import PersistenceError
 from ._allowlist import resolve
 from ._budget import MemoryBudget
@@ -251,6 +252,9 @@ class Decoder(MemoryBudget):
                     f"{str(self.path)!r} tries to set attribute {name!r}, which load never sets."
                 )
             estimator.__dict__[name] = self.decode(value)
+        built_with = self._built_with(fitted.get("built_with"), estimator)
+        latest = {key: estimator.__dict__.get(key, UNSET) for values in built_with.values() for key in values}
+        _set_values(estimator, {key: v for values in built_with.values() for key, v in values.items()})
         self._charge_module(estimator)
         with torch.random.fork_rng():
             estimator.initialize()
@@ -285,7 +289,44 @@ class Decoder(MemoryBudget):
             estimator.optimizer_ = None
         estimator.pruner_ = self.decode(fitted.get("pruner_"))
         estimator.history = History(self.decode(fitted.get("history", [])))
+        if built_with:  # the values set after fit, pending until the next fit, as in the saved net
+            _set_values(estimator, latest)
+            estimator.__dict__["_stale_components"] = built_with
         return estimator
+
+    def _built_with(self, entry, estimator) -> dict:
+        """The values the fitted components were built with, where ``set_params`` changed them after fit."""
+        if entry is None:
+            return {}
+        if not isinstance(entry, dict):
+            raise PersistenceError("Invalid pending parameters in the file's configuration.")
+        params = set(estimator.get_params(deep=False))
+        out: dict[str, dict] = {}
+        for component, values in entry.items():
+            if component not in ("module", "criterion", "optimizer") or not isinstance(values, dict):
+                raise PersistenceError("Invalid pending parameters in the file's configuration.")
+            for key, value in values.items():
+                root = str(key).split("__", 1)[0]
+                if not (key in params or "__" in key) or root not in _COMPONENT_ROOTS:
+                    raise PersistenceError(f"{str(self.path)!r} tries to set parameter {str(key)[:40]!r}.")
+                if not (isinstance(value, dict) and set(value) in ({"unset"}, {"value"})):
+                    raise PersistenceError("Invalid pending parameters in the file's configuration.")
+                decoded = UNSET if "unset" in value else self.decode(value["value"])
+                out.setdefault(component, {})[key] = decoded
+        return out
+
+
+#: Parameters whose change after fit waits for the next fit (see ``set_params``), by first name part.
+_COMPONENT_ROOTS = ("module", "criterion", "optimizer", "compile")
+
+
+def _set_values(estimator, values: dict) -> None:
+    """Set (or, for ``UNSET``, remove) parameter attributes directly, as skorch stores them."""
+    for key, value in values.items():
+        if value is UNSET:
+            estimator.__dict__.pop(key, None)
+        else:
+            estimator.__dict__[key] = value
 
 
 def _unavailable_device(device) -> str | None:

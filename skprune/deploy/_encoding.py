@@ -13,6 +13,7 @@ import torch
 from sklearn.model_selection._search import BaseSearchCV
 from torch import nn
 
+from .._params import _UNSET as UNSET
 from ..exceptions import PersistenceError
 from ._allowlist import reference
 from ._copying import group_settings
@@ -233,6 +234,15 @@ class Encoder:
                 packed = np.packbits(tensor.detach().cpu().numpy().astype(bool).ravel())
                 self.tensors[f"{prefix}masks_.{key}"] = torch.from_numpy(packed)
                 fitted["mask_shapes"][key] = list(tensor.shape)
+            pending = estimator.__dict__.get("_stale_components")
+            if pending:  # set_params after fit: the fitted components were built with these values
+                fitted["built_with"] = {
+                    component: {
+                        key: {"unset": True} if value is UNSET else {"value": self.encode(value, key)}
+                        for key, value in values.items()
+                    }
+                    for component, values in pending.items()
+                }
             settings = group_settings(getattr(estimator, "optimizer_", None))
             if settings is not None:  # lr as scheduled, initial_lr: no optimizer state (buffers)
                 fitted["optimizer_groups"] = self.encode(settings, f"{where}.optimizer_.param_groups")

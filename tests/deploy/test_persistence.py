@@ -380,3 +380,22 @@ def test_shared_weights_are_saved_and_stay_shared(tmp_path):
         skprune.deploy._allowlist._REGISTERED.clear()
     np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
     assert loaded.module_.hidden.weight is loaded.module_.again.weight
+
+
+def test_parameters_set_after_fit_do_not_change_the_loaded_network(tmp_path):
+    X, y = np.random.RandomState(0).randn(60, 4).astype(np.float32), np.arange(60) % 2
+    net = PrunedNetClassifier(module__hidden_layer_sizes=(8,), max_epochs=3, random_state=0).fit(X, y)
+    expected = net.predict_proba(X)
+    # set_params keeps the fitted network until the next fit: the module was built with ReLU
+    net.set_params(module__activation="tanh", module__hidden_layer_sizes=(5,), criterion=nn.NLLLoss)
+    np.testing.assert_array_equal(net.predict_proba(X), expected)
+    skprune.save(net, tmp_path / "s.skp")
+    loaded = skprune.load(tmp_path / "s.skp")
+    # loaded before as a Tanh network carrying the ReLU-trained weights: other probabilities
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected)
+    assert isinstance(loaded.module_.layers.act0, nn.ReLU)
+    assert loaded.get_params()["module__activation"] == "tanh" and loaded.criterion is nn.NLLLoss
+    for est in (net, loaded):  # both still refuse to continue a network built with other values
+        with pytest.raises(ValueError, match="module__activation.*changed after the network was fitted"):
+            est.partial_fit(X, y)
+    assert isinstance(loaded.set_params(criterion=nn.CrossEntropyLoss).fit(X, y).module_.layers.act0, nn.Tanh)
