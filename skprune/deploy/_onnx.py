@@ -32,6 +32,7 @@ from torch import nn
 
 from ._compaction import unwrap_compiled
 from ._onnx_fx import GraphBuilder, Unsupported, translate
+from ._schema import is_net
 
 __all__ = ["OPSET", "export", "require", "to_onnx"]
 
@@ -88,6 +89,12 @@ def _net_graph(estimator, X_sample, input_type=None, gemm=True):
     onnx = require("onnx")
     from onnx import TensorProto, helper
 
+    estimator = best_of_search(estimator)
+    if not is_net(estimator):
+        raise TypeError(
+            "to_onnx exports a fitted PrunedNetClassifier/PrunedNetRegressor, a Pipeline ending with one, "
+            f"or a fitted search (PrunedNetCV, GridSearchCV) of either; got {type(estimator).__name__}."
+        )
     estimator.check_is_fitted()
     sample = (
         estimator._prepare_predict_data(X_sample) if hasattr(estimator, "_prepare_predict_data") else X_sample
@@ -167,6 +174,12 @@ def _net_graph(estimator, X_sample, input_type=None, gemm=True):
     return model
 
 
+def best_of_search(estimator):
+    """A fitted search's ``best_estimator_`` (what its ``predict`` uses), else ``estimator``."""
+    best = getattr(estimator, "best_estimator_", None)
+    return estimator if best is None or isinstance(estimator, Pipeline) else best
+
+
 def _has_classes(estimator) -> bool:
     try:
         return estimator.classes_ is not None
@@ -225,11 +238,13 @@ def to_onnx(estimator, X_sample, path=None):
 
     Parameters
     ----------
-    estimator : PrunedNet or Pipeline
+    estimator : PrunedNet, Pipeline or fitted search
         A fitted :class:`~skprune.PrunedNetClassifier` /
         :class:`~skprune.PrunedNetRegressor` (dense, masked, compacted or
         with CSR layers), or a fitted ``Pipeline`` whose last step is one and
-        whose other steps ``skl2onnx`` can convert.
+        whose other steps ``skl2onnx`` can convert. A fitted search
+        (:class:`~skprune.PrunedNetCV`, ``GridSearchCV``), also as a
+        pipeline's last step, exports its ``best_estimator_``.
     X_sample : array-like or DataFrame
         A few rows of input, as given to ``predict``: they fix the input's
         type and shape (the batch size stays free).
@@ -259,7 +274,7 @@ def to_onnx(estimator, X_sample, path=None):
 
 
 def export(estimator, X_sample, gemm=True):
-
+    estimator = best_of_search(estimator)
     if isinstance(estimator, Pipeline):
         model = _pipeline_model(estimator, X_sample, gemm)
     else:

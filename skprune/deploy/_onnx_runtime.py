@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.pipeline import Pipeline
 
-from ._onnx import export, require
+from ._onnx import best_of_search, export, require
 
 __all__ = ["OnnxPredictor", "quantize_int8"]
 
@@ -257,6 +257,7 @@ def quantize_int8(estimator, X_sample=None, *, n_threads=None):
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    estimator = best_of_search(estimator)
     if X_sample is None:
         if isinstance(estimator, Pipeline) and hasattr(estimator, "feature_names_in_"):
             raise ValueError(

@@ -262,3 +262,19 @@ def test_operations_the_direct_translation_cannot_express_are_exported_exactly(m
     model = to_onnx(net, 3 * X[:3])
     assert {p.key: p.value for p in model.metadata_props}["skprune.exporter"] == "torch.onnx.export"
     _parity(net, 3 * X, tmp_path)
+
+
+def test_fitted_searches_export_their_best_estimator(clf_data, tmp_path):
+    from sklearn.model_selection import GridSearchCV
+
+    from skprune import MagnitudePruning, PrunedNetCV
+
+    X, y = clf_data
+    net = PrunedNetClassifier(pruner=MagnitudePruning(), **FAST)
+    path_search = PrunedNetCV(net, sparsities=(0.0, 0.5), cv=2).fit(X, y)
+    grid = GridSearchCV(make_pipeline(StandardScaler(), net), {"prunednetclassifier__alpha": [1e-4]}, cv=2)
+    in_pipeline = make_pipeline(StandardScaler(), PrunedNetCV(net, sparsities=(0.5,), cv=2))
+    for search in (path_search, grid.fit(X, y), in_pipeline.fit(X, y)):
+        _parity(search, X, tmp_path)  # AttributeError: no attribute 'check_is_fitted'
+    with pytest.raises(TypeError, match="PrunedNet.*best_estimator_"):
+        skprune.to_sparse(path_search)
