@@ -15,6 +15,7 @@ import numpy as np
 import sklearn.model_selection
 import skorch.callbacks
 import skorch.dataset
+import skorch.utils
 import torch.optim.lr_scheduler
 import torch.utils.data
 from sklearn.base import BaseEstimator
@@ -85,7 +86,7 @@ def register_serializable(obj):
     ...         return self.fc(X)
     >>> net = skprune.PrunedNetClassifier(module=Tiny)
     """
-    if not (isinstance(obj, type) or inspect.isfunction(obj)):
+    if not (isinstance(obj, (type, np.ufunc)) or inspect.isfunction(obj) or inspect.isbuiltin(obj)):
         raise TypeError(f"register_serializable expects a class or a function, got {obj!r}.")
     _REGISTERED[_path_of(obj)] = obj
     return obj
@@ -106,6 +107,12 @@ def _builtin_allowed() -> dict[str, object]:
         for name in getattr(namespace, "__all__", []):
             add(getattr(namespace, name, None))
     add(TrainingLog)
+    from .. import model_selection  # imported here: it imports the estimators, which import deploy
+
+    for name in model_selection.__all__:  # PrunedNetCV, OneStandardErrorRule, sparsity_scorer, ...
+        obj = getattr(model_selection, name)
+        if isinstance(obj, type) or (inspect.isfunction(obj) and name != "register_dask_backend"):
+            found[_path_of(obj)] = obj
     for cls in _public_skprune_classes(DocLinkMixin):  # estimators, pruners, schedules
         add(cls)
     for name in dir(nn):
@@ -123,6 +130,10 @@ def _builtin_allowed() -> dict[str, object]:
     for name in getattr(skorch.callbacks, "__all__", []):
         if name not in _UNSAFE_CALLBACKS:
             add(getattr(skorch.callbacks, name))
+    # the callables skorch's callbacks take by default (EarlyStopping(sink=print), EpochScoring's
+    # target_extractor=to_numpy, ParamMapper(fn=noop)): without them no such callback could be saved
+    for default in (print, skorch.utils.to_numpy, skorch.utils.noop):
+        found[_path_of(default)] = default
     add(skorch.dataset.ValidSplit)
     add(skorch.dataset.Dataset)
     add(torch.utils.data.DataLoader)
@@ -195,6 +206,10 @@ def _sklearn_allowed() -> dict[str, object]:
             found[_path_of(obj)] = obj
     for name in _NUMPY_TYPES:
         found[f"numpy.{name}"] = getattr(np, name)
+    for name in dir(np):  # element-wise math (np.log1p, np.sqrt...), e.g. in a FunctionTransformer
+        obj = getattr(np, name, None)
+        if isinstance(obj, np.ufunc) and name == obj.__name__:
+            found[f"numpy.{name}"] = obj
     return found
 
 

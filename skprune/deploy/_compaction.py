@@ -50,9 +50,21 @@ from ..nn._units import (
     removed_units,
     trace_unit_groups,
 )
-from ._copying import copy_with_module
+from ._copying import copy_with_module, group_settings, restore_group_settings
+from ._sparse_linear import SparseLinear
 
-__all__ = ["compact_module"]
+__all__ = ["compact_module", "unwrap_compiled"]
+
+#: Prefix of parameter names under ``torch.compile``'s wrapper (skorch's ``compile=True``).
+COMPILED_PREFIX = "_orig_mod."
+
+
+def unwrap_compiled(module: nn.Module) -> tuple[nn.Module, bool]:
+    """The network inside ``torch.compile``'s ``OptimizedModule`` wrapper, and whether there was one."""
+    inner = getattr(module, "_orig_mod", None)
+    if isinstance(inner, nn.Module) and type(module).__name__ == "OptimizedModule":
+        return inner, True
+    return module, False
 
 
 @torch.no_grad()
@@ -180,6 +192,13 @@ def compact_module(module: nn.Module, *, return_plan: bool = False):
     >>> compact_module(module)[0]
     Linear(in_features=4, out_features=4, bias=True)
     """
+    csr = [name for name, layer in module.named_modules() if isinstance(layer, SparseLinear)]
+    if csr:
+        raise CompactionError(
+            f"Cannot compact {type(module).__name__}: layers {csr} hold CSR weights from to_sparse, "
+            "which is an export for prediction. Call compact() before to_sparse: "
+            "to_sparse(net.compact())."
+        )
     compacted = copy.deepcopy(module)
     groups = trace_unit_groups(compacted)
     modules = dict(compacted.named_modules())
@@ -329,8 +348,12 @@ def compact_estimator(estimator):
     See :meth:`skprune.PrunedNet.compact`.
     """
     estimator.check_is_fitted()
-    module, plan = compact_module(estimator.module_, return_plan=True)
+    inner, wrapped = unwrap_compiled(estimator.module_)
+    module, plan = compact_module(inner, return_plan=True)
     module = module.to(estimator.device)
+    if wrapped:  # compile=True: compact the network inside torch.compile's wrapper, then wrap again
+        plan = {f"{COMPILED_PREFIX}{name}": entry for name, entry in plan.items()}
+        module = estimator.torch_compile(module, "module")
     compacted, had_optimizer = copy_with_module(estimator, module)
     store = compacted.masks_
     params = dict(module.named_parameters())
@@ -342,4 +365,6 @@ def compact_estimator(estimator):
     store.pruned = sliced
     if had_optimizer:
         compacted.initialize_optimizer()
+        # the learning rate where training stopped (and a scheduler's initial_lr), not the initial one
+        restore_group_settings(compacted.optimizer_, group_settings(estimator.optimizer_))
     return compacted

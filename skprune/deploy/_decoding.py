@@ -15,9 +15,11 @@ from skorch.history import History
 from torch import nn
 
 from .. import pruners
+from .._params import _UNSET as UNSET
 from ..exceptions import PersistenceError
 from ._allowlist import resolve
 from ._budget import MemoryBudget
+from ._copying import restore_group_settings
 from ._restore import resize_leaves, sparse_state
 from ._schema import NOT_JSON_ATTRIBUTES, as_list, is_fitted_name, is_net_class, stored_as_state_class
 from ._sparse_linear import SparseLinear
@@ -91,6 +93,11 @@ class Decoder(MemoryBudget):
             if not isinstance(dtype, torch.dtype):
                 raise PersistenceError(f"Unknown torch dtype {value['value']!r} in file.")
             return dtype
+        if "__tensor__" in value:
+            name = str(value["__tensor__"])
+            if not name.startswith("values.") or name not in self.tensors:
+                raise PersistenceError(f"The file's configuration refers to a missing tensor {name[:40]!r}.")
+            return self.tensors[name].clone()
         if "__ref__" in value:
             return resolve(str(value["__ref__"]))
         if "__module__" in value:
@@ -229,6 +236,15 @@ class Decoder(MemoryBudget):
         fitted = config.get("fitted")
         if not fitted:
             return estimator
+        fallback = _unavailable_device(estimator.device)
+        if fallback is not None:
+            warnings.warn(
+                f"{str(self.path)!r} holds a net fitted on device={estimator.device!r}, which is not "
+                f"available here; it is loaded on {fallback!r} (its device parameter is set to it).",
+                UserWarning,
+                stacklevel=4,
+            )
+            estimator.device = fallback
         params = set(estimator.get_params(deep=False))
         for name, value in dict(fitted["attributes"]).items():
             if not (name.isidentifier() and is_fitted_name(name)) or name in NOT_JSON_ATTRIBUTES | params:
@@ -236,6 +252,9 @@ class Decoder(MemoryBudget):
                     f"{str(self.path)!r} tries to set attribute {name!r}, which load never sets."
                 )
             estimator.__dict__[name] = self.decode(value)
+        built_with = self._built_with(fitted.get("built_with"), estimator)
+        latest = {key: estimator.__dict__.get(key, UNSET) for values in built_with.values() for key in values}
+        _set_values(estimator, {key: v for values in built_with.values() for key, v in values.items()})
         self._charge_module(estimator)
         with torch.random.fork_rng():
             estimator.initialize()
@@ -265,11 +284,70 @@ class Decoder(MemoryBudget):
         estimator.masks_.to(estimator.device)
         if not any(isinstance(m, SparseLinear) for m in estimator.module_.modules()):
             estimator.initialize_optimizer()
+            restore_group_settings(estimator.optimizer_, self.decode(fitted.get("optimizer_groups")))
         else:
             estimator.optimizer_ = None
         estimator.pruner_ = self.decode(fitted.get("pruner_"))
         estimator.history = History(self.decode(fitted.get("history", [])))
+        if built_with:  # the values set after fit, pending until the next fit, as in the saved net
+            _set_values(estimator, latest)
+            estimator.__dict__["_stale_components"] = built_with
         return estimator
+
+    def _built_with(self, entry, estimator) -> dict:
+        """The values the fitted components were built with, where ``set_params`` changed them after fit."""
+        if entry is None:
+            return {}
+        if not isinstance(entry, dict):
+            raise PersistenceError("Invalid pending parameters in the file's configuration.")
+        params = set(estimator.get_params(deep=False))
+        out: dict[str, dict] = {}
+        for component, values in entry.items():
+            if component not in ("module", "criterion", "optimizer") or not isinstance(values, dict):
+                raise PersistenceError("Invalid pending parameters in the file's configuration.")
+            for key, value in values.items():
+                root = str(key).split("__", 1)[0]
+                if not (key in params or "__" in key) or root not in _COMPONENT_ROOTS:
+                    raise PersistenceError(f"{str(self.path)!r} tries to set parameter {str(key)[:40]!r}.")
+                if not (isinstance(value, dict) and set(value) in ({"unset"}, {"value"})):
+                    raise PersistenceError("Invalid pending parameters in the file's configuration.")
+                decoded = UNSET if "unset" in value else self.decode(value["value"])
+                out.setdefault(component, {})[key] = decoded
+        return out
+
+
+#: Parameters whose change after fit waits for the next fit (see ``set_params``), by first name part.
+_COMPONENT_ROOTS = ("module", "criterion", "optimizer", "compile")
+
+
+def _set_values(estimator, values: dict) -> None:
+    """Set (or, for ``UNSET``, remove) parameter attributes directly, as skorch stores them."""
+    for key, value in values.items():
+        if value is UNSET:
+            estimator.__dict__.pop(key, None)
+        else:
+            estimator.__dict__[key] = value
+
+
+def _unavailable_device(device) -> str | None:
+    """``"cpu"`` if ``device`` (a saved net's) does not exist on this machine, else ``None``.
+
+    A net fitted on a GPU is often served on a machine without one; skorch's
+    unpickling moves it to the CPU the same way.
+    """
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        return None  # left to torch's own error
+    if device.type == "cuda":
+        available = torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    elif device.type == "mps":
+        available = torch.backends.mps.is_available()
+    else:
+        return None
+    return None if available else "cpu"
 
 
 class _RebuildScorer:

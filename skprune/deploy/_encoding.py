@@ -13,8 +13,10 @@ import torch
 from sklearn.model_selection._search import BaseSearchCV
 from torch import nn
 
+from .._params import _UNSET as UNSET
 from ..exceptions import PersistenceError
 from ._allowlist import reference
+from ._copying import group_settings
 from ._safefile import DTYPE_NAMES
 from ._schema import NOT_JSON_ATTRIBUTES, is_fitted_name, is_net, stored_as_state
 from ._sparse_linear import SparseLinear
@@ -29,6 +31,7 @@ class Encoder:
         self.tensors: dict[str, torch.Tensor] = {}
         self.n_modules = 0
         self.n_nets = 0
+        self.n_values = 0
 
     def encode(self, value, where: str):
         if value is None or isinstance(value, (bool, int, str)):
@@ -63,10 +66,15 @@ class Encoder:
             return {"__random_state__": [kind, keys.tolist(), pos, has_gauss, gauss]}
         if isinstance(value, (torch.device, torch.dtype)):
             return {"__torch__": type(value).__name__, "value": str(value).replace("torch.", "")}
-        if isinstance(value, type) or inspect.isfunction(value):
+        if isinstance(value, (type, np.ufunc)) or inspect.isfunction(value) or inspect.isbuiltin(value):
             return reference(value, where)
         if isinstance(value, pd.DataFrame):
             return self._encode_frame(value, where)
+        if isinstance(value, torch.Tensor):  # e.g. criterion__weight: stored with the weights
+            name = f"values.{self.n_values}"
+            self.n_values += 1
+            self.tensors[name] = check_tensor(where, value)
+            return {"__tensor__": name}
         if is_net(value):
             return self.encode_net(value, where, prefix=f"nets.{self._next_net()}.")
         if isinstance(value, nn.Module):
@@ -80,6 +88,14 @@ class Encoder:
         return self.n_nets - 1
 
     def _encode_array(self, array: np.ndarray, where: str):
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            # JSON has no NaN/inf: those entries are written as "nan"/"inf"/"-inf", which
+            # np.asarray(..., dtype=float) reads back (e.g. SimpleImputer's statistics_ of an empty column)
+            values = array.astype(object)
+            flat = values.reshape(-1)
+            for i in np.flatnonzero(~np.isfinite(array.reshape(-1))):
+                flat[i] = repr(float(flat[i]))
+            return {"__ndarray__": values.tolist(), "dtype": array.dtype.str}
         if array.dtype.kind in "biufU":
             return {"__ndarray__": array.tolist(), "dtype": array.dtype.str}
         if array.dtype.kind == "O" and all(
@@ -127,7 +143,7 @@ class Encoder:
                     )
                 continue
             value = getattr(obj, name)
-            if isinstance(value, torch.Tensor) or value is None and name == "bias":
+            if name == "bias" and (value is None or isinstance(value, torch.Tensor)):
                 value = value is not None  # e.g. Linear(bias=True) stores the bias Parameter
             params[name] = value
         return params
@@ -218,6 +234,18 @@ class Encoder:
                 packed = np.packbits(tensor.detach().cpu().numpy().astype(bool).ravel())
                 self.tensors[f"{prefix}masks_.{key}"] = torch.from_numpy(packed)
                 fitted["mask_shapes"][key] = list(tensor.shape)
+            pending = estimator.__dict__.get("_stale_components")
+            if pending:  # set_params after fit: the fitted components were built with these values
+                fitted["built_with"] = {
+                    component: {
+                        key: {"unset": True} if value is UNSET else {"value": self.encode(value, key)}
+                        for key, value in values.items()
+                    }
+                    for component, values in pending.items()
+                }
+            settings = group_settings(getattr(estimator, "optimizer_", None))
+            if settings is not None:  # lr as scheduled, initial_lr: no optimizer state (buffers)
+                fitted["optimizer_groups"] = self.encode(settings, f"{where}.optimizer_.param_groups")
             config["fitted"] = fitted
         return {"__net__": config, "prefix": prefix}
 

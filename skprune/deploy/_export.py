@@ -31,6 +31,7 @@ from torch import nn
 from .._training._masks import MaskStore
 from ._copying import copy_with_module
 from ._onnx_runtime import quantize_int8
+from ._schema import is_net
 from ._sparse_linear import SparseLinear
 
 __all__ = [
@@ -87,6 +88,11 @@ def to_sparse(estimator, *, min_sparsity: float = 0.5):
     """
     if not 0.0 <= float(min_sparsity) <= 1.0:
         raise ValueError(f"min_sparsity must be in [0, 1], got {min_sparsity!r}.")
+    if not is_net(estimator):
+        raise TypeError(
+            f"to_sparse converts a fitted PrunedNet, got {type(estimator).__name__}: for a pipeline or "
+            "a search, convert its net (pipeline[-1], search.best_estimator_)."
+        )
     estimator.check_is_fitted()
     module = copy.deepcopy(estimator.module_).cpu()
 

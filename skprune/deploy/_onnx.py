@@ -30,7 +30,9 @@ import torch
 from sklearn.pipeline import Pipeline
 from torch import nn
 
+from ._compaction import unwrap_compiled
 from ._onnx_fx import GraphBuilder, Unsupported, translate
+from ._schema import is_net
 
 __all__ = ["OPSET", "export", "require", "to_onnx"]
 
@@ -87,12 +89,18 @@ def _net_graph(estimator, X_sample, input_type=None, gemm=True):
     onnx = require("onnx")
     from onnx import TensorProto, helper
 
+    estimator = best_of_search(estimator)
+    if not is_net(estimator):
+        raise TypeError(
+            "to_onnx exports a fitted PrunedNetClassifier/PrunedNetRegressor, a Pipeline ending with one, "
+            f"or a fitted search (PrunedNetCV, GridSearchCV) of either; got {type(estimator).__name__}."
+        )
     estimator.check_is_fitted()
     sample = (
         estimator._prepare_predict_data(X_sample) if hasattr(estimator, "_prepare_predict_data") else X_sample
     )
     sample = torch.as_tensor(np.asarray(sample, dtype=np.float32))[:2].cpu()
-    module = estimator.module_
+    module, _ = unwrap_compiled(estimator.module_)  # compile=True: export the network it wraps
     was_training = module.training
     module.eval()
     opsets = [helper.make_opsetid("", OPSET)]
@@ -158,10 +166,18 @@ def _net_graph(estimator, X_sample, input_type=None, gemm=True):
     meta = {"kind": kind_name, "exporter": method}
     if labels is not None:
         meta["classes"] = json.dumps(np.asarray(estimator.classes_).tolist())
+    if getattr(estimator, "feature_names_in_", None) is not None:  # fitted on a DataFrame
+        meta["feature_names"] = json.dumps([str(name) for name in estimator.feature_names_in_])
     for key, value in meta.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = f"skprune.{key}", value
     return model
+
+
+def best_of_search(estimator):
+    """A fitted search's ``best_estimator_`` (what its ``predict`` uses), else ``estimator``."""
+    best = getattr(estimator, "best_estimator_", None)
+    return estimator if best is None or isinstance(estimator, Pipeline) else best
 
 
 def _has_classes(estimator) -> bool:
@@ -189,16 +205,19 @@ def _pipeline_model(pipeline, X_sample, gemm=True):
     )
     net_input = net_model.graph.input[0].name
     net_model = compose.add_prefix(net_model, "net_")
-    pre_model = compose.add_prefix(pre_model, "pre_")
+    # the graph inputs keep skl2onnx's names (the DataFrame's columns, or "X"): callers feed them by name
+    pre_model = compose.add_prefix(pre_model, "pre_", rename_inputs=False)
+    opsets = [onnx.helper.make_opsetid("", OPSET), onnx.helper.make_opsetid("ai.onnx.ml", 3)]
     for model in (net_model, pre_model):
         model.ir_version = 9
         del model.opset_import[:]
-        model.opset_import.extend(
-            [onnx.helper.make_opsetid("", OPSET), onnx.helper.make_opsetid("ai.onnx.ml", 3)]
-        )
+        model.opset_import.extend(opsets)
     merged = compose.merge_models(
         pre_model, net_model, io_map=[(pre_model.graph.output[0].name, "net_" + net_input)]
     )
+    # merge_models lists both models' opsets: one entry per domain, as ONNX Runtime's quantizer requires
+    del merged.opset_import[:]
+    merged.opset_import.extend(opsets)
     # outputs keep their sklearn names
     renames = {o.name: o.name[len("net_") :] for o in merged.graph.output}
     for node in merged.graph.node:
@@ -207,7 +226,8 @@ def _pipeline_model(pipeline, X_sample, gemm=True):
     for out in merged.graph.output:
         out.name = renames[out.name]
     del merged.metadata_props[:]
-    merged.metadata_props.extend(net_model.metadata_props)
+    # the net's feature names are those of the transformed data, not of the pipeline's input
+    merged.metadata_props.extend(p for p in net_model.metadata_props if p.key != "skprune.feature_names")
     if elem not in (TensorProto.FLOAT, TensorProto.DOUBLE):
         raise ValueError("The preprocessing steps do not produce a numeric array.")
     return merged
@@ -218,11 +238,13 @@ def to_onnx(estimator, X_sample, path=None):
 
     Parameters
     ----------
-    estimator : PrunedNet or Pipeline
+    estimator : PrunedNet, Pipeline or fitted search
         A fitted :class:`~skprune.PrunedNetClassifier` /
         :class:`~skprune.PrunedNetRegressor` (dense, masked, compacted or
         with CSR layers), or a fitted ``Pipeline`` whose last step is one and
-        whose other steps ``skl2onnx`` can convert.
+        whose other steps ``skl2onnx`` can convert. A fitted search
+        (:class:`~skprune.PrunedNetCV`, ``GridSearchCV``), also as a
+        pipeline's last step, exports its ``best_estimator_``.
     X_sample : array-like or DataFrame
         A few rows of input, as given to ``predict``: they fix the input's
         type and shape (the batch size stays free).
@@ -252,7 +274,7 @@ def to_onnx(estimator, X_sample, path=None):
 
 
 def export(estimator, X_sample, gemm=True):
-
+    estimator = best_of_search(estimator)
     if isinstance(estimator, Pipeline):
         model = _pipeline_model(estimator, X_sample, gemm)
     else:

@@ -60,7 +60,7 @@ def _np(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().cpu().to(torch.float32).numpy()
 
 
-_ACTIVATIONS = {nn.ReLU: "Relu", nn.Tanh: "Tanh", nn.Sigmoid: "Sigmoid", nn.Softplus: "Softplus"}
+_ACTIVATIONS = {nn.ReLU: "Relu", nn.Tanh: "Tanh", nn.Sigmoid: "Sigmoid"}
 _IDENTITY = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
 _FUNCTIONS = {
     torch.relu: "Relu",
@@ -132,6 +132,12 @@ def _module_node(g: GraphBuilder, module: nn.Module, x: str, name: str, rank: in
     for cls, op in _ACTIVATIONS.items():
         if type(module) is cls:
             return g.node(op, [x], name), rank
+    if type(module) is nn.Softplus:
+        # ONNX Softplus is log(1 + exp(x)): torch's beta=1, with the linear part above threshold >= 20
+        # within float32 rounding; other beta/threshold go through torch.onnx.export
+        if module.beta != 1 or module.threshold < 20:
+            raise Unsupported(f"Softplus(beta={module.beta}, threshold={module.threshold})")
+        return g.node("Softplus", [x], name), rank
     if isinstance(module, _IDENTITY):
         return x, rank
     if isinstance(module, nn.LeakyReLU):
@@ -173,7 +179,8 @@ def translate(module: nn.Module, sample: torch.Tensor, gemm: bool = True):
     """ONNX nodes computing ``module(X)`` (as ``logits``) from its fx graph; raises Unsupported."""
     class Tracer(fx.Tracer):
         def is_leaf_module(self, m, qualname):
-            return isinstance(m, SparseLinear) or super().is_leaf_module(m, qualname)
+            # Dropout subclasses (skprune.nn.Dropout) are identities at inference, like nn.Dropout
+            return isinstance(m, (SparseLinear, *_IDENTITY)) or super().is_leaf_module(m, qualname)
 
     try:
         graph = Tracer().trace(module)
@@ -208,7 +215,9 @@ def translate(module: nn.Module, sample: torch.Tensor, gemm: bool = True):
             x, rank = values[node.args[0]]
             values[node] = (g.node(_FUNCTIONS[node.target], [x], node.name), rank)
         elif node.op == "call_function" and node.target in (operator.add, torch.add):
-            (a, rank), (b, _) = (values[arg] for arg in node.args[:2])
+            if len(node.args) != 2 or node.kwargs or not all(isinstance(a, fx.Node) for a in node.args):
+                raise Unsupported("an add with a constant or alpha")  # only tensor + tensor here
+            (a, rank), (b, _) = (values[arg] for arg in node.args)
             values[node] = (g.node("Add", [a, b], node.name), rank)
         elif node.op == "call_function" and node.target is torch.cat:
             tensors = node.args[0]

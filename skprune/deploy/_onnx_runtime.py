@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import accuracy_score, r2_score
+from sklearn.pipeline import Pipeline
 
-from ._onnx import export, require
+from ._onnx import best_of_search, export, require
 
 __all__ = ["OnnxPredictor", "quantize_int8"]
 
@@ -43,6 +44,11 @@ class OnnxPredictor:
     """
 
     def __init__(self, model, n_threads=None, allow_spinning=True):
+        if not (isinstance(model, bytes) or hasattr(model, "SerializeToString")):
+            raise TypeError(
+                f"OnnxPredictor takes an onnx.ModelProto or its bytes, got {type(model).__name__}"
+                + (f"; for a file use OnnxPredictor.from_file({model!r})." if isinstance(model, str) else ".")
+            )
         self.model_bytes = model if isinstance(model, bytes) else model.SerializeToString()
         self.n_threads = n_threads
         self.allow_spinning = bool(allow_spinning)
@@ -52,6 +58,8 @@ class OnnxPredictor:
         self.kind = meta.get("skprune.kind", "regressor")
         if "skprune.classes" in meta:
             self.classes_ = np.asarray(json.loads(meta["skprune.classes"]))
+        if "skprune.feature_names" in meta:  # the net was fitted on a DataFrame
+            self.feature_names_in_ = np.asarray(json.loads(meta["skprune.feature_names"]), dtype=object)
         self.input_names_ = [i.name for i in proto.graph.input]
         self.input_types_ = [i.type.tensor_type.elem_type for i in proto.graph.input]
         self._input_dtype = onnx.helper.tensor_dtype_to_np_dtype(self.input_types_[0])
@@ -117,17 +125,37 @@ class OnnxPredictor:
 
     def _feed(self, X) -> dict:
         if len(self.input_names_) > 1:  # one input per column (skl2onnx, DataFrame input)
-            from onnx import helper
-
-            feed = {}
-            for name, elem in zip(self.input_names_, self.input_types_):
-                column = X[name].to_numpy().reshape(-1, 1)
-                dtype = helper.tensor_dtype_to_np_dtype(elem)
-                feed[name] = column.astype(dtype)
-            return feed
+            return self._column_feed(X)
         if not (isinstance(X, np.ndarray) and X.dtype == self._input_dtype and X.flags.c_contiguous):
+            names = getattr(self, "feature_names_in_", None)
+            if names is not None and hasattr(X, "columns"):
+                columns = [str(c) for c in X.columns]
+                if columns != list(names):
+                    raise ValueError(
+                        "The feature names should match those that were passed during fit: the model "
+                        f"reads the columns {list(names)} in this order, got {columns}. Select them as "
+                        "X[predictor.feature_names_in_]."
+                    )
             X = np.ascontiguousarray(np.asarray(X, dtype=self._input_dtype))
         return {self.input_names_[0]: X}
+
+    def _column_feed(self, X) -> dict:
+        """One array per graph input, taken from the DataFrame column of the same name."""
+        from onnx import helper
+
+        if not hasattr(X, "columns"):
+            raise ValueError(
+                f"This model reads a DataFrame with the columns {self.input_names_} (one graph input "
+                f"per column, as the pipeline was exported); got {type(X).__name__}."
+            )
+        missing = [name for name in self.input_names_ if name not in X.columns]
+        if missing:
+            raise ValueError(f"X lacks the columns {missing} that this model reads ({self.input_names_}).")
+        feed = {}
+        for name, elem in zip(self.input_names_, self.input_types_):
+            column = X[name].to_numpy().reshape(-1, 1)
+            feed[name] = column.astype(helper.tensor_dtype_to_np_dtype(elem))
+        return feed
 
     def run(self, X) -> list:
         """Raw ONNX Runtime outputs for ``X``: every output of the model, in its order."""
@@ -229,7 +257,13 @@ def quantize_int8(estimator, X_sample=None, *, n_threads=None):
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    estimator = best_of_search(estimator)
     if X_sample is None:
+        if isinstance(estimator, Pipeline) and hasattr(estimator, "feature_names_in_"):
+            raise ValueError(
+                "This pipeline was fitted on a DataFrame: pass X_sample, a few of its rows "
+                "(quantize_int8(pipeline, X.iloc[:5])), which give the model's inputs their names and types."
+            )
         shape = getattr(estimator, "input_shape_", None) or (estimator.n_features_in_,)
         X_sample = np.zeros((2, *shape), dtype=np.float32)
     model = export(estimator, X_sample, gemm=False)  # the quantizer handles MatMul, not Gemm

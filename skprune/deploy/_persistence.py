@@ -82,6 +82,8 @@ def save(estimator, path) -> None:
         If something refers to a class that is not allow-listed (register
         it with :func:`register_serializable`), or holds values that cannot
         be stored without pickle.
+    IsADirectoryError, FileNotFoundError
+        If ``path`` is a folder, or its folder does not exist.
 
     Examples
     --------
@@ -107,7 +109,7 @@ def save(estimator, path) -> None:
     else:
         root = encoder.encode(estimator, type(estimator).__name__)
     config = json.dumps({"root": root}, allow_nan=False, separators=(",", ":"))
-    tensors = {name: check_tensor(name, tensor) for name, tensor in encoder.tensors.items()}
+    tensors = _unshared({name: check_tensor(name, tensor) for name, tensor in encoder.tensors.items()})
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
@@ -116,6 +118,22 @@ def save(estimator, path) -> None:
         "sha256": tensor_digest(config, tensors),
     }
     _safefile.write_file(path, tensors, metadata)
+
+
+def _unshared(tensors: dict) -> dict:
+    """Copies of tensors whose memory another tensor already uses (safetensors refuses shared memory).
+
+    A layer registered under two names (weight sharing) has one parameter under
+    two keys; each key gets its bytes, and loading the state dict ties them again.
+    """
+    seen = set()
+    out = {}
+    for name, tensor in tensors.items():
+        pointer = tensor.untyped_storage().data_ptr() if tensor.numel() else None
+        out[name] = tensor.clone() if pointer is not None and pointer in seen else tensor
+        if pointer is not None:
+            seen.add(pointer)
+    return out
 
 
 def load(path):

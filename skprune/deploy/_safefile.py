@@ -235,13 +235,28 @@ def load_tensors(path, blob: bytes) -> dict[str, torch.Tensor]:
 
 
 def write_file(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Write a safetensors file atomically: a temporary file in the same folder, then a rename."""
+    """Write a safetensors file atomically: a temporary file in the same folder, then a rename.
+
+    The file gets the permissions that writing it in place would give: an
+    existing file's, else those the umask leaves (``mkstemp`` alone would
+    make every saved model readable by its owner only).
+    """
     from safetensors.torch import save as st_save
 
     data = st_save(tensors, metadata=metadata)
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            f"{str(path)!r} is a directory; skprune.save needs a file path, e.g. model.skp."
+        )
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"Cannot save to {str(path)!r}: the folder {str(path.parent)!r} does not exist."
+        )
+    mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, mode)  # mkstemp makes it owner-only; give what writing the file in place would
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -253,3 +268,23 @@ def write_file(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str])
         except OSError:
             pass
         raise
+
+
+def _file_mode(path: Path) -> int:
+    """The permission bits a file written at ``path`` gets: an existing file's, else the umask's."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        pass
+    umask = None
+    try:  # Linux >= 4.7 reports it without changing it
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    umask = int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    if umask is None:
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask

@@ -36,6 +36,27 @@ class SparseLinear(nn.Module):
         bias = linear.bias.detach() if linear.bias is not None else weight.new_zeros(weight.shape[0])
         self.register_buffer("bias", bias.clone())
 
+    def __deepcopy__(self, memo) -> SparseLinear:
+        # torch cannot deep-copy a CSR tensor ("Cannot access storage"): copy its parts
+        weight = self.weight
+        new = SparseLinear.__new__(SparseLinear)
+        nn.Module.__init__(new)
+        new.in_features, new.out_features = self.in_features, self.out_features
+        new.register_buffer(
+            "weight",
+            torch.sparse_csr_tensor(
+                weight.crow_indices().clone(),
+                weight.col_indices().clone(),
+                weight.values().clone(),
+                size=weight.shape,
+                check_invariants=False,  # a copy of a valid tensor
+            ),
+        )
+        new.register_buffer("bias", self.bias.clone())
+        new.train(self.training)
+        memo[id(self)] = new
+        return new
+
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """Return ``X @ W.T + b`` computed with the sparse weight."""
         shape = X.shape

@@ -75,3 +75,23 @@ def test_compression_report_lists_every_variant(clf_data):
     assert report.loc["compacted+int8", "bytes"] < report.loc["compacted", "bytes"]
     assert report.loc["masked", "size_ratio"] == 1
     assert (report["note"] == "").all()
+
+
+def test_csr_copy_deep_copies_and_refuses_compaction_clearly(sparse_net, clf_data):
+    import copy
+
+    from skprune import CompactionError
+
+    X, _ = clf_data
+    sparse = to_sparse(sparse_net)
+    # torch cannot deep-copy a CSR tensor: copy.deepcopy, to_sparse and compact() raised
+    # NotImplementedError "Cannot access storage of SparseCsrTensorImpl"
+    copied = copy.deepcopy(sparse)
+    np.testing.assert_array_equal(copied.predict_proba(X), sparse.predict_proba(X))
+    values = [net.module_.layers.fc0.weight.values() for net in (copied, sparse)]
+    assert values[0].data_ptr() != values[1].data_ptr()
+    np.testing.assert_array_equal(to_sparse(sparse).predict_proba(X), sparse.predict_proba(X))
+    with pytest.raises(CompactionError, match="compact.*before to_sparse"):
+        sparse.compact()
+    compacted_then_sparse = to_sparse(sparse_net.compact())
+    np.testing.assert_allclose(compacted_then_sparse.predict_proba(X), sparse.predict_proba(X), atol=1e-5)

@@ -1,6 +1,7 @@
 import json
 import os
 import pickle
+import stat
 import struct
 
 import numpy as np
@@ -250,3 +251,151 @@ def test_files_cannot_set_internal_attributes_or_bring_file_writing_callbacks(cl
     net = PrunedNetClassifier(callbacks=[("cp", Checkpoint(dirname=str(tmp_path / "cp")))], **FAST)
     with pytest.raises(PersistenceError, match="register_serializable"):
         skprune.save(net, tmp_path / "cp.skp")
+
+
+def test_saved_file_gets_the_permissions_open_would_give_and_keeps_an_existing_files(tmp_path):
+    X, y = np.random.RandomState(0).randn(40, 3).astype(np.float32), np.arange(40) % 2
+    net = PrunedNetClassifier(max_epochs=1, random_state=0).fit(X, y)
+    reference = tmp_path / "reference"
+    reference.write_bytes(b"")  # what the umask gives a new file
+    path = tmp_path / "net.skp"
+    skprune.save(net, path)  # was 0o600 (mkstemp's mode) whatever the umask
+    assert stat.S_IMODE(path.stat().st_mode) == stat.S_IMODE(reference.stat().st_mode)
+    os.chmod(path, 0o640)
+    skprune.save(net, path)  # overwriting keeps the file's mode, as writing into it would
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    np.testing.assert_array_equal(skprune.load(path).predict(X), net.predict(X))
+
+
+def test_save_to_a_folder_or_into_a_missing_folder_says_so_and_leaves_nothing(tmp_path):
+    net = PrunedNetClassifier()
+    with pytest.raises(IsADirectoryError, match="is a directory.*file path"):
+        skprune.save(net, tmp_path)
+    with pytest.raises(FileNotFoundError, match="folder .*missing.* does not exist"):
+        skprune.save(net, tmp_path / "missing" / "net.skp")
+    assert list(tmp_path.iterdir()) == []
+    assert not [p for p in tmp_path.parent.iterdir() if p.name.startswith(f".{tmp_path.name}.")]
+
+
+def test_skorch_callbacks_with_their_default_print_and_to_numpy_round_trip(tmp_path):
+    from skorch.callbacks import BatchScoring, EarlyStopping, EpochScoring, LRScheduler
+
+    X, y = np.random.RandomState(0).randn(60, 4).astype(np.float32), np.arange(60) % 2
+    callbacks = [
+        ("stop", EarlyStopping(monitor="train_loss", patience=3)),  # sink=print
+        ("f1", EpochScoring("f1", lower_is_better=False, on_train=True)),  # target_extractor=to_numpy
+        ("acc", BatchScoring("accuracy", on_train=True)),
+        ("lr", LRScheduler(policy=torch.optim.lr_scheduler.StepLR, step_size=2)),
+    ]
+    net = PrunedNetClassifier(callbacks=callbacks, max_epochs=3, lr=0.1, random_state=0).fit(X, y)
+    skprune.save(net, tmp_path / "cb.skp")  # refused before: print and to_numpy were not allow-listed
+    loaded = skprune.load(tmp_path / "cb.skp")
+    _check_same(net, loaded, X)
+    stop = dict(loaded.callbacks)["stop"]
+    assert stop.sink is print and stop.patience == 3
+
+
+def test_loaded_net_continues_its_learning_rate_schedule(tmp_path):
+    from skorch.callbacks import LRScheduler
+
+    X, y = np.random.RandomState(0).randn(60, 4).astype(np.float32), np.arange(60) % 2
+    schedule = LRScheduler(policy=torch.optim.lr_scheduler.StepLR, step_size=2, gamma=0.5)
+    net = PrunedNetClassifier(callbacks=[("lr", schedule)], max_epochs=3, lr=0.1, random_state=0).fit(X, y)
+    skprune.save(net, tmp_path / "lr.skp")
+    loaded = skprune.load(tmp_path / "lr.skp")
+    assert loaded.optimizer_.param_groups[0]["lr"] == net.optimizer_.param_groups[0]["lr"] == 0.05
+    # the resumed scheduler needs the optimizer's initial_lr: partial_fit raised a KeyError before
+    loaded.partial_fit(X, y)
+    net.partial_fit(X, y)
+    assert loaded.optimizer_.param_groups[0]["lr"] == net.optimizer_.param_groups[0]["lr"] == 0.0125
+
+
+def test_net_saved_on_an_absent_gpu_loads_on_cpu_with_a_warning(tmp_path):
+    X, y = np.random.RandomState(0).randn(60, 4).astype(np.float32), np.arange(60) % 2
+    net = PrunedNetClassifier(pruner=MagnitudePruning(0.5), max_epochs=2, random_state=0).fit(X, y)
+    expected = net.predict_proba(X)
+    net.__dict__["device"] = "cuda:99"  # as saved on a GPU machine: no such device here
+    skprune.save(net, tmp_path / "gpu.skp")
+    with pytest.warns(UserWarning, match="cuda:99.*not available.*cpu"):
+        loaded = skprune.load(tmp_path / "gpu.skp")  # raised PersistenceError (torch's device error)
+    assert loaded.device == "cpu" and loaded.sparsity_ == net.sparsity_
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected)
+    loaded.partial_fit(X, y)
+    # an unfitted net keeps its configuration: it builds nothing until fit
+    skprune.save(PrunedNetClassifier(device="cuda:99"), tmp_path / "u.skp")
+    assert skprune.load(tmp_path / "u.skp").device == "cuda:99"
+
+
+def test_loss_class_weights_given_as_tensors_round_trip(tmp_path):
+    X, y = np.random.RandomState(0).randn(60, 4).astype(np.float32), np.arange(60) % 2
+    weight = torch.tensor([1.0, 3.0])
+    for net in (
+        PrunedNetClassifier(criterion__weight=weight, max_epochs=2, random_state=0),  # skorch's way
+        PrunedNetClassifier(criterion=nn.CrossEntropyLoss(weight=weight), max_epochs=2, random_state=0),
+    ):
+        net.fit(X, y)
+        # criterion__weight was refused ("register_serializable(Tensor)"); the instance was saved with
+        # weight=True and failed to load
+        skprune.save(net, tmp_path / "w.skp")
+        loaded = skprune.load(tmp_path / "w.skp")
+        _check_same(net, loaded, X)
+        assert torch.equal(loaded.criterion_.weight, weight)
+        assert torch.equal(loaded.set_params(max_epochs=1).fit(X, y).criterion_.weight, weight)
+    pos_weight = torch.tensor([2.5])
+    reg = PrunedNet(
+        module=nn.Linear,
+        module__in_features=4,
+        module__out_features=1,
+        criterion=nn.BCEWithLogitsLoss,
+        criterion__pos_weight=pos_weight,
+        max_epochs=1,
+        random_state=0,
+    ).fit(X, (y[:, None] * 1.0).astype(np.float32))
+    skprune.save(reg, tmp_path / "p.skp")
+    assert torch.equal(skprune.load(tmp_path / "p.skp").criterion_.pos_weight, pos_weight)
+
+
+class _SharedLayer(nn.Module):
+    """One Linear used twice (registered under two names), as weight-sharing networks do."""
+
+    def __init__(self, n_features_in=4, n_outputs=1):
+        super().__init__()
+        self.hidden = nn.Linear(n_features_in, n_features_in)
+        self.again = self.hidden
+        self.out = nn.Linear(n_features_in, n_outputs)
+
+    def forward(self, X):
+        return self.out(torch.relu(self.again(torch.relu(self.hidden(X)))))
+
+
+def test_shared_weights_are_saved_and_stay_shared(tmp_path):
+    X = np.random.RandomState(0).randn(60, 4).astype(np.float32)
+    net = PrunedNetRegressor(module=_SharedLayer, pruner=MagnitudePruning(0.5), max_epochs=2, random_state=0)
+    net.fit(X, X[:, 0])
+    skprune.register_serializable(_SharedLayer)
+    try:
+        skprune.save(net, tmp_path / "s.skp")  # raised safetensors' RuntimeError "Some tensors share memory"
+        loaded = skprune.load(tmp_path / "s.skp")
+    finally:
+        skprune.deploy._allowlist._REGISTERED.clear()
+    np.testing.assert_array_equal(loaded.predict(X), net.predict(X))
+    assert loaded.module_.hidden.weight is loaded.module_.again.weight
+
+
+def test_parameters_set_after_fit_do_not_change_the_loaded_network(tmp_path):
+    X, y = np.random.RandomState(0).randn(60, 4).astype(np.float32), np.arange(60) % 2
+    net = PrunedNetClassifier(module__hidden_layer_sizes=(8,), max_epochs=3, random_state=0).fit(X, y)
+    expected = net.predict_proba(X)
+    # set_params keeps the fitted network until the next fit: the module was built with ReLU
+    net.set_params(module__activation="tanh", module__hidden_layer_sizes=(5,), criterion=nn.NLLLoss)
+    np.testing.assert_array_equal(net.predict_proba(X), expected)
+    skprune.save(net, tmp_path / "s.skp")
+    loaded = skprune.load(tmp_path / "s.skp")
+    # loaded before as a Tanh network carrying the ReLU-trained weights: other probabilities
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected)
+    assert isinstance(loaded.module_.layers.act0, nn.ReLU)
+    assert loaded.get_params()["module__activation"] == "tanh" and loaded.criterion is nn.NLLLoss
+    for est in (net, loaded):  # both still refuse to continue a network built with other values
+        with pytest.raises(ValueError, match="module__activation.*changed after the network was fitted"):
+            est.partial_fit(X, y)
+    assert isinstance(loaded.set_params(criterion=nn.CrossEntropyLoss).fit(X, y).module_.layers.act0, nn.Tanh)

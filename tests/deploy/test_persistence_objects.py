@@ -107,6 +107,48 @@ def test_fitted_pruned_net_cv_round_trips(clf_data, tmp_path):
     assert not hasattr(unfitted, "cv_results_") and unfitted.sparsities == (0.5,)
 
 
+def test_pruned_net_cv_with_skprune_selection_rule_and_scorer_round_trips(clf_data, tmp_path):
+    from skprune import OneStandardErrorRule, one_standard_error_index, sparsity_scorer
+
+    X, y = clf_data
+    net = PrunedNetClassifier(pruner=MagnitudePruning(), **FAST)
+    for options in (
+        dict(selection=OneStandardErrorRule()),  # public skprune classes and functions were refused
+        dict(selection=one_standard_error_index),
+        dict(scoring=sparsity_scorer),
+    ):
+        search = PrunedNetCV(net, sparsities=(0.0, 0.5), cv=2, dense_epochs=1, finetune_epochs=1, **options)
+        search.fit(X, y)
+        loaded = _round_trip(search, tmp_path)
+        _same(search, loaded, X)
+        assert repr(loaded.selection) == repr(search.selection) and loaded.sparsity_ == search.sparsity_
+
+
+def test_fitted_arrays_with_nan_and_inf_round_trip(tmp_path):
+    X = np.random.RandomState(0).randn(60, 4)
+    X[:, 2] = np.nan  # SimpleImputer's statistics_ is NaN for an all-missing column
+    y = (X[:, 0] > 0).astype(int)
+    pipe = make_pipeline(SimpleImputer(), PrunedNetClassifier(**FAST)).fit(X, y)
+    pipe[0].inf_check_ = np.array([[np.inf, -np.inf], [1.5, np.nan]], dtype=np.float32)
+    loaded = _round_trip(pipe, tmp_path)  # raised ValueError: Out of range float values (JSON)
+    np.testing.assert_array_equal(loaded[0].statistics_, pipe[0].statistics_)
+    np.testing.assert_array_equal(loaded[0].inf_check_, pipe[0].inf_check_)
+    assert loaded[0].inf_check_.dtype == np.float32
+    _same(pipe, loaded, X)
+
+
+def test_function_transformer_with_numpy_ufuncs_round_trips(tmp_path):
+    from sklearn.preprocessing import FunctionTransformer
+
+    X = np.abs(np.random.RandomState(0).randn(60, 4))
+    y = (X[:, 0] > 0.5).astype(int)
+    log = FunctionTransformer(np.log1p, inverse_func=np.expm1, feature_names_out="one-to-one")
+    pipe = make_pipeline(log, StandardScaler(), PrunedNetClassifier(**FAST)).fit(X, y)
+    loaded = _round_trip(pipe, tmp_path)  # refused before: "register_serializable(ufunc)"
+    assert loaded[0].func is np.log1p and loaded[0].inverse_func is np.expm1
+    _same(pipe, loaded, X)
+
+
 def test_regressor_and_conv_net_round_trip(reg_data, digits, tmp_path):
     X, y = reg_data
     reg = PrunedNetRegressor(pruner=NeuronPruning(0.5, schedule=OneShot()), **FAST).fit(X, y)
@@ -133,7 +175,7 @@ def test_save_refuses_what_it_cannot_restore(tmp_path):
         skprune.save(nn.Linear(2, 2), tmp_path / "x.skp")
     from sklearn.preprocessing import FunctionTransformer
 
-    pipe = make_pipeline(FunctionTransformer(np.log1p), PrunedNetClassifier())
+    pipe = make_pipeline(FunctionTransformer(lambda X: X + 1), PrunedNetClassifier())
     with pytest.raises(PersistenceError, match="register_serializable"):
         skprune.save(pipe, tmp_path / "x.skp")
     assert not (tmp_path / "x.skp").exists()
