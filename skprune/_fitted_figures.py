@@ -8,21 +8,19 @@ import torch
 
 from ._training._history import history_to_frame
 from .nn._inputs import input_column_norms, input_layer
-from .nn._layers import iter_prunable_weights
-from .nn._summary import count_parameters, layer_table
+from .nn._summary import count_parameters, counted_layers, layer_table, weight_counts
 
 __all__ = ["FittedFiguresMixin", "measured_sparsity"]
 
 
 def measured_sparsity(module: torch.nn.Module) -> float:
-    """Fraction of the Linear/Conv weights of ``module`` that are exactly zero."""
-    total = 0
-    zeros = 0
+    """Fraction of the Linear/Conv weights of ``module`` (CSR copies included) that are exactly zero."""
+    total = nonzero = 0
     with torch.no_grad():
-        for _, _, layer in iter_prunable_weights(module):
-            total += layer.weight.numel()
-            zeros += layer.weight.numel() - int(torch.count_nonzero(layer.weight))
-    return zeros / total if total else 0.0
+        for _, layer in counted_layers(module):
+            entries, nonzeros = weight_counts(layer.weight)
+            total, nonzero = total + entries, nonzero + nonzeros
+    return 1.0 - nonzero / total if total else 0.0
 
 
 class FittedFiguresMixin:

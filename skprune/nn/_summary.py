@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pandas as pd
 import torch
 from torch import nn
 
 from ._layers import iter_prunable_weights
 
-__all__ = ["layer_table", "count_parameters"]
+__all__ = ["counted_layers", "layer_table", "count_parameters", "weight_counts"]
 
 REPORT_COLUMNS = [
     "layer",
@@ -20,6 +22,35 @@ REPORT_COLUMNS = [
     "weight_nonzero",
     "sparsity",
 ]
+
+
+def _is_sparse(tensor) -> bool:
+    return isinstance(tensor, torch.Tensor) and tensor.layout != torch.strided
+
+
+def weight_counts(tensor) -> tuple[int, int]:
+    """``(entries, non-zero entries)`` of a dense or sparse (CSR, COO) tensor, counted as dense."""
+    if not isinstance(tensor, torch.Tensor):
+        return 0, 0
+    total = 1
+    for size in tensor.shape:
+        total *= int(size)
+    values = tensor.values() if _is_sparse(tensor) else tensor
+    return total, int(torch.count_nonzero(values.detach()))
+
+
+def counted_layers(module: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """Yield ``(layer_name, layer)`` for every Linear/Conv layer, and every layer with a sparse weight.
+
+    A layer that stores its weight as a sparse tensor (a CSR copy made by
+    :func:`skprune.to_sparse`) is not prunable, but its weights count in
+    the sparsity, the parameter counts and the layer table like those of
+    the Linear layer it replaced.
+    """
+    prunable = {id(layer) for _, _, layer in iter_prunable_weights(module)}
+    for layer_name, layer in module.named_modules():
+        if id(layer) in prunable or _is_sparse(getattr(layer, "weight", None)):
+            yield layer_name, layer
 
 
 @torch.no_grad()
@@ -50,13 +81,10 @@ def layer_table(module: nn.Module) -> pd.DataFrame:
     ['0', '2']
     """
     rows = []
-    for _, layer_name, layer in iter_prunable_weights(module):
+    for layer_name, layer in counted_layers(module):
         weight = layer.weight
-        bias = getattr(layer, "bias", None)
-        w_total = weight.numel()
-        w_nonzero = int(torch.count_nonzero(weight))
-        b_total = bias.numel() if isinstance(bias, torch.Tensor) else 0
-        b_nonzero = int(torch.count_nonzero(bias)) if b_total else 0
+        w_total, w_nonzero = weight_counts(weight)
+        b_total, b_nonzero = weight_counts(getattr(layer, "bias", None))
         rows.append(
             {
                 "layer": layer_name,
@@ -100,4 +128,10 @@ def count_parameters(module: nn.Module) -> tuple[int, int]:
     for param in module.parameters():
         total += param.numel()
         nonzero += int(torch.count_nonzero(param))
+    for _, layer in counted_layers(module):  # sparse weights (and their biases) are buffers
+        if _is_sparse(layer.weight):
+            for tensor in (layer.weight, getattr(layer, "bias", None)):
+                if not isinstance(tensor, nn.Parameter):
+                    entries, nonzeros = weight_counts(tensor)
+                    total, nonzero = total + entries, nonzero + nonzeros
     return total, nonzero

@@ -95,3 +95,15 @@ def test_csr_copy_deep_copies_and_refuses_compaction_clearly(sparse_net, clf_dat
         sparse.compact()
     compacted_then_sparse = to_sparse(sparse_net.compact())
     np.testing.assert_allclose(compacted_then_sparse.predict_proba(X), sparse.predict_proba(X), atol=1e-5)
+
+
+def test_csr_copy_reports_the_same_sparsity_counts_and_layer_table_as_its_net(sparse_net):
+    sparse = to_sparse(sparse_net)
+    assert sparse.sparsity_ == pytest.approx(sparse_net.sparsity_) and sparse.sparsity_ > 0.8
+    assert sparse.n_params_ == sparse_net.n_params_
+    assert sparse.n_nonzero_params_ == sparse_net.n_nonzero_params_
+    # every count column ("pruned" says whether a mask exists: the CSR copy has no masks)
+    columns = ["layer", "shape", "params", "nonzero", "weight_params", "weight_nonzero", "sparsity"]
+    dense_report, csr_report = sparse_net.pruning_report(), sparse.pruning_report()
+    assert csr_report["type"].tolist() == ["SparseLinear", "SparseLinear"]
+    assert csr_report[columns].equals(dense_report[columns])
