@@ -244,7 +244,7 @@ class PrunedNet(
 
     def _encode_y(self, y, *, reset: bool, sample_weight=None):
         """Turn validated targets into a tensor; set target attributes on reset."""
-        y = np.asarray(y, dtype=np.float32)
+        y = np.ascontiguousarray(y, dtype=np.float32)  # torch refuses negative strides (y[::-1])
         if reset:
             self._y_ndim = y.ndim
             self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
