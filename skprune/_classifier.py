@@ -115,22 +115,33 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
         except KeyError:
             raise AttributeError(f"{type(self).__name__} has no classes_ before fit.") from None
 
-    def _encode_y(self, y, *, reset: bool, sample_weight=None):
+    def _encode_y(self, y, *, reset: bool, sample_weight=None, classes=None):
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y.ravel()
         check_classification_targets(y)
+        declared = None if classes is None else np.unique(np.asarray(classes))  # partial_fit's classes
+        if declared is not None and not reset and not np.array_equal(declared, self.classes_):
+            raise ValueError(
+                f"classes={list(declared)} is not the same as the classes the network was fitted on, "
+                f"{list(self.classes_)}. The fitted model is unchanged."
+            )
         if reset:
-            encoder = LabelEncoder().fit(y)
-            if len(encoder.classes_) < 2:
+            found = declared if declared is not None else LabelEncoder().fit(y).classes_
+            if len(found) < 2:
+                where = "in classes" if declared is not None else "in y"
                 raise ValueError(
-                    f"{type(self).__name__} needs samples of at least 2 classes in y; "
-                    f"got only one class: {encoder.classes_[0]!r}."
+                    f"{type(self).__name__} needs at least 2 classes {where}; "
+                    f"got only one class: {found[0]!r}."
                 )
-            self.__dict__["_classes"] = encoder.classes_
+            self.__dict__["_classes"] = found
             self.n_outputs_ = 1
         classes = self.classes_
         unknown = ~np.isin(y, classes)
+        if unknown.any() and declared is not None:
+            raise ValueError(
+                f"y contains labels not in classes: {np.unique(y[unknown])[:5]}; classes={list(classes)}."
+            )
         if unknown.any():
             raise ValueError(
                 f"y contains labels not seen in the first fit: {np.unique(y[unknown])[:5]}. partial_fit "

@@ -242,8 +242,8 @@ class PrunedNet(
             # lottery-ticket rounds than epochs) fails before any state is lost
             self.pruner.get_schedule().steps(self.max_epochs)
 
-    def _encode_y(self, y, *, reset: bool, sample_weight=None):
-        """Turn validated targets into a tensor; set target attributes on reset."""
+    def _encode_y(self, y, *, reset: bool, sample_weight=None, classes=None):
+        """Turn validated targets into a tensor; set target attributes on reset (``classes``: unused)."""
         y = np.ascontiguousarray(y, dtype=np.float32)  # torch refuses negative strides (y[::-1])
         if reset:
             self._y_ndim = y.ndim
@@ -364,8 +364,12 @@ class PrunedNet(
         Parameters
         ----------
         X, y : see :meth:`fit`.
-        classes : ignored
-            Accepted for scikit-learn compatibility; classes come from ``y``.
+        classes : array-like of shape (n_classes,), default=None
+            Classifier only (ignored otherwise): every class of the whole
+            stream, as in scikit-learn's ``partial_fit``. On the first call
+            it sets ``classes_``, so later batches may hold classes the
+            first one lacks; without it the classes are those of the first
+            ``y``. Later calls refuse a different ``classes``.
         sample_weight : array-like of shape (n_samples,), default=None
             See :meth:`fit`.
         **fit_params : dict
@@ -377,10 +381,15 @@ class PrunedNet(
         """
         self._check_params()
         fresh = not self.initialized_
-        if not fresh:
+        # a net initialized but never fitted (e.g. weights loaded by hand) learns the data
+        seen_data = "n_features_in_" in self.__dict__
+        if not fresh and seen_data:
             check_continuable(self, "partial_fit")
         with restored_on_failure(self, fresh=fresh):
-            X_t, y_t = prepare_fit_data(self, X, y, reset=fresh, sample_weight=sample_weight)
+            reset = fresh or not seen_data
+            X_t, y_t = prepare_fit_data(
+                self, X, y, reset=reset, sample_weight=sample_weight, classes=classes
+            )
             with self._training_context():
                 self._fit_sample_weight = fit_sample_weight(self, sample_weight, X_t, y_t)
                 if not fresh:

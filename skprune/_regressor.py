@@ -82,7 +82,7 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
         if not isinstance(self.normalize_y, (bool, np.bool_)):
             raise ValueError(f"normalize_y must be True or False, got {self.normalize_y!r}.")
 
-    def _encode_y(self, y, *, reset: bool, sample_weight=None):
+    def _encode_y(self, y, *, reset: bool, sample_weight=None, classes=None):
         n_outputs = 1 if np.ndim(y) == 1 else np.shape(y)[1]
         if not reset and n_outputs != self.n_outputs_:
             raise ValueError(

@@ -36,3 +36,39 @@ def test_reversed_views_of_X_and_y_fit_and_predict_like_their_copies(iris):
     target = X[:, 0][::-1]  # float32 target view with a negative stride
     reg = small(PrunedNetRegressor).fit(Xr, target)
     np.testing.assert_array_equal(reg.predict(X), small(PrunedNetRegressor).fit(Xr, target.copy()).predict(X))
+
+
+# ------------------------------------------------------- incremental learning
+def test_partial_fit_honours_classes_given_on_the_first_call(iris):
+    X, y = iris
+    net = small(max_epochs=1)
+    net.partial_fit(X[y < 2], y[y < 2], classes=np.array([0, 1, 2]))  # first batch lacks class 2
+    np.testing.assert_array_equal(net.classes_, [0, 1, 2])
+    assert net.predict_proba(X).shape == (len(X), 3)
+    net.partial_fit(X[y == 2], y[y == 2], classes=[0, 1, 2])
+    net.partial_fit(X, y)
+    assert set(net.predict(X)) <= {0, 1, 2}
+
+
+def test_partial_fit_refuses_labels_outside_classes_and_a_changed_classes(iris):
+    X, y = iris
+    with pytest.raises(ValueError, match=r"not in classes"):
+        small(max_epochs=1).partial_fit(X, y, classes=[0, 1])
+    net = small(max_epochs=1).partial_fit(X, y, classes=[0, 1, 2])
+    before = net.predict_proba(X)
+    with pytest.raises(ValueError, match=r"classes=.*not the same"):
+        net.partial_fit(X, y, classes=[0, 1, 2, 3])
+    np.testing.assert_array_equal(net.predict_proba(X), before)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        small(max_epochs=1).partial_fit(X[y == 0], y[y == 0], classes=[0])
+
+
+def test_partial_fit_of_an_initialized_net_learns_the_data(iris):
+    # skorch's workflow: initialize() (e.g. to load weights), then partial_fit
+    X, y = iris
+    net = small(max_epochs=1, module=MLP, module__n_features_in=4, module__n_outputs=3).initialize()
+    net.partial_fit(X, y)
+    np.testing.assert_array_equal(net.classes_, [0, 1, 2])
+    assert net.n_features_in_ == 4
+    net.partial_fit(X, y)
+    assert len(net.history) == 2
