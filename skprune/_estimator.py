@@ -24,7 +24,7 @@ from ._doc_link import DocLinkMixin
 from ._fitted_figures import FittedFiguresMixin
 from ._params import ParamsMixin, check_continuable, rebuild_stale_components
 from ._random import FitRandomness, seed_from_random_state
-from ._training._data import ArrayDataset, BatchIterator
+from ._training._data import ArrayDataset, BatchIterator, split_weights
 from ._training._hooks import EngineHooksMixin
 from ._training._log import TrainingLog
 from ._training._masks import MaskStore
@@ -310,6 +310,21 @@ class PrunedNet(
             rng = self.__dict__.get("_rng")
             kwargs.setdefault("generator", rng.batches if rng is not None else None)
         return iterator(dataset, **kwargs)
+
+    def notify(self, method_name, **cb_kwargs):
+        """skorch's ``notify``; callbacks see a batch's targets without the fit's sample weights.
+
+        With ``sample_weight`` (or ``class_weight``) a batch carries ``y`` as
+        ``(targets, weights)`` for the loss; scoring callbacks (``valid_acc``,
+        a user's ``EpochScoring``) collect the batch's ``y`` as targets.
+        """
+        batch = cb_kwargs.get("batch")
+        weighted = self.__dict__.get("_fit_sample_weight") is not None
+        if weighted and isinstance(batch, (tuple, list)) and len(batch) == 2:
+            targets, weight = split_weights(batch[1])
+            if weight is not None:
+                cb_kwargs["batch"] = (batch[0], targets)
+        super().notify(method_name, **cb_kwargs)
 
     # --------------------------------------------------------------- fitting
     def fit(self, X, y=None, sample_weight=None, **fit_params):

@@ -72,3 +72,21 @@ def test_partial_fit_of_an_initialized_net_learns_the_data(iris):
     assert net.n_features_in_ == 4
     net.partial_fit(X, y)
     assert len(net.history) == 2
+
+
+# ------------------------------------------------------------------ callbacks
+def test_validation_split_with_sample_or_class_weights_scores_plain_targets(iris):
+    X, y = iris
+    weight = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    seen = []
+
+    def recall_of_class_0(net, X_valid, y_valid):
+        seen.append(np.asarray(y_valid).shape)
+        return float(np.mean(net.predict(X_valid)[y_valid == 0] == 0))
+
+    scoring = EpochScoring(recall_of_class_0, name="valid_recall0", lower_is_better=False)
+    net = small(train_split=ValidSplit(5), callbacks=[("recall0", scoring)]).fit(X, y, sample_weight=weight)
+    assert 0.0 <= net.history[-1]["valid_acc"] <= 1.0
+    assert seen == [(30,), (30,)]  # the validation targets, without the weights
+    balanced = small(train_split=ValidSplit(5), class_weight="balanced").fit(X, y)
+    assert 0.0 <= balanced.history[-1]["valid_acc"] <= 1.0
