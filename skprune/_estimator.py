@@ -25,6 +25,7 @@ from ._fitted_figures import FittedFiguresMixin
 from ._params import ParamsMixin, check_continuable, rebuild_stale_components
 from ._random import FitRandomness, seed_from_random_state
 from ._training._data import ArrayDataset, BatchIterator, split_weights
+from ._training._guards import reapply_masks_after_callbacks
 from ._training._hooks import EngineHooksMixin
 from ._training._log import TrainingLog
 from ._training._masks import MaskStore
@@ -325,6 +326,8 @@ class PrunedNet(
             if weight is not None:
                 cb_kwargs["batch"] = (batch[0], targets)
         super().notify(method_name, **cb_kwargs)
+        if method_name == "on_train_end":
+            reapply_masks_after_callbacks(self)
 
     # --------------------------------------------------------------- fitting
     def fit(self, X, y=None, sample_weight=None, **fit_params):

@@ -90,3 +90,29 @@ def test_validation_split_with_sample_or_class_weights_scores_plain_targets(iris
     assert seen == [(30,), (30,)]  # the validation targets, without the weights
     balanced = small(train_split=ValidSplit(5), class_weight="balanced").fit(X, y)
     assert 0.0 <= balanced.history[-1]["valid_acc"] <= 1.0
+
+
+def test_early_stopping_that_loads_a_dense_best_epoch_keeps_the_pruned_weights_zero(iris):
+    # valid_loss is best before a 95% one-shot step; load_best puts those dense weights back
+    X, y = iris
+    stop = EarlyStopping(patience=100, load_best=True, monitor="valid_loss")
+    net = small(
+        max_epochs=6,
+        lr=0.02,
+        pruner=MagnitudePruning(0.95, schedule=OneShot(at=0.5)),
+        train_split=ValidSplit(0.3, random_state=0),
+        callbacks=[("stop", stop)],
+    )
+    with pytest.warns(UserWarning, match="not fine-tuned after"):
+        net.fit(X, y)
+    assert not net.history[-1]["valid_loss_best"]  # the best epoch was before the pruning step
+    assert net.sparsity_ > 0.9
+    for name, pruned in net.masks_.pruned.items():
+        assert (dict(net.module_.named_parameters())[name].detach()[pruned] == 0).all()
+
+
+def test_a_pruned_fit_without_callbacks_that_load_weights_does_not_warn(iris):
+    X, y = iris
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small(pruner=MagnitudePruning(0.5), train_split=ValidSplit(5)).fit(X, y)

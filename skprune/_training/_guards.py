@@ -15,6 +15,10 @@ recorded in the history, so they add no per-step host synchronization.
   ``n_epochs_completed_`` and ``stopped_early_``, and warns when training
   stopped (``KeyboardInterrupt``, or a callback such as skorch's
   ``EarlyStopping``) before the pruning schedule finished.
+* :func:`reapply_masks_after_callbacks` (after the callbacks' end of
+  training) zeroes pruned weights that a callback put back, e.g.
+  ``EarlyStopping(load_best=True)`` restoring an epoch before the last
+  pruning step, and warns.
 * :func:`warn_if_stalled_on_extreme_inputs` (when training ends) warns
   when the training loss did not go down and the inputs reach
   :data:`EXTREME_INPUT_SCALE`.
@@ -38,6 +42,7 @@ __all__ = [
     "check_divergence",
     "check_module_output",
     "finish_training",
+    "reapply_masks_after_callbacks",
     "report_stop",
     "warn_if_stalled_on_extreme_inputs",
 ]
@@ -201,6 +206,46 @@ def report_stop(net, engine) -> None:
             UserWarning,
             stacklevel=2,
         )
+
+
+def reapply_masks_after_callbacks(net) -> None:
+    """Zero pruned weights that a callback put back when training ended, and warn.
+
+    The estimator's own end of training runs before the callbacks'; one of
+    them may then load weights saved before the last pruning step (skorch's
+    ``EarlyStopping(load_best=True)`` or ``Checkpoint(load_best=True)``
+    restoring the epoch with the best validation score, which pruning
+    usually worsens). Pruned weights must stay exactly zero: the masks are
+    applied again.
+
+    Parameters
+    ----------
+    net : PrunedNet
+        A net whose training just ended.
+    """
+    masks = getattr(net, "masks_", None)
+    module = getattr(net, "module_", None)
+    if not masks or module is None:
+        return
+    params = dict(module.named_parameters())
+    revived = 0
+    with torch.no_grad():
+        for name, pruned in masks.pruned.items():
+            if name in params:
+                revived += int(torch.count_nonzero(params[name][pruned.to(params[name].device)]))
+    if not revived:
+        return
+    masks.apply(module)
+    warnings.warn(
+        f"When training ended, a callback put back weights from before the last pruning step (e.g. "
+        f"EarlyStopping(load_best=True) or Checkpoint(load_best=True) restoring the epoch with the best "
+        f"validation score): {revived} pruned weights were no longer zero. The masks were applied "
+        f"again, so sparsity_ is the pruned one ({net.sparsity_:.3g}), but the remaining weights are "
+        "those of that epoch, not fine-tuned after the pruning step. Leave load_best off to keep the "
+        "fine-tuned pruned network.",
+        UserWarning,
+        stacklevel=2,
+    )
 
 
 def warn_if_stalled_on_extreme_inputs(net, X) -> None:
