@@ -116,3 +116,15 @@ def test_a_pruned_fit_without_callbacks_that_load_weights_does_not_warn(iris):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         small(pruner=MagnitudePruning(0.5), train_split=ValidSplit(5)).fit(X, y)
+
+
+# ------------------------------------------------------------- parameters
+def test_get_params_of_a_fitted_net_lists_the_same_parameters_as_before_fit(iris):
+    X, y = iris
+    net = small(verbose=0)
+    before = set(net.get_params())
+    net.fit(X, y)
+    assert set(net.get_params()) == before
+    assert not [key for key in net.get_params() if "___" in key]  # no private callback state
+    fresh = small().set_params(**net.get_params(deep=False))
+    assert set(fresh.get_params()) == before
