@@ -128,3 +128,16 @@ def test_get_params_of_a_fitted_net_lists_the_same_parameters_as_before_fit(iris
     assert not [key for key in net.get_params() if "___" in key]  # no private callback state
     fresh = small().set_params(**net.get_params(deep=False))
     assert set(fresh.get_params()) == before
+
+
+# ------------------------------------------------------------------ targets
+def test_normalize_y_standardizes_a_target_with_a_large_offset_before_rounding_to_float32():
+    # float32 spaces values near 1e9 by 64: casting before standardizing would quantize the target
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3)).astype(np.float32)
+    y = X @ np.array([3.0, -2.0, 1.0]) * 10
+    net = small(PrunedNetRegressor, max_epochs=3, batch_size=-1)
+    shifted = small(PrunedNetRegressor, max_epochs=3, batch_size=-1).fit(X, y + 1e9)
+    np.testing.assert_allclose(shifted.predict(X) - 1e9, net.fit(X, y).predict(X), atol=1e-3)
+    huge = small(PrunedNetRegressor, max_epochs=3, batch_size=-1).fit(X, y * 1e37)  # beyond float32
+    np.testing.assert_allclose(huge.predict(X) / 1e37, net.predict(X), rtol=1e-4, atol=1e-3)
