@@ -43,6 +43,17 @@ def _check_2d(estimator, X) -> None:
         )
 
 
+def _check_one_target(estimator, y, multi_output: bool) -> None:
+    """Refuse several target columns where the estimator takes one (the classifier), naming the way out."""
+    shape = np.shape(y)
+    if not multi_output and len(shape) == 2 and shape[1] > 1:
+        raise ValueError(
+            f"{type(estimator).__name__} takes one label per sample (y of shape (n_samples,)), got y of "
+            f"shape {shape} (multilabel or multi-output). Fit one classifier per column with "
+            f"sklearn.multioutput.MultiOutputClassifier({type(estimator).__name__}(...))."
+        )
+
+
 def _first_non_numeric_column(X) -> tuple[str, object] | None:
     """``(column description, offending value)`` of the first column that is not numeric, if any."""
     columns = getattr(X, "columns", None)
@@ -96,6 +107,7 @@ def validate_X_y(estimator, X, y, *, reset: bool, multi_output: bool, y_numeric:
     X = as_numpy_input(X)
     y = as_numpy_input(y)
     _check_2d(estimator, X)
+    _check_one_target(estimator, y, multi_output)
     saved = {
         k: estimator.__dict__[k] for k in ("n_features_in_", "feature_names_in_") if k in estimator.__dict__
     }
@@ -213,6 +225,7 @@ def validate_images_X_y(estimator, X, y, expected, *, reset: bool, multi_output:
             )
         expected = tuple(estimator.input_shape_)
     X = _image_array(estimator, X, expected, where="fit")
+    _check_one_target(estimator, as_numpy_input(y), multi_output)
     y = validate_data(
         estimator, X="no_validation", y=as_numpy_input(y), multi_output=multi_output, y_numeric=y_numeric
     )

@@ -141,3 +141,14 @@ def test_normalize_y_standardizes_a_target_with_a_large_offset_before_rounding_t
     np.testing.assert_allclose(shifted.predict(X) - 1e9, net.fit(X, y).predict(X), atol=1e-3)
     huge = small(PrunedNetRegressor, max_epochs=3, batch_size=-1).fit(X, y * 1e37)  # beyond float32
     np.testing.assert_allclose(huge.predict(X) / 1e37, net.predict(X), rtol=1e-4, atol=1e-3)
+
+
+def test_a_multilabel_or_multi_output_y_for_the_classifier_gets_a_clear_error(iris):
+    X, y = iris
+    for Y in (np.c_[y == 0, y == 1].astype(int), np.c_[y, y]):
+        with pytest.raises(ValueError, match=r"one label per sample.*MultiOutputClassifier"):
+            small().fit(X, Y)
+    from sklearn.multioutput import MultiOutputClassifier
+
+    both = MultiOutputClassifier(small()).fit(X, np.c_[y, y == 0])
+    assert both.predict(X).shape == (len(X), 2)
