@@ -78,6 +78,16 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
 
     def _check_params(self) -> None:
         super()._check_params()
+        criterion = self.criterion
+        binary_losses = (torch.nn.BCEWithLogitsLoss, torch.nn.BCELoss)
+        if isinstance(criterion, type) and issubclass(criterion, binary_losses):
+            raise ValueError(
+                f"{type(self).__name__} trains one output per class on integer labels, which "
+                f"{criterion.__name__} cannot read (it wants one float target per output). Keep the default "
+                "criterion=torch.nn.CrossEntropyLoss: for two classes it is the same loss (the softmax of "
+                "two logits is the sigmoid of their difference). For several labels per sample, use "
+                "sklearn.multioutput.MultiOutputClassifier."
+            )
         class_weight = self.class_weight
         if not (class_weight is None or class_weight == "balanced" or isinstance(class_weight, dict)):
             raise ValueError(

@@ -4,10 +4,12 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from skorch.callbacks import EarlyStopping, EpochScoring
 from skorch.dataset import ValidSplit
 
 from skprune import MagnitudePruning, OneShot, PrunedNetClassifier, PrunedNetRegressor
+from skprune.exceptions import TrainingDivergedError
 from skprune.nn import MLP
 
 
@@ -152,3 +154,18 @@ def test_a_multilabel_or_multi_output_y_for_the_classifier_gets_a_clear_error(ir
 
     both = MultiOutputClassifier(small()).fit(X, np.c_[y, y == 0])
     assert both.predict(X).shape == (len(X), 2)
+
+
+# ---------------------------------------------------------------- criteria
+def test_a_binary_cross_entropy_criterion_for_the_classifier_gets_a_clear_error(iris):
+    X, y = iris
+    for criterion in (torch.nn.BCEWithLogitsLoss, torch.nn.BCELoss):
+        with pytest.raises(ValueError, match="CrossEntropyLoss"):
+            small(criterion=criterion).fit(X[:100], y[:100])
+
+
+def test_nll_loss_on_logits_names_the_criterion_not_the_data(iris):
+    # skorch's classifier takes the log of the outputs for NLLLoss: logits give NaN at once
+    X, y = iris
+    with pytest.raises(TrainingDivergedError, match="NLLLoss.*probabilities"):
+        small(criterion=torch.nn.NLLLoss).fit(X, y)

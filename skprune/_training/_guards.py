@@ -32,6 +32,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 import torch
+from skorch import NeuralNetClassifier
 from torch import nn
 
 from ..exceptions import TrainingDivergedError
@@ -133,6 +134,16 @@ def check_module_output(net, y_pred) -> None:
         )
 
 
+def _nll_on_outputs_that_are_not_probabilities(net, first: float | None) -> bool:
+    """Whether a classifier's NLLLoss was not finite before any update (skorch logs the outputs)."""
+    return (
+        first is not None
+        and not math.isfinite(first)
+        and isinstance(net, NeuralNetClassifier)
+        and isinstance(getattr(net, "criterion_", None), nn.NLLLoss)
+    )
+
+
 def check_divergence(net, dataset) -> None:
     """Raise :class:`TrainingDivergedError` if the last epoch's training loss diverged.
 
@@ -161,7 +172,14 @@ def check_divergence(net, dataset) -> None:
         not math.isfinite(first) or (trivial is not None and first > DIVERGENCE_FACTOR * trivial)
     )
     epoch = len(net.history)
-    if data_at_fault:
+    if _nll_on_outputs_that_are_not_probabilities(net, first):
+        cause = (
+            "The loss was already not finite on the first batch: with NLLLoss, the classifier takes the log "
+            "of the module's outputs (as skorch does), so they must be probabilities, e.g. from a softmax "
+            f"layer, but {type(net.module_).__name__} gave values it cannot take the log of (logits?). "
+            "Keep the default criterion=torch.nn.CrossEntropyLoss for a module that outputs logits."
+        )
+    elif data_at_fault:
         cause = (
             f"The loss was already {first:.3g} on the first batch, before any update, so the data, not "
             f"the learning rate, is the likely cause: {_scale_hint(net, dataset)}. Standardize the "
