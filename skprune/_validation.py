@@ -45,8 +45,12 @@ def _check_2d(estimator, X) -> None:
 
 def _check_one_target(estimator, y, multi_output: bool) -> None:
     """Refuse several target columns where the estimator takes one (the classifier), naming the way out."""
-    shape = np.shape(y)
-    if not multi_output and len(shape) == 2 and shape[1] > 1:
+    if multi_output:
+        return
+    shape = getattr(y, "shape", None)
+    if shape is None:
+        shape = np.asarray(y).shape
+    if len(shape) == 2 and shape[1] > 1:
         raise ValueError(
             f"{type(estimator).__name__} takes one label per sample (y of shape (n_samples,)), got y of "
             f"shape {shape} (multilabel or multi-output). Fit one classifier per column with "

@@ -169,3 +169,24 @@ def test_nll_loss_on_logits_names_the_criterion_not_the_data(iris):
     X, y = iris
     with pytest.raises(TrainingDivergedError, match="NLLLoss.*probabilities"):
         small(criterion=torch.nn.NLLLoss).fit(X, y)
+
+
+# ------------------------------------------------------------ module outputs
+def test_a_module_with_more_outputs_than_classes_gets_a_clear_error(iris):
+    # trained silently before, with predict_proba columns that were not the classes
+    X, y = iris
+    for params in (dict(module=MLP(4, 10, (8,))), dict(module=MLP(4, 2, (8,))), dict(module__n_outputs=5)):
+        net = PrunedNetClassifier(max_epochs=1, random_state=0, **params)
+        with pytest.raises(ValueError, match=r"outputs? \d+ values per sample, but y has 3 classes"):
+            net.fit(X, y)
+
+
+def test_a_regression_module_whose_outputs_do_not_match_the_targets_gets_a_clear_error(iris):
+    # MSELoss broadcast (n, 3) against (n, 1) before: a wrong model and predictions of the wrong shape
+    X, y = iris
+    cases = [(MLP(4, 3, (8,)), y), (MLP(4, 1, (8,)), np.c_[y, y])]
+    for module, target in cases:
+        with pytest.raises(ValueError, match=r"target\(s\) per sample"):
+            PrunedNetRegressor(max_epochs=1, module=module).fit(X, target)
+    net = PrunedNetRegressor(max_epochs=1, module=MLP(4, 2, (8,))).fit(X, np.c_[y, y])
+    assert net.predict(X).shape == (150, 2)

@@ -42,6 +42,7 @@ __all__ = [
     "EXTREME_INPUT_SCALE",
     "check_divergence",
     "check_module_output",
+    "check_output_shape",
     "finish_training",
     "reapply_masks_after_callbacks",
     "report_stop",
@@ -142,6 +143,41 @@ def _nll_on_outputs_that_are_not_probabilities(net, first: float | None) -> bool
         and isinstance(net, NeuralNetClassifier)
         and isinstance(getattr(net, "criterion_", None), nn.NLLLoss)
     )
+
+
+#: losses that broadcast outputs against targets of another shape (with only a warning from torch)
+_ELEMENTWISE_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
+
+
+def check_output_shape(net, y_pred, y_true) -> None:
+    """Refuse module outputs that do not match the targets: one logit per class, one value per target.
+
+    A classifier's module must give ``(n_samples, n_classes)``; a loss such
+    as ``MSELoss`` would otherwise broadcast ``(n, 3)`` outputs against
+    ``(n, 1)`` targets and train a wrong model without an error. Only
+    shapes are read (no host synchronization).
+    """
+    if not isinstance(y_pred, torch.Tensor) or not isinstance(y_true, torch.Tensor):
+        return
+    how = (
+        "Build the module with that many outputs: a module class taking n_outputs gets it from the data "
+        "(leave module__n_outputs out); a module instance must be made for this y."
+    )
+    if isinstance(net, NeuralNetClassifier):
+        n_classes = net._n_module_outputs()
+        if n_classes is not None and (y_pred.dim() != 2 or y_pred.shape[1] != n_classes):
+            got = y_pred.shape[1] if y_pred.dim() == 2 else f"shape {tuple(y_pred.shape[1:])} of"
+            raise ValueError(
+                f"The module {type(net.module_).__name__} outputs {got} values per sample, but y has "
+                f"{n_classes} classes: the classifier needs one output (logit) per class. {how}"
+            )
+    elif isinstance(net.__dict__.get("criterion_"), _ELEMENTWISE_LOSSES) and y_pred.shape != y_true.shape:
+        raise ValueError(
+            f"The module {type(net.module_).__name__} outputs shape {tuple(y_pred.shape[1:])} per sample, "
+            f"but y has {y_true.shape[1] if y_true.dim() == 2 else 1} target(s) per sample (shape "
+            f"{tuple(y_true.shape[1:])}); {type(net.criterion_).__name__} would broadcast one against the "
+            f"other and train a wrong model. {how}"
+        )
 
 
 def check_divergence(net, dataset) -> None:
