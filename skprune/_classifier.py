@@ -43,7 +43,8 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
     alpha : float, default=1e-4
         L2 penalty strength, as in ``MLPClassifier``.
     random_state : int, RandomState or None, default=None
-        Seeds initialization, shuffling, dropout and random pruning.
+        Seeds initialization, shuffling, dropout, random pruning and a
+        ``ValidSplit(<fraction>)`` without its own ``random_state``.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, as in scikit-learn's
         classifiers: ``{label: weight}``, or ``"balanced"`` for

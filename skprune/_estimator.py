@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import numbers
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 from skorch import NeuralNet
+from skorch.dataset import ValidSplit
 from skorch.utils import is_dataset
 
 from ._doc_link import DocLinkMixin
@@ -91,8 +93,9 @@ class PrunedNet(
         to the gradients, so the logged ``train_loss`` (read once per epoch)
         leaves it out; see ``docs/speed.md``.
     random_state : int, RandomState or None, default=None
-        Seeds weight initialization, shuffling, dropout and random pruning.
-        An int makes ``fit`` reproducible.
+        Seeds weight initialization, shuffling, dropout and random pruning,
+        and the split of ``train_split=ValidSplit(<fraction>)`` when that has
+        no ``random_state`` of its own. An int makes ``fit`` reproducible.
     train_split : callable or None, default=None
         skorch's internal validation split (``skorch.dataset.ValidSplit``);
         ``None`` trains on all data.
@@ -295,6 +298,26 @@ class PrunedNet(
                 weight = None
             return ArrayDataset(X, y, device=self.device, sample_weight=weight)
         return super().get_dataset(X, y)
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        """skorch's validation split; ``ValidSplit(<fraction>)`` without a ``random_state`` follows the fit's.
+
+        skorch's ``ValidSplit(0.2)`` shuffles with numpy's global generator, so
+        the same ``random_state`` gave another split, hence another model, at
+        every fit. A copy seeded from the fit's seed is used (the caller's
+        splitter is not modified); one with its own ``random_state`` is left
+        alone.
+        """
+        split, rng = self.train_split, self.__dict__.get("_rng")
+        cv = getattr(split, "cv", None)
+        fraction = isinstance(cv, numbers.Real) and not isinstance(cv, bool) and not float(cv).is_integer()
+        seedable = isinstance(split, ValidSplit) and fraction and split.random_state is None
+        if not (seedable and rng is not None):
+            return super().get_split_datasets(X, y, **fit_params)
+        split = copy.copy(split)
+        split.random_state = rng.seed
+        dataset = self.get_dataset(X, y)
+        return split(dataset, **fit_params) if y is None else split(dataset, y, **fit_params)
 
     def get_iterator(self, dataset, training=False):
         """Batches by tensor slicing; training batches are shuffled (seeded)."""

@@ -44,7 +44,8 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
     alpha : float, default=1e-4
         L2 penalty strength, as in ``MLPRegressor``.
     random_state : int, RandomState or None, default=None
-        Seeds initialization, shuffling, dropout and random pruning.
+        Seeds initialization, shuffling, dropout, random pruning and a
+        ``ValidSplit(<fraction>)`` without its own ``random_state``.
     normalize_y : bool, default=True
         Train on the target standardized per column (weighted mean 0,
         standard deviation 1, from the ``y`` and ``sample_weight`` of

@@ -190,3 +190,16 @@ def test_a_regression_module_whose_outputs_do_not_match_the_targets_gets_a_clear
             PrunedNetRegressor(max_epochs=1, module=module).fit(X, target)
     net = PrunedNetRegressor(max_epochs=1, module=MLP(4, 2, (8,))).fit(X, np.c_[y, y])
     assert net.predict(X).shape == (150, 2)
+
+
+# ------------------------------------------------------------ reproducibility
+def test_a_fractional_validation_split_follows_random_state(iris):
+    # ValidSplit(0.2) shuffles with numpy's global generator: another split, another model, at every fit
+    X, y = iris
+    split = ValidSplit(0.2)
+    models = [small(train_split=split).fit(X, y) for _ in range(2)]
+    np.testing.assert_array_equal(models[0].predict_proba(X), models[1].predict_proba(X))
+    assert models[0].history[-1]["valid_loss"] == models[1].history[-1]["valid_loss"]
+    assert split.random_state is None  # the caller's splitter is not modified
+    other = small(train_split=split, random_state=1).fit(X, y)
+    assert other.history[-1]["valid_loss"] != models[0].history[-1]["valid_loss"]
