@@ -43,6 +43,16 @@ def _check_2d(estimator, X) -> None:
         )
 
 
+def _check_input_type(estimator, X) -> None:
+    """Refuse skorch's other inputs (a dict of arrays, a torch Dataset) with a clear message."""
+    if isinstance(X, dict) or isinstance(X, torch.utils.data.Dataset):
+        raise TypeError(
+            f"{type(estimator).__name__} takes X as an array, a pandas DataFrame, a scipy sparse matrix or a "
+            f"torch tensor, got a {type(X).__name__}. skorch's dict of inputs and torch Datasets are not "
+            "supported: concatenate the inputs into one array (columns), or pass the arrays themselves."
+        )
+
+
 def _check_one_target(estimator, y, multi_output: bool) -> None:
     """Refuse several target columns where the estimator takes one (the classifier), naming the way out."""
     if multi_output:
@@ -106,6 +116,7 @@ def validate_X_y(estimator, X, y, *, reset: bool, multi_output: bool, y_numeric:
     ``feature_names_in_`` are restored, so a failed ``fit`` on a fitted
     estimator loses nothing.
     """
+    _check_input_type(estimator, X)
     if y is None:
         raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None.")
     X = as_numpy_input(X)
@@ -141,6 +152,7 @@ def validate_X_y(estimator, X, y, *, reset: bool, multi_output: bool, y_numeric:
 
 def validate_X(estimator, X):
     """Validate prediction data against what ``fit`` saw."""
+    _check_input_type(estimator, X)
     X = as_numpy_input(X)
     _check_2d(estimator, X)
     X = _numeric(

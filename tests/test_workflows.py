@@ -203,3 +203,19 @@ def test_a_fractional_validation_split_follows_random_state(iris):
     assert split.random_state is None  # the caller's splitter is not modified
     other = small(train_split=split, random_state=1).fit(X, y)
     assert other.history[-1]["valid_loss"] != models[0].history[-1]["valid_loss"]
+
+
+# ------------------------------------------------------------- skorch inputs
+def test_skorch_style_dict_or_dataset_inputs_get_a_clear_error(iris):
+    from skorch.dataset import Dataset
+
+    X, y = iris
+    with pytest.raises(TypeError, match="got a dict"):
+        small().fit({"a": X[:, :2], "b": X[:, 2:]}, y)
+    with pytest.raises(TypeError, match="got a Dataset"):
+        small().fit(Dataset(X, y), y)
+    with pytest.raises(TypeError, match="got a Dataset"):
+        small().fit(Dataset(X, y))
+    net = small().fit(X, y)
+    with pytest.raises(TypeError, match="got a dict"):
+        net.predict({"a": X})
