@@ -132,6 +132,19 @@ def test_get_params_of_a_fitted_net_lists_the_same_parameters_as_before_fit(iris
     assert set(fresh.get_params()) == before
 
 
+def test_clone_of_a_fitted_net_with_its_own_training_log_callback(iris):
+    # clone rebuilds callbacks from get_params: TrainingLog(_printed_sparsity=...) raised a TypeError
+    from sklearn.base import clone
+
+    from skprune import TrainingLog
+
+    X, y = iris
+    lines = []
+    net = small(callbacks=[("log", TrainingLog(sink=lines.append))]).fit(X, y)
+    clone(net).fit(X, y)
+    assert len(lines) > 2
+
+
 # ------------------------------------------------------------------ targets
 def test_normalize_y_standardizes_a_target_with_a_large_offset_before_rounding_to_float32():
     # float32 spaces values near 1e9 by 64: casting before standardizing would quantize the target
