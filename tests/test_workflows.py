@@ -232,3 +232,12 @@ def test_skorch_style_dict_or_dataset_inputs_get_a_clear_error(iris):
     net = small().fit(X, y)
     with pytest.raises(TypeError, match="got a dict"):
         net.predict({"a": X})
+
+
+def test_a_training_iterator_that_gives_no_batch_raises_instead_of_logging_a_zero_loss(iris):
+    # batch_size > n with drop_last: nothing trained, yet train_loss 0.0 was recorded
+    X, y = iris
+    net = small(batch_size=200, iterator_train__drop_last=True)
+    with pytest.raises(ValueError, match="no training batch.*150 training samples.*batch_size=200"):
+        net.fit(X, y)
+    assert not hasattr(net, "module_")
