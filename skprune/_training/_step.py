@@ -251,8 +251,7 @@ class Trainer:
             n, size = len(getattr(iterator, "dataset", ())), getattr(iterator, "batch_size", None)
             raise ValueError(
                 f"The training data gave no training batch in epoch {len(net.history)}: {n} training "
-                f"samples, "
-                f"batch_size={size}, drop_last={getattr(iterator, 'drop_last', None)} "
+                f"samples, batch_size={size}, drop_last={getattr(iterator, 'drop_last', None)} "
                 "(iterator_train__drop_last). Nothing would be trained; use a smaller batch_size, -1 for "
                 "full batch, or keep the last batch."
             )
