@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 from sklearn.preprocessing import LabelEncoder
@@ -94,6 +96,19 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
             raise ValueError(
                 f"class_weight must be None, 'balanced' or a dict {{label: weight}}, got {class_weight!r}."
             )
+        if isinstance(class_weight, dict):
+            bad = {
+                label: weight
+                for label, weight in class_weight.items()
+                if not (
+                    isinstance(weight, numbers.Real)
+                    and not isinstance(weight, (bool, np.bool_))
+                    and np.isfinite(weight)
+                    and weight >= 0
+                )
+            }
+            if bad:
+                raise ValueError(f"class_weight weights must be finite numbers >= 0, got {bad}.")
 
     def _class_sample_weight(self, y_t):
         """Per-sample weights of ``class_weight`` for encoded labels ``y_t`` (``None`` without it)."""

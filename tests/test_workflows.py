@@ -241,3 +241,12 @@ def test_a_training_iterator_that_gives_no_batch_raises_instead_of_logging_a_zer
     with pytest.raises(ValueError, match="no training batch.*150 training samples.*batch_size=200"):
         net.fit(X, y)
     assert not hasattr(net, "module_")
+
+
+def test_class_weight_with_a_negative_or_non_numeric_weight_is_refused(iris):
+    # a negative class weight was accepted and trained the network to get that class wrong
+    X, y = iris
+    for class_weight in ({0: -1.0}, {0: float("nan")}, {1: "x"}, {2: True}):
+        with pytest.raises(ValueError, match="finite numbers >= 0"):
+            small(class_weight=class_weight).fit(X, y)
+    small(class_weight={0: 0.0, 1: np.float32(2), 2: np.int64(1)}).fit(X, y)
