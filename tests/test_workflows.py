@@ -185,7 +185,7 @@ def test_nll_loss_on_logits_names_the_criterion_not_the_data(iris):
 
 
 # ------------------------------------------------------------ module outputs
-def test_a_module_with_more_outputs_than_classes_gets_a_clear_error(iris):
+def test_a_classifier_module_whose_outputs_are_not_the_classes_gets_a_clear_error(iris):
     # trained silently before, with predict_proba columns that were not the classes
     X, y = iris
     for params in (dict(module=MLP(4, 10, (8,))), dict(module=MLP(4, 2, (8,))), dict(module__n_outputs=5)):
