@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 from sklearn.preprocessing import LabelEncoder
@@ -43,7 +45,8 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
     alpha : float, default=1e-4
         L2 penalty strength, as in ``MLPClassifier``.
     random_state : int, RandomState or None, default=None
-        Seeds initialization, shuffling, dropout and random pruning.
+        Seeds initialization, shuffling, dropout, random pruning and a
+        ``ValidSplit(<fraction>)`` without its own ``random_state``.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, as in scikit-learn's
         classifiers: ``{label: weight}``, or ``"balanced"`` for
@@ -78,11 +81,34 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
 
     def _check_params(self) -> None:
         super()._check_params()
+        criterion = self.criterion
+        binary_losses = (torch.nn.BCEWithLogitsLoss, torch.nn.BCELoss)
+        if isinstance(criterion, type) and issubclass(criterion, binary_losses):
+            raise ValueError(
+                f"{type(self).__name__} trains one output per class on integer labels, which "
+                f"{criterion.__name__} cannot read (it wants one float target per output). Keep the default "
+                "criterion=torch.nn.CrossEntropyLoss: for two classes it is the same loss (the softmax of "
+                "two logits is the sigmoid of their difference). For several labels per sample, use "
+                "sklearn.multioutput.MultiOutputClassifier."
+            )
         class_weight = self.class_weight
         if not (class_weight is None or class_weight == "balanced" or isinstance(class_weight, dict)):
             raise ValueError(
                 f"class_weight must be None, 'balanced' or a dict {{label: weight}}, got {class_weight!r}."
             )
+        if isinstance(class_weight, dict):
+            bad = {
+                label: weight
+                for label, weight in class_weight.items()
+                if not (
+                    isinstance(weight, numbers.Real)
+                    and not isinstance(weight, (bool, np.bool_))
+                    and np.isfinite(weight)
+                    and weight >= 0
+                )
+            }
+            if bad:
+                raise ValueError(f"class_weight weights must be finite numbers >= 0, got {bad}.")
 
     def _class_sample_weight(self, y_t):
         """Per-sample weights of ``class_weight`` for encoded labels ``y_t`` (``None`` without it)."""
@@ -115,22 +141,33 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
         except KeyError:
             raise AttributeError(f"{type(self).__name__} has no classes_ before fit.") from None
 
-    def _encode_y(self, y, *, reset: bool, sample_weight=None):
+    def _encode_y(self, y, *, reset: bool, sample_weight=None, classes=None):
         y = np.asarray(y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y.ravel()
         check_classification_targets(y)
+        declared = None if classes is None else np.unique(np.asarray(classes))  # partial_fit's classes
+        if declared is not None and not reset and not np.array_equal(declared, self.classes_):
+            raise ValueError(
+                f"classes={list(declared)} is not the same as the classes the network was fitted on, "
+                f"{list(self.classes_)}. The fitted model is unchanged."
+            )
         if reset:
-            encoder = LabelEncoder().fit(y)
-            if len(encoder.classes_) < 2:
+            found = declared if declared is not None else LabelEncoder().fit(y).classes_
+            if len(found) < 2:
+                where = "in classes" if declared is not None else "in y"
                 raise ValueError(
-                    f"{type(self).__name__} needs samples of at least 2 classes in y; "
-                    f"got only one class: {encoder.classes_[0]!r}."
+                    f"{type(self).__name__} needs at least 2 classes {where}; "
+                    f"got only one class: {found[0]!r}."
                 )
-            self.__dict__["_classes"] = encoder.classes_
+            self.__dict__["_classes"] = found
             self.n_outputs_ = 1
         classes = self.classes_
         unknown = ~np.isin(y, classes)
+        if unknown.any() and declared is not None:
+            raise ValueError(
+                f"y contains labels not in classes: {np.unique(y[unknown])[:5]}; classes={list(classes)}."
+            )
         if unknown.any():
             raise ValueError(
                 f"y contains labels not seen in the first fit: {np.unique(y[unknown])[:5]}. partial_fit "

@@ -13,18 +13,21 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import numbers
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 from skorch import NeuralNet
+from skorch.dataset import ValidSplit
 from skorch.utils import is_dataset
 
 from ._doc_link import DocLinkMixin
 from ._fitted_figures import FittedFiguresMixin
 from ._params import ParamsMixin, check_continuable, rebuild_stale_components
 from ._random import FitRandomness, seed_from_random_state
-from ._training._data import ArrayDataset, BatchIterator
+from ._training._data import ArrayDataset, BatchIterator, split_weights
+from ._training._guards import reapply_masks_after_callbacks
 from ._training._hooks import EngineHooksMixin
 from ._training._log import TrainingLog
 from ._training._masks import MaskStore
@@ -90,8 +93,9 @@ class PrunedNet(
         to the gradients, so the logged ``train_loss`` (read once per epoch)
         leaves it out; see ``docs/speed.md``.
     random_state : int, RandomState or None, default=None
-        Seeds weight initialization, shuffling, dropout and random pruning.
-        An int makes ``fit`` reproducible.
+        Seeds weight initialization, shuffling, dropout and random pruning,
+        and the split of ``train_split=ValidSplit(<fraction>)`` when that has
+        no ``random_state`` of its own. An int makes ``fit`` reproducible.
     train_split : callable or None, default=None
         skorch's internal validation split (``skorch.dataset.ValidSplit``);
         ``None`` trains on all data.
@@ -242,9 +246,9 @@ class PrunedNet(
             # lottery-ticket rounds than epochs) fails before any state is lost
             self.pruner.get_schedule().steps(self.max_epochs)
 
-    def _encode_y(self, y, *, reset: bool, sample_weight=None):
-        """Turn validated targets into a tensor; set target attributes on reset."""
-        y = np.asarray(y, dtype=np.float32)
+    def _encode_y(self, y, *, reset: bool, sample_weight=None, classes=None):
+        """Turn validated targets into a tensor; set target attributes on reset (``classes``: unused)."""
+        y = np.ascontiguousarray(y, dtype=np.float32)  # torch refuses negative strides (y[::-1])
         if reset:
             self._y_ndim = y.ndim
             self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
@@ -295,6 +299,26 @@ class PrunedNet(
             return ArrayDataset(X, y, device=self.device, sample_weight=weight)
         return super().get_dataset(X, y)
 
+    def get_split_datasets(self, X, y=None, **fit_params):
+        """skorch's validation split; ``ValidSplit(<fraction>)`` without a ``random_state`` follows the fit's.
+
+        skorch's ``ValidSplit(0.2)`` shuffles with numpy's global generator, so
+        the same ``random_state`` gave another split, hence another model, at
+        every fit. A copy seeded from the fit's seed is used (the caller's
+        splitter is not modified); one with its own ``random_state`` is left
+        alone.
+        """
+        split, rng = self.train_split, self.__dict__.get("_rng")
+        cv = getattr(split, "cv", None)
+        fraction = isinstance(cv, numbers.Real) and not isinstance(cv, bool) and not float(cv).is_integer()
+        seedable = isinstance(split, ValidSplit) and fraction and split.random_state is None
+        if not (seedable and rng is not None):
+            return super().get_split_datasets(X, y, **fit_params)
+        split = copy.copy(split)
+        split.random_state = rng.seed
+        dataset = self.get_dataset(X, y)
+        return split(dataset, **fit_params) if y is None else split(dataset, y, **fit_params)
+
     def get_iterator(self, dataset, training=False):
         """Batches by tensor slicing; training batches are shuffled (seeded)."""
         prefix = "iterator_train" if training else "iterator_valid"
@@ -310,6 +334,23 @@ class PrunedNet(
             rng = self.__dict__.get("_rng")
             kwargs.setdefault("generator", rng.batches if rng is not None else None)
         return iterator(dataset, **kwargs)
+
+    def notify(self, method_name, **cb_kwargs):
+        """skorch's ``notify``; callbacks see a batch's targets without the fit's sample weights.
+
+        With ``sample_weight`` (or ``class_weight``) a batch carries ``y`` as
+        ``(targets, weights)`` for the loss; scoring callbacks (``valid_acc``,
+        a user's ``EpochScoring``) collect the batch's ``y`` as targets.
+        """
+        batch = cb_kwargs.get("batch")
+        weighted = self.__dict__.get("_fit_sample_weight") is not None
+        if weighted and isinstance(batch, (tuple, list)) and len(batch) == 2:
+            targets, weight = split_weights(batch[1])
+            if weight is not None:
+                cb_kwargs["batch"] = (batch[0], targets)
+        super().notify(method_name, **cb_kwargs)
+        if method_name == "on_train_end":
+            reapply_masks_after_callbacks(self)
 
     # --------------------------------------------------------------- fitting
     def fit(self, X, y=None, sample_weight=None, **fit_params):
@@ -364,8 +405,12 @@ class PrunedNet(
         Parameters
         ----------
         X, y : see :meth:`fit`.
-        classes : ignored
-            Accepted for scikit-learn compatibility; classes come from ``y``.
+        classes : array-like of shape (n_classes,), default=None
+            Classifier only (ignored otherwise): every class of the whole
+            stream, as in scikit-learn's ``partial_fit``. On the first call
+            it sets ``classes_``, so later batches may hold classes the
+            first one lacks; without it the classes are those of the first
+            ``y``. Later calls refuse a different ``classes``.
         sample_weight : array-like of shape (n_samples,), default=None
             See :meth:`fit`.
         **fit_params : dict
@@ -377,10 +422,15 @@ class PrunedNet(
         """
         self._check_params()
         fresh = not self.initialized_
-        if not fresh:
+        # a net initialized but never fitted (e.g. weights loaded by hand) learns the data
+        seen_data = "n_features_in_" in self.__dict__
+        if not fresh and seen_data:
             check_continuable(self, "partial_fit")
         with restored_on_failure(self, fresh=fresh):
-            X_t, y_t = prepare_fit_data(self, X, y, reset=fresh, sample_weight=sample_weight)
+            reset = fresh or not seen_data
+            X_t, y_t = prepare_fit_data(
+                self, X, y, reset=reset, sample_weight=sample_weight, classes=classes
+            )
             with self._training_context():
                 self._fit_sample_weight = fit_sample_weight(self, sample_weight, X_t, y_t)
                 if not fresh:

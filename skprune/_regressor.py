@@ -44,7 +44,8 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
     alpha : float, default=1e-4
         L2 penalty strength, as in ``MLPRegressor``.
     random_state : int, RandomState or None, default=None
-        Seeds initialization, shuffling, dropout and random pruning.
+        Seeds initialization, shuffling, dropout, random pruning and a
+        ``ValidSplit(<fraction>)`` without its own ``random_state``.
     normalize_y : bool, default=True
         Train on the target standardized per column (weighted mean 0,
         standard deviation 1, from the ``y`` and ``sample_weight`` of
@@ -82,7 +83,7 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
         if not isinstance(self.normalize_y, (bool, np.bool_)):
             raise ValueError(f"normalize_y must be True or False, got {self.normalize_y!r}.")
 
-    def _encode_y(self, y, *, reset: bool, sample_weight=None):
+    def _encode_y(self, y, *, reset: bool, sample_weight=None, classes=None):
         n_outputs = 1 if np.ndim(y) == 1 else np.shape(y)[1]
         if not reset and n_outputs != self.n_outputs_:
             raise ValueError(
@@ -90,20 +91,21 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
                 "partial_fit and fit with warm_start=True continue it. Call fit (warm_start=False) to "
                 "train on other targets. The fitted model is unchanged."
             )
-        y_t = super()._encode_y(y, reset=reset)
+        # standardized in float64, then rounded to float32: a cast first would quantize a target with
+        # a large offset (float32 spaces values near 1e9 by 64) or overflow one beyond float32's range
+        values = np.asarray(y, dtype=np.float64)
+        columns = values.reshape(len(values), -1)
         if reset:
-            n_targets = y_t.shape[1]
+            n_targets = columns.shape[1]
             mean, scale = np.zeros(n_targets), np.ones(n_targets)
-            if self.normalize_y and len(y_t):
-                values = np.asarray(y, dtype=np.float64).reshape(len(y_t), n_targets)
-                weights = _usable_weights(sample_weight, len(values))
-                mean = np.average(values, axis=0, weights=weights)
-                scale = np.sqrt(np.average((values - mean) ** 2, axis=0, weights=weights))
+            if self.normalize_y and len(columns):
+                weights = _usable_weights(sample_weight, len(columns))
+                mean = np.average(columns, axis=0, weights=weights)
+                scale = np.sqrt(np.average((columns - mean) ** 2, axis=0, weights=weights))
                 scale = np.where(scale > 0, scale, 1.0)
             self.y_mean_, self.y_scale_ = mean, scale
-        mean = torch.as_tensor(self.y_mean_, dtype=y_t.dtype, device=y_t.device)
-        scale = torch.as_tensor(self.y_scale_, dtype=y_t.dtype, device=y_t.device)
-        return (y_t - mean) / scale
+        standardized = ((columns - self.y_mean_) / self.y_scale_).reshape(values.shape)
+        return super()._encode_y(standardized, reset=reset)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -43,6 +43,31 @@ def _check_2d(estimator, X) -> None:
         )
 
 
+def _check_input_type(estimator, X) -> None:
+    """Refuse skorch's other inputs (a dict of arrays, a torch Dataset) with a clear message."""
+    if isinstance(X, dict) or isinstance(X, torch.utils.data.Dataset):
+        raise TypeError(
+            f"{type(estimator).__name__} takes X as an array, a pandas DataFrame, a scipy sparse matrix or a "
+            f"torch tensor, got a {type(X).__name__}. skorch's dict of inputs and torch Datasets are not "
+            "supported: concatenate the inputs into one array (columns), or pass the arrays themselves."
+        )
+
+
+def _check_one_target(estimator, y, multi_output: bool) -> None:
+    """Refuse several target columns where the estimator takes one (the classifier), naming the way out."""
+    if multi_output:
+        return
+    shape = getattr(y, "shape", None)
+    if shape is None:
+        shape = np.asarray(y).shape
+    if len(shape) == 2 and shape[1] > 1:
+        raise ValueError(
+            f"{type(estimator).__name__} takes one label per sample (y of shape (n_samples,)), got y of "
+            f"shape {shape} (multilabel or multi-output). Fit one classifier per column with "
+            f"sklearn.multioutput.MultiOutputClassifier({type(estimator).__name__}(...))."
+        )
+
+
 def _first_non_numeric_column(X) -> tuple[str, object] | None:
     """``(column description, offending value)`` of the first column that is not numeric, if any."""
     columns = getattr(X, "columns", None)
@@ -91,11 +116,13 @@ def validate_X_y(estimator, X, y, *, reset: bool, multi_output: bool, y_numeric:
     ``feature_names_in_`` are restored, so a failed ``fit`` on a fitted
     estimator loses nothing.
     """
+    _check_input_type(estimator, X)
     if y is None:
         raise ValueError(f"{type(estimator).__name__} requires y to be passed, but the target y is None.")
     X = as_numpy_input(X)
     y = as_numpy_input(y)
     _check_2d(estimator, X)
+    _check_one_target(estimator, y, multi_output)
     saved = {
         k: estimator.__dict__[k] for k in ("n_features_in_", "feature_names_in_") if k in estimator.__dict__
     }
@@ -125,6 +152,7 @@ def validate_X_y(estimator, X, y, *, reset: bool, multi_output: bool, y_numeric:
 
 def validate_X(estimator, X):
     """Validate prediction data against what ``fit`` saw."""
+    _check_input_type(estimator, X)
     X = as_numpy_input(X)
     _check_2d(estimator, X)
     X = _numeric(
@@ -213,6 +241,7 @@ def validate_images_X_y(estimator, X, y, expected, *, reset: bool, multi_output:
             )
         expected = tuple(estimator.input_shape_)
     X = _image_array(estimator, X, expected, where="fit")
+    _check_one_target(estimator, as_numpy_input(y), multi_output)
     y = validate_data(
         estimator, X="no_validation", y=as_numpy_input(y), multi_output=multi_output, y_numeric=y_numeric
     )

@@ -42,7 +42,11 @@ def to_tensor_once(data, dtype: torch.dtype, device: str | torch.device = "cpu")
         return data.tocsr()
     if isinstance(data, torch.Tensor):
         return data.to(device=device, dtype=dtype)
-    array = np.array(data, copy=not np.asarray(data).flags.writeable)
+    array = np.asarray(data)
+    if not array.flags.writeable or any(stride < 0 for stride in array.strides):
+        # torch cannot wrap read-only memory without a warning, nor negative strides
+        # (a reversed view such as X[::-1]) at all
+        array = array.copy()
     return torch.as_tensor(array, dtype=dtype).to(device)
 
 

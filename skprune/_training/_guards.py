@@ -15,6 +15,10 @@ recorded in the history, so they add no per-step host synchronization.
   ``n_epochs_completed_`` and ``stopped_early_``, and warns when training
   stopped (``KeyboardInterrupt``, or a callback such as skorch's
   ``EarlyStopping``) before the pruning schedule finished.
+* :func:`reapply_masks_after_callbacks` (after the callbacks' end of
+  training) zeroes pruned weights that a callback put back, e.g.
+  ``EarlyStopping(load_best=True)`` restoring an epoch before the last
+  pruning step, and warns.
 * :func:`warn_if_stalled_on_extreme_inputs` (when training ends) warns
   when the training loss did not go down and the inputs reach
   :data:`EXTREME_INPUT_SCALE`.
@@ -28,6 +32,7 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 import torch
+from skorch import NeuralNetClassifier
 from torch import nn
 
 from ..exceptions import TrainingDivergedError
@@ -37,7 +42,9 @@ __all__ = [
     "EXTREME_INPUT_SCALE",
     "check_divergence",
     "check_module_output",
+    "check_output_shape",
     "finish_training",
+    "reapply_masks_after_callbacks",
     "report_stop",
     "warn_if_stalled_on_extreme_inputs",
 ]
@@ -128,6 +135,51 @@ def check_module_output(net, y_pred) -> None:
         )
 
 
+def _nll_on_outputs_that_are_not_probabilities(net, first: float | None) -> bool:
+    """Whether a classifier's NLLLoss was not finite before any update (skorch logs the outputs)."""
+    return (
+        first is not None
+        and not math.isfinite(first)
+        and isinstance(net, NeuralNetClassifier)
+        and isinstance(getattr(net, "criterion_", None), nn.NLLLoss)
+    )
+
+
+#: losses that broadcast outputs against targets of another shape (with only a warning from torch)
+_ELEMENTWISE_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
+
+
+def check_output_shape(net, y_pred, y_true) -> None:
+    """Refuse module outputs that do not match the targets: one logit per class, one value per target.
+
+    A classifier's module must give ``(n_samples, n_classes)``; a loss such
+    as ``MSELoss`` would otherwise broadcast ``(n, 3)`` outputs against
+    ``(n, 1)`` targets and train a wrong model without an error. Only
+    shapes are read (no host synchronization).
+    """
+    if not isinstance(y_pred, torch.Tensor) or not isinstance(y_true, torch.Tensor):
+        return
+    how = (
+        "Build the module with that many outputs: a module class taking n_outputs gets it from the data "
+        "(leave module__n_outputs out); a module instance must be made for this y."
+    )
+    if isinstance(net, NeuralNetClassifier):
+        n_classes = net._n_module_outputs()
+        if n_classes is not None and (y_pred.dim() != 2 or y_pred.shape[1] != n_classes):
+            got = y_pred.shape[1] if y_pred.dim() == 2 else f"shape {tuple(y_pred.shape[1:])} of"
+            raise ValueError(
+                f"The module {type(net.module_).__name__} outputs {got} values per sample, but y has "
+                f"{n_classes} classes: the classifier needs one output (logit) per class. {how}"
+            )
+    elif isinstance(net.__dict__.get("criterion_"), _ELEMENTWISE_LOSSES) and y_pred.shape != y_true.shape:
+        raise ValueError(
+            f"The module {type(net.module_).__name__} outputs shape {tuple(y_pred.shape[1:])} per sample, "
+            f"but y has {y_true.shape[1] if y_true.dim() == 2 else 1} target(s) per sample (shape "
+            f"{tuple(y_true.shape[1:])}); {type(net.criterion_).__name__} would broadcast one against the "
+            f"other and train a wrong model. {how}"
+        )
+
+
 def check_divergence(net, dataset) -> None:
     """Raise :class:`TrainingDivergedError` if the last epoch's training loss diverged.
 
@@ -156,7 +208,14 @@ def check_divergence(net, dataset) -> None:
         not math.isfinite(first) or (trivial is not None and first > DIVERGENCE_FACTOR * trivial)
     )
     epoch = len(net.history)
-    if data_at_fault:
+    if _nll_on_outputs_that_are_not_probabilities(net, first):
+        cause = (
+            "The loss was already not finite on the first batch: with NLLLoss, the classifier takes the log "
+            "of the module's outputs (as skorch does), so they must be probabilities, e.g. from a softmax "
+            f"layer, but {type(net.module_).__name__} gave values it cannot take the log of (logits?). "
+            "Keep the default criterion=torch.nn.CrossEntropyLoss for a module that outputs logits."
+        )
+    elif data_at_fault:
         cause = (
             f"The loss was already {first:.3g} on the first batch, before any update, so the data, not "
             f"the learning rate, is the likely cause: {_scale_hint(net, dataset)}. Standardize the "
@@ -201,6 +260,46 @@ def report_stop(net, engine) -> None:
             UserWarning,
             stacklevel=2,
         )
+
+
+def reapply_masks_after_callbacks(net) -> None:
+    """Zero pruned weights that a callback put back when training ended, and warn.
+
+    The estimator's own end of training runs before the callbacks'; one of
+    them may then load weights saved before the last pruning step (skorch's
+    ``EarlyStopping(load_best=True)`` or ``Checkpoint(load_best=True)``
+    restoring the epoch with the best validation score, which pruning
+    usually worsens). Pruned weights must stay exactly zero: the masks are
+    applied again.
+
+    Parameters
+    ----------
+    net : PrunedNet
+        A net whose training just ended.
+    """
+    masks = getattr(net, "masks_", None)
+    module = getattr(net, "module_", None)
+    if not masks or module is None:
+        return
+    params = dict(module.named_parameters())
+    revived = 0
+    with torch.no_grad():
+        for name, pruned in masks.pruned.items():
+            if name in params:
+                revived += int(torch.count_nonzero(params[name][pruned.to(params[name].device)]))
+    if not revived:
+        return
+    masks.apply(module)
+    warnings.warn(
+        f"When training ended, a callback put back weights from before the last pruning step (e.g. "
+        f"EarlyStopping(load_best=True) or Checkpoint(load_best=True) restoring the epoch with the best "
+        f"validation score): {revived} pruned weights were no longer zero. The masks were applied "
+        f"again, so sparsity_ is the pruned one ({net.sparsity_:.3g}), but the remaining weights are "
+        "those of that epoch, not fine-tuned after the pruning step. Leave load_best off to keep the "
+        "fine-tuned pruned network.",
+        UserWarning,
+        stacklevel=2,
+    )
 
 
 def warn_if_stalled_on_extreme_inputs(net, X) -> None:

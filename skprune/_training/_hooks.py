@@ -104,6 +104,7 @@ class EngineHooksMixin:
         """Criterion plus, when training, the L2 penalty and the pruner's penalty."""
         _guards.check_module_output(self, y_pred)
         y_true, weight = split_weights(y_true)
+        _guards.check_output_shape(self, y_pred, y_true)
         criterion_loss = functools.partial(super().get_loss, X=X, training=training)
         if weight is None:
             loss = criterion_loss(y_pred, y_true)

@@ -61,6 +61,10 @@ class TrainingLog(PrintLog):
     ...
     """
 
+    def _get_param_names(self):
+        # skorch lists every attribute not ending in "_"; the private run state is no parameter
+        return [name for name in super()._get_param_names() if not name.startswith("_")]
+
     def initialize(self):
         super().initialize()
         self.bar_ = None

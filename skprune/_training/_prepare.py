@@ -44,7 +44,7 @@ def images_for_module(net, X: np.ndarray) -> np.ndarray:
     return X
 
 
-def prepare_fit_data(net, X, y, *, reset: bool, sample_weight=None):
+def prepare_fit_data(net, X, y, *, reset: bool, sample_weight=None, classes=None):
     """Validate ``X`` and ``y``, set input attributes on ``reset``, and return tensors on the device.
 
     Parameters
@@ -59,6 +59,8 @@ def prepare_fit_data(net, X, y, *, reset: bool, sample_weight=None):
     reset : bool
         Whether this is a fresh fit (sets ``n_features_in_``,
         ``feature_names_in_``, ``input_shape_``, targets' attributes).
+    classes : array-like or None
+        The ``classes`` of ``partial_fit``, handed to ``_encode_y``.
 
     Returns
     -------
@@ -81,7 +83,7 @@ def prepare_fit_data(net, X, y, *, reset: bool, sample_weight=None):
         X, y = validate_X_y(net, X, y, reset=reset, multi_output=net._multi_output, y_numeric=net._y_numeric)
         if reset:
             net.__dict__.pop("input_shape_", None)
-    y_t = net._encode_y(y, reset=reset, sample_weight=sample_weight)
+    y_t = net._encode_y(y, reset=reset, sample_weight=sample_weight, classes=classes)
     X_t = to_tensor_once(X, torch.float32, net.device)
     return X_t, y_t.to(net.device)
 

@@ -247,6 +247,14 @@ class Trainer:
                     net.notify("on_batch_end", batch=batch, training=True, loss=loss, y_pred=y_pred)
                 n_seen += n
                 n_batches += 1
+        if n_batches == 0:
+            n, size = len(getattr(iterator, "dataset", ())), getattr(iterator, "batch_size", None)
+            raise ValueError(
+                f"The training data gave no training batch in epoch {len(net.history)}: {n} training "
+                f"samples, batch_size={size}, drop_last={getattr(iterator, 'drop_last', None)} "
+                "(iterator_train__drop_last). Nothing would be trained; use a smaller batch_size, -1 for "
+                "full batch, or keep the last batch."
+            )
         net.history.record(prefix + "_batch_count", n_batches)
         mean = self.loss_sum.item() / max(n_seen, 1)  # the epoch's one host sync
         # a non-finite or explosive mean is raised by the estimator's divergence
