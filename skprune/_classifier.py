@@ -191,9 +191,14 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
         Returns
         -------
         ndarray of shape (n_samples, n_classes), float64
-            float64 like scikit-learn's classifiers (the network computes in float32).
+            float64 like scikit-learn's classifiers (the network computes in
+            float32); each row is rescaled in float64 to sum to 1, as
+            scikit-learn's log-loss and calibration checks expect (the float32
+            softmax is off by up to a few 1e-8).
         """
-        return PrunedNet.predict_proba(self, X).astype(np.float64)
+        proba = PrunedNet.predict_proba(self, X).astype(np.float64)
+        total = proba.sum(axis=1, keepdims=True)
+        return np.divide(proba, total, out=proba, where=total > 0)
 
     def predict(self, X):
         """Predicted class labels (the original label values).

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import log_loss
 from skorch.callbacks import EarlyStopping, EpochScoring
 from skorch.dataset import ValidSplit
 
@@ -250,3 +251,14 @@ def test_class_weight_with_a_negative_or_non_numeric_weight_is_refused(iris):
         with pytest.raises(ValueError, match="finite numbers >= 0"):
             small(class_weight=class_weight).fit(X, y)
     small(class_weight={0: 0.0, 1: np.float32(2), 2: np.int64(1)}).fit(X, y)
+
+
+def test_predict_proba_rows_sum_to_one_in_float64(iris):
+    # the float32 softmax is off by up to a few 1e-8, above scikit-learn's log-loss check (~1.5e-8)
+    X, y = iris
+    net = small(max_epochs=3).fit(X, y)
+    proba = net.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=4 * np.finfo(np.float64).eps)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        log_loss(y, proba)
