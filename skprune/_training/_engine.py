@@ -15,6 +15,7 @@ data after that.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -212,7 +213,7 @@ class PruningEngine:
             target=pruner.step_target(fraction),
             generator=self.generator,
         )
-        self.masks.update(pruner.compute_masks(self.module, self.masks, context))
+        self.masks.update(self._checked(pruner.compute_masks(self.module, self.masks, context)))
         run.bound = self.masks.bind(self.module)
         state = pruner.rewind(self.module, context)
         if state is not None:
@@ -223,6 +224,30 @@ class PruningEngine:
         run.step_index += 1
         run.n_observed = 0
         return True
+
+    def _checked(self, keep_masks) -> dict:
+        """The pruner's keep masks, refused with the reason if a name or a shape is not the network's."""
+        where = f"{type(self.pruner).__name__}.compute_masks"
+        if not isinstance(keep_masks, Mapping):
+            raise TypeError(
+                f"{where} must return a dict of parameter name -> boolean keep mask, "
+                f"got {type(keep_masks).__name__}."
+            )
+        params = dict(self.module.named_parameters())
+        for name, keep in keep_masks.items():
+            if name not in params:
+                raise ValueError(
+                    f"{where} returned a mask for {name!r}, which is not a parameter of the network "
+                    f"(its parameters: {list(params)[:8]}{' ...' if len(params) > 8 else ''})."
+                )
+            shape = tuple(params[name].shape)
+            if not isinstance(keep, torch.Tensor) or tuple(keep.shape) != shape:
+                got = tuple(keep.shape) if isinstance(keep, torch.Tensor) else type(keep).__name__
+                raise ValueError(
+                    f"{where} returned a mask of shape {got} for {name!r}, whose shape is {shape}: "
+                    "return one boolean per entry of the parameter (a broadcast mask is not accepted)."
+                )
+        return keep_masks
 
     def _load_rewound_state(self, state: dict, optimizer) -> None:
         """Load parameter/buffer values the pruner asked to rewind to; reset the optimizer."""

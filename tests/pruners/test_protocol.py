@@ -272,3 +272,31 @@ def test_structured_sparsity_is_settable_through_the_estimator():
     net = PrunedNetClassifier(pruner=NeuronPruning(0.5))
     net.set_params(pruner__sparsity=0.25)
     assert net.pruner.sparsity == 0.25
+
+
+class _FixedMaskPruner(PrunerProtocol):
+    """Returns whatever ``make_masks(weight)`` builds for the first layer (a user's rule)."""
+
+    def __init__(self, make_masks=None):
+        self.make_masks = make_masks
+
+    def compute_masks(self, module, masks, context):
+        name, _, layer = self.select_layers(module)[0]
+        return self.make_masks(name, layer.weight)
+
+
+@pytest.mark.parametrize(
+    "make_masks, message",
+    [
+        (lambda name, w: {name: torch.ones(w.shape[0], 1, dtype=torch.bool)}, r"shape \(16, 1\).*\(16, 8\)"),
+        (lambda name, w: {"layers.fc9.weight": torch.ones_like(w, dtype=torch.bool)}, "not a parameter"),
+        (lambda name, w: {name: [[True] * w.shape[1]] * w.shape[0]}, "shape list"),
+        (lambda name, w: [torch.ones_like(w, dtype=torch.bool)], "must return a dict"),
+    ],
+    ids=["broadcast-shape", "unknown-name", "not-a-tensor", "not-a-dict"],
+)
+def test_masks_of_another_shape_or_name_from_a_custom_pruner_are_refused(data, make_masks, message):
+    X, y = data
+    net = PrunedNetClassifier(pruner=_FixedMaskPruner(make_masks), **FAST)
+    with pytest.raises((ValueError, TypeError), match=message):
+        net.fit(X, y)
