@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 
+import torch
 from sklearn.base import BaseEstimator
 
 __all__ = ["ParamsMixin", "check_continuable", "rebuild_stale_components", "with_default_criterion"]
@@ -201,8 +202,19 @@ def check_continuable(net, how: str) -> None:
     Raises
     ------
     ValueError
-        If ``set_params`` changed a module parameter after the network was built.
+        If ``set_params`` changed a module parameter after the network was built, or the
+        network holds prediction-only sparse weights (:func:`skprune.to_sparse`).
     """
+    module = getattr(net, "module_", None)
+    if isinstance(module, torch.nn.Module) and any(
+        isinstance(getattr(layer, "weight", None), torch.Tensor) and layer.weight.layout != torch.strided
+        for layer in module.modules()
+    ):
+        raise ValueError(
+            f"This network holds sparse (CSR) weights made by skprune.to_sparse, which are for "
+            f"prediction only; {how} cannot train it. Continue training the network it was made from, "
+            "then call to_sparse again. The fitted model is unchanged."
+        )
     keys = net.__dict__.get("_stale_components", {}).get("module")
     if keys:
         raise ValueError(

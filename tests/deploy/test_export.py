@@ -107,3 +107,16 @@ def test_csr_copy_reports_the_same_sparsity_counts_and_layer_table_as_its_net(sp
     dense_report, csr_report = sparse_net.pruning_report(), sparse.pruning_report()
     assert csr_report["type"].tolist() == ["SparseLinear", "SparseLinear"]
     assert csr_report[columns].equals(dense_report[columns])
+
+
+@pytest.mark.parametrize("how", ["partial_fit", "warm_start"])
+def test_continuing_to_train_a_csr_copy_is_refused_and_the_copy_still_predicts(sparse_net, clf_data, how):
+    X, y = clf_data
+    sparse = to_sparse(sparse_net)
+    before = sparse.predict_proba(X)
+    with pytest.raises(ValueError, match="prediction only.*Continue training the network it was made from"):
+        if how == "partial_fit":
+            sparse.partial_fit(X, y)
+        else:
+            sparse.set_params(warm_start=True).fit(X, y)
+    np.testing.assert_array_equal(sparse.predict_proba(X), before)
