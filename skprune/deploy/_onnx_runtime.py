@@ -16,6 +16,32 @@ from ._onnx import best_of_search, export, require
 __all__ = ["OnnxPredictor", "quantize_int8"]
 
 
+class _ClassifierOnly:
+    """A method that only a classifier's predictor has (``hasattr`` is false on a regressor's).
+
+    Like scikit-learn's ``available_if``, but the bound method is kept in the
+    instance's ``__dict__`` after the first access, so a batch-1 serving call
+    pays no descriptor on the way (``available_if`` wraps the function anew
+    at every access: microseconds per call).
+    """
+
+    def __init__(self, method):
+        self.method = method
+        self.__doc__ = method.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, predictor, owner=None):
+        if predictor is None:
+            return self.method  # on the class: the function (documentation, introspection)
+        if predictor.kind != "classifier":
+            raise AttributeError(f"A regressor's OnnxPredictor has no {self.name}; use predict.")
+        bound = self.method.__get__(predictor, owner)
+        predictor.__dict__[self.name] = bound
+        return bound
+
+
 class OnnxPredictor:
     """Predict with an ONNX model in ONNX Runtime, like the estimator it was exported from.
 
@@ -166,10 +192,9 @@ class OnnxPredictor:
             )
         return self._full_session.run(None, self._feed(X))
 
+    @_ClassifierOnly
     def predict_proba(self, X):
-        """Class probabilities (classifiers)."""
-        if self.kind != "classifier":
-            raise AttributeError("A regressor has no predict_proba; use predict.")
+        """Class probabilities (classifiers only: a regressor's predictor has no ``predict_proba``)."""
         return (self._run or self._bind())(self._feed(X))[0]
 
     def predict(self, X):
@@ -179,16 +204,15 @@ class OnnxPredictor:
             return self.classes_[proba.argmax(axis=1)]
         return (self._run or self._bind())(self._feed(X))[0].astype(np.float64)
 
-    def score(self, X, y):
-        """Accuracy for classifiers, R² for regressors."""
-
-        if self.kind == "classifier":
-            return accuracy_score(y, self.predict(X))
-        return r2_score(y, self.predict(X))
+    def score(self, X, y, sample_weight=None):
+        """Accuracy for classifiers, R² for regressors, as the estimator's ``score``."""
+        metric = accuracy_score if self.kind == "classifier" else r2_score
+        return metric(y, self.predict(X), sample_weight=sample_weight)
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state.update(_session=None, _full_session=None, _run=None)
+        state.pop("predict_proba", None)  # the bound method _ClassifierOnly keeps
         return state
 
 

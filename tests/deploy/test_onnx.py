@@ -278,3 +278,25 @@ def test_fitted_searches_export_their_best_estimator(clf_data, tmp_path):
         _parity(search, X, tmp_path)  # AttributeError: no attribute 'check_is_fitted'
     with pytest.raises(TypeError, match="PrunedNet.*best_estimator_"):
         skprune.to_sparse(path_search)
+
+
+def test_a_regressors_predictor_has_no_predict_proba_and_scores_with_sample_weight(reg_data, digits_mlp):
+    from sklearn.metrics import accuracy_score, r2_score
+
+    X, y = reg_data
+    reg = PrunedNetRegressor(**FAST).fit(X, y)
+    served = OnnxPredictor(to_onnx(reg, X[:3]))
+    assert not hasattr(served, "predict_proba")
+    weights = np.linspace(0.0, 2.0, len(y))
+    assert served.score(X, y, sample_weight=weights) == pytest.approx(
+        r2_score(y, served.predict(X), sample_weight=weights)
+    )
+    assert served.score(X, y, sample_weight=weights) != pytest.approx(served.score(X, y))
+    net, Xd = digits_mlp
+    classifier = OnnxPredictor(to_onnx(net, Xd[:3]))
+    assert hasattr(classifier, "predict_proba")
+    labels = net.predict(Xd)
+    weights = np.arange(len(Xd)) % 3
+    assert classifier.score(Xd, labels, sample_weight=weights) == accuracy_score(
+        labels, classifier.predict(Xd), sample_weight=weights
+    )
