@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import numbers
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.dataset import ValidSplit
 from skorch.utils import is_dataset
 
 from ._doc_link import DocLinkMixin
 from ._fitted_figures import FittedFiguresMixin
 from ._params import ParamsMixin, check_continuable, rebuild_stale_components
-from ._random import FitRandomness, seed_from_random_state
-from ._training._data import ArrayDataset, BatchIterator, split_weights
+from ._random import FitRandomness, seed_from_random_state, seeded_valid_split
+from ._training._data import ArrayDataset, BatchIterator, batch_without_weights
 from ._training._guards import reapply_masks_after_callbacks
 from ._training._hooks import EngineHooksMixin
 from ._training._log import TrainingLog
@@ -300,22 +298,11 @@ class PrunedNet(
         return super().get_dataset(X, y)
 
     def get_split_datasets(self, X, y=None, **fit_params):
-        """skorch's validation split; ``ValidSplit(<fraction>)`` without a ``random_state`` follows the fit's.
-
-        skorch's ``ValidSplit(0.2)`` shuffles with numpy's global generator, so
-        the same ``random_state`` gave another split, hence another model, at
-        every fit. A copy seeded from the fit's seed is used (the caller's
-        splitter is not modified); one with its own ``random_state`` is left
-        alone.
-        """
-        split, rng = self.train_split, self.__dict__.get("_rng")
-        cv = getattr(split, "cv", None)
-        fraction = isinstance(cv, numbers.Real) and not isinstance(cv, bool) and not float(cv).is_integer()
-        seedable = isinstance(split, ValidSplit) and fraction and split.random_state is None
-        if not (seedable and rng is not None):
+        """skorch's validation split; an unseeded ``ValidSplit(<fraction>)`` follows the fit's seed."""
+        rng = self.__dict__.get("_rng")
+        split = seeded_valid_split(self.train_split, None if rng is None else rng.seed)
+        if split is self.train_split:
             return super().get_split_datasets(X, y, **fit_params)
-        split = copy.copy(split)
-        split.random_state = rng.seed
         dataset = self.get_dataset(X, y)
         return split(dataset, **fit_params) if y is None else split(dataset, y, **fit_params)
 
@@ -336,18 +323,9 @@ class PrunedNet(
         return iterator(dataset, **kwargs)
 
     def notify(self, method_name, **cb_kwargs):
-        """skorch's ``notify``; callbacks see a batch's targets without the fit's sample weights.
-
-        With ``sample_weight`` (or ``class_weight``) a batch carries ``y`` as
-        ``(targets, weights)`` for the loss; scoring callbacks (``valid_acc``,
-        a user's ``EpochScoring``) collect the batch's ``y`` as targets.
-        """
-        batch = cb_kwargs.get("batch")
-        weighted = self.__dict__.get("_fit_sample_weight") is not None
-        if weighted and isinstance(batch, (tuple, list)) and len(batch) == 2:
-            targets, weight = split_weights(batch[1])
-            if weight is not None:
-                cb_kwargs["batch"] = (batch[0], targets)
+        """skorch's ``notify``; callbacks see a batch's targets without the fit's sample weights."""
+        if "batch" in cb_kwargs and self.__dict__.get("_fit_sample_weight") is not None:
+            cb_kwargs["batch"] = batch_without_weights(cb_kwargs["batch"])
         super().notify(method_name, **cb_kwargs)
         if method_name == "on_train_end":
             reapply_masks_after_callbacks(self)

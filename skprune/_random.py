@@ -21,6 +21,8 @@ overwrite each other's seeds.
 
 from __future__ import annotations
 
+import copy
+import numbers
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,8 +30,9 @@ from contextvars import ContextVar
 
 import torch
 from sklearn.utils import check_random_state
+from skorch.dataset import ValidSplit
 
-__all__ = ["FitRandomness", "fit_generator", "seed_from_random_state"]
+__all__ = ["FitRandomness", "fit_generator", "seed_from_random_state", "seeded_valid_split"]
 
 #: Serializes every use of torch's global RNG by a fit (see the module docstring).
 _GLOBAL_RNG_LOCK = threading.RLock()
@@ -123,3 +126,20 @@ class FitRandomness:
                 self._global_states = [g.get_state() for g in generators]
                 for g, state in zip(generators, saved):
                     g.set_state(state)
+
+
+def seeded_valid_split(split, seed: int | None):
+    """``split``, or a copy seeded with ``seed`` if it is an unseeded ``ValidSplit(<fraction>)``.
+
+    skorch's ``ValidSplit(0.2)`` shuffles with numpy's global generator, so
+    the same ``random_state`` gave another split, hence another model, at
+    every fit. The caller's splitter is not modified; one with its own
+    ``random_state`` (or a non-shuffling split) is returned as it is.
+    """
+    cv = getattr(split, "cv", None)
+    fraction = isinstance(cv, numbers.Real) and not isinstance(cv, bool) and not float(cv).is_integer()
+    if seed is None or not isinstance(split, ValidSplit) or not fraction or split.random_state is not None:
+        return split
+    split = copy.copy(split)
+    split.random_state = seed
+    return split

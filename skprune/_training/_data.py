@@ -17,7 +17,7 @@ import scipy.sparse as sp
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-__all__ = ["ArrayDataset", "BatchIterator", "split_weights", "to_tensor_once"]
+__all__ = ["ArrayDataset", "BatchIterator", "batch_without_weights", "split_weights", "to_tensor_once"]
 
 
 def split_weights(y):
@@ -29,6 +29,20 @@ def split_weights(y):
     if isinstance(y, (tuple, list)) and len(y) == 2 and isinstance(y[1], torch.Tensor):
         return y[0], y[1]
     return y, None
+
+
+def batch_without_weights(batch):
+    """``(X, targets)`` of a batch whose ``y`` carries the fit's sample weights, else ``batch`` itself.
+
+    With ``sample_weight`` (or ``class_weight``) a batch carries ``y`` as
+    ``(targets, weights)`` for the loss; scoring callbacks (``valid_acc``, a
+    user's ``EpochScoring``) collect the batch's ``y`` as targets.
+    """
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        targets, weight = split_weights(batch[1])
+        if weight is not None:
+            return (batch[0], targets)
+    return batch
 
 
 def to_tensor_once(data, dtype: torch.dtype, device: str | torch.device = "cpu"):
