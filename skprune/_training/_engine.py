@@ -23,9 +23,9 @@ from skorch.dataset import unpack_data
 from torch import nn
 
 from ..nn._layers import iter_prunable_weights
+from ..pruners._masks import MaskStore, is_elementwise
 from ..pruners._protocol import PrunerProtocol, PruningContext
 from ._data import BatchIterator
-from ._masks import MaskStore, is_elementwise
 
 __all__ = ["PruningEngine", "PruningRun", "refuse_tied_weights"]
 

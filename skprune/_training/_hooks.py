@@ -15,12 +15,12 @@ import functools
 
 from sklearn.base import clone
 
-from .._fitted_figures import measured_sparsity
 from ..nn._layers import iter_prunable_weights
 from ..nn._networks import MLP, ConvNet
 from . import _guards
 from ._data import split_weights
 from ._engine import PruningEngine, run_sensitivity_pass
+from ._history import measured_sparsity
 from ._step import Trainer
 from ._weights import penalty_denominator, weighted_loss
 

@@ -42,9 +42,9 @@ import torch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from torch import nn
 
-from .._training._masks import MaskStore
 from ..nn._layers import iter_prunable_weights
 from ._allocation import ALLOCATIONS, allocate
+from ._masks import MaskStore
 from ._protocol import PrunerProtocol, PruningContext
 from ._schedules import BaseSchedule
 

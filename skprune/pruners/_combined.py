@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._training._masks import MaskStore
+from ._masks import MaskStore
 from ._protocol import PrunerProtocol, PruningContext, is_pruner, missing_hooks
 from ._schedules import BaseSchedule
 

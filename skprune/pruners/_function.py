@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._training._masks import MaskStore
 from ._base import BasePruner, as_score_tensor
+from ._masks import MaskStore
 from ._protocol import PruningContext
 from ._schedules import BaseSchedule
 

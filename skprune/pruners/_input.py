@@ -16,8 +16,8 @@ from sklearn.base import clone
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from torch import nn
 
-from .._training._masks import MaskStore
 from ..nn._inputs import input_column_norms, input_layer
+from ._masks import MaskStore
 from ._protocol import PrunerProtocol, PruningContext
 from ._schedules import BaseSchedule, Iterative, OneShot
 

@@ -39,8 +39,8 @@ from sklearn.base import BaseEstimator, clone
 from torch import nn
 
 from .._doc_link import DocLinkMixin
-from .._training._masks import MaskStore
 from ..nn._layers import iter_prunable_weights
+from ._masks import MaskStore
 from ._schedules import BaseSchedule, OneShot, Polynomial
 
 __all__ = ["PROTOCOL_MEMBERS", "PrunerProtocol", "PruningContext", "is_pruner", "missing_hooks"]

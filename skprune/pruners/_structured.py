@@ -17,12 +17,12 @@ import torch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from torch import nn
 
-from .._training._masks import MaskStore
 from ..exceptions import CompactionError
 from ..nn._groups import mask_channel_group, shared_channel_groups
 from ..nn._layers import iter_prunable_weights
 from ..nn._units import UnitGroup, trace_unit_groups
 from ._base import LAYER_SPEC, SCOPES, BasePruner
+from ._masks import MaskStore
 from ._protocol import PruningContext
 from ._schedules import BaseSchedule
 
