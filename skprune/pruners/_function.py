@@ -152,7 +152,7 @@ class FunctionPruner(BasePruner):
         """Gradients are gathered when ``gradients=True``."""
         return bool(self.gradients)
 
-    def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor) -> None:
+    def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor, **kwargs) -> None:
         """Add one gradient to the statistics of ``name``."""
         records = self.__dict__.setdefault("statistics_", {})
         record = records.get(name)

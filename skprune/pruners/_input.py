@@ -224,7 +224,7 @@ class InputPruning(PrunerProtocol):
         return {param_name: keep & column_keep.unsqueeze(0)}
 
     # ----------------------------------------------------------------- hooks
-    def penalty(self, module: nn.Module) -> torch.Tensor | None:
+    def penalty(self, module: nn.Module, **kwargs) -> torch.Tensor | None:
         """Group-lasso term ``strength * sum_j ||W[:, j]||_2`` of the input layer.
 
         Returns ``None`` when ``strength == 0``. Removed columns are zero and

@@ -4,12 +4,14 @@ This is the whole contract between the estimator and a pruning strategy.
 The engine (``skprune._training._engine.PruningEngine``) calls exactly the
 members declared here, directly, and nothing else. Each hook has a no-op
 default, except :meth:`PrunerProtocol.compute_masks`, which is the strategy
-itself. The order of calls in one fit is:
+itself. The order of calls in one ``fit``/``partial_fit`` is:
 
 1. :meth:`~PrunerProtocol.check_params` and
    :meth:`~PrunerProtocol.check_n_features` before anything is changed;
-2. :meth:`~PrunerProtocol.get_schedule` (planned once for ``max_epochs``)
-   and :meth:`~PrunerProtocol.select_layers` when training begins;
+2. when training begins: :meth:`~PrunerProtocol.get_schedule` (planned once
+   for ``max_epochs``), :meth:`~PrunerProtocol.select_layers`,
+   :meth:`~PrunerProtocol.requires_activation_statistics` and
+   :meth:`~PrunerProtocol.on_fit_begin`;
 3. every epoch: :meth:`~PrunerProtocol.on_epoch_begin`, then, at a
    scheduled step, :meth:`~PrunerProtocol.step_target`,
    :meth:`~PrunerProtocol.compute_masks` and
@@ -17,7 +19,25 @@ itself. The order of calls in one fit is:
 4. every training step: :meth:`~PrunerProtocol.penalty` (added to the
    loss) and, while pruning steps remain and
    :attr:`~PrunerProtocol.requires_gradient_statistics` is true,
-   :meth:`~PrunerProtocol.observe` for each selected weight.
+   :meth:`~PrunerProtocol.observe` for each selected weight;
+5. when the fit ends, however it ends (also on an error or a
+   ``KeyboardInterrupt``): :meth:`~PrunerProtocol.on_fit_end`.
+
+The event hooks (``on_fit_begin``, ``on_epoch_begin``, ``observe``,
+``penalty``, ``requires_activation_statistics``, ``on_fit_end``) are called
+with keyword arguments only and accept ``**kwargs``, as skorch's callbacks
+do, so the engine can pass more later without breaking anyone's subclass.
+An override written against the earlier positional signatures (no
+``**kwargs``) still works, with a ``FutureWarning`` once per fit.
+``compute_masks`` and ``rewind`` receive a :class:`PruningContext`, which
+grows new fields the same way.
+
+Activations are recorded on request: a pruner returns
+:class:`ActivationRequest` objects from
+:meth:`~PrunerProtocol.requires_activation_statistics`; the engine records
+them with forward hooks it owns (removed when the fit ends, also on an error
+or an interrupt) and hands their means since the previous step to
+``compute_masks`` in :attr:`PruningContext.activations`.
 
 A pruner is a scikit-learn estimator-like policy object: its parameters are
 set in ``__init__`` and reachable through ``get_params``/``set_params``
@@ -31,6 +51,10 @@ estimator always works on a ``clone``, ``pruner_``.
 from __future__ import annotations
 
 import abc
+import functools
+import inspect
+import warnings
+import weakref
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -43,7 +67,78 @@ from ..nn._layers import iter_prunable_weights
 from ._masks import MaskStore
 from ._schedules import BaseSchedule, OneShot, Polynomial
 
-__all__ = ["PROTOCOL_MEMBERS", "PrunerProtocol", "PruningContext", "is_pruner", "missing_hooks"]
+__all__ = [
+    "ACTIVATION_STATISTICS",
+    "PROTOCOL_MEMBERS",
+    "ActivationRequest",
+    "FitHooks",
+    "PrunerProtocol",
+    "PruningContext",
+    "call_hook",
+    "is_pruner",
+    "missing_hooks",
+]
+
+#: Statistics the engine can record of an activation, per unit (see :class:`ActivationRequest`).
+ACTIVATION_STATISTICS = ("mean", "mean_abs", "mean_square", "zero_fraction")
+
+
+@dataclass(frozen=True)
+class ActivationRequest:
+    """One activation a pruner asks the engine to record during training.
+
+    Returned (as the values of a dict whose keys the pruner chooses) by
+    :meth:`PrunerProtocol.requires_activation_statistics`. The engine
+    registers a forward hook on ``module`` for the fit, reduces the
+    recorded tensor over every dimension but ``dim`` on each training
+    forward pass (never in evaluation mode), and hands the means since the
+    previous pruning step to ``compute_masks`` as
+    ``context.activations[key][statistic]``, a tensor with one entry per
+    index of ``dim``.
+
+    Parameters
+    ----------
+    module : str
+        Name of a submodule of the network, as in ``named_modules()``
+        (``""`` is the network itself).
+    where : {"output", "input"}, default="output"
+        Record what the submodule returns, or its first positional input.
+    dim : int or None, default=1
+        The dimension of the units: ``1`` for ``(N, features)`` and
+        ``(N, channels, H, W)`` tensors, ``-1`` for features last; ``None``
+        reduces everything to one number (e.g. a residual branch's output).
+    statistics : tuple of str, default=("mean_abs", "zero_fraction")
+        Any of :data:`ACTIVATION_STATISTICS`: ``"mean"``, ``"mean_abs"``
+        (mean absolute activation), ``"mean_square"`` and
+        ``"zero_fraction"`` (the share of exact zeros: APoZ, Hu et al. 2016).
+
+    Examples
+    --------
+    >>> from skprune.pruners import ActivationRequest
+    >>> ActivationRequest("layers.act0", statistics=("zero_fraction",))
+    ActivationRequest(module='layers.act0', where='output', dim=1, statistics=('zero_fraction',))
+    """
+
+    module: str
+    where: str = "output"
+    dim: int | None = 1
+    statistics: tuple[str, ...] = ("mean_abs", "zero_fraction")
+
+    def __post_init__(self):
+        if not isinstance(self.module, str):
+            raise TypeError(f"ActivationRequest(module=...) is a submodule name (str), got {self.module!r}.")
+        if self.where not in ("output", "input"):
+            raise ValueError(f"ActivationRequest(where=...) is 'output' or 'input', got {self.where!r}.")
+        if self.dim is not None and (isinstance(self.dim, bool) or not isinstance(self.dim, int)):
+            raise TypeError(f"ActivationRequest(dim=...) is an int or None, got {self.dim!r}.")
+        statistics = (self.statistics,) if isinstance(self.statistics, str) else tuple(self.statistics)
+        unknown = [stat for stat in statistics if stat not in ACTIVATION_STATISTICS]
+        if unknown or not statistics:
+            raise ValueError(
+                f"ActivationRequest(statistics={self.statistics!r}): choose one or more of "
+                f"{list(ACTIVATION_STATISTICS)}."
+            )
+        object.__setattr__(self, "statistics", statistics)
 
 
 @dataclass
@@ -71,6 +166,12 @@ class PruningContext:
         Per-parameter statistics a pruner gathered itself since its last
         step (see :meth:`skprune.BasePruner.observe`), keyed by parameter
         name. Empty unless the pruner gathers them.
+    activations : dict of str to dict of str to Tensor
+        The activations the pruner asked for
+        (:meth:`PrunerProtocol.requires_activation_statistics`), averaged
+        over the training forward passes since its previous step:
+        ``activations[key][statistic]`` for each requested key and
+        statistic. Empty unless the pruner asks.
 
     Examples
     --------
@@ -90,6 +191,7 @@ class PruningContext:
     target: float
     generator: torch.Generator
     statistics: dict[str, torch.Tensor] = field(default_factory=dict)
+    activations: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
 
 
 class PrunerProtocol(DocLinkMixin, BaseEstimator, metaclass=abc.ABCMeta):
@@ -128,10 +230,11 @@ class PrunerProtocol(DocLinkMixin, BaseEstimator, metaclass=abc.ABCMeta):
     #: its gradient after every training backward pass (until the last step).
     requires_gradient_statistics: bool = False
 
-    #: Training batches on which the engine computes gradients, without
-    #: updating weights, before a step that has no training batches behind
-    #: it (pruning at epoch 0). Only used when
-    #: :attr:`requires_gradient_statistics` is true.
+    #: Training batches on which the engine computes gradients (and records
+    #: requested activations), without updating weights, before a step that
+    #: has no training batches behind it (pruning at epoch 0). Only used
+    #: when :attr:`requires_gradient_statistics` is true or activations are
+    #: requested.
     sensitivity_batches: int = 5
 
     #: Constraints on the ``__init__`` parameters, in scikit-learn's
@@ -264,29 +367,99 @@ class PrunerProtocol(DocLinkMixin, BaseEstimator, metaclass=abc.ABCMeta):
         return clone(self).set_params(**{self.path_parameter: float(level)}, schedule=OneShot(at=at))
 
     # ---------------------------------------------------------------- hooks
-    def penalty(self, module: nn.Module) -> torch.Tensor | None:
-        """Extra loss term added at every training step (``None`` for none)."""
+    def on_fit_begin(self, *, module: nn.Module, masks: MaskStore, n_epochs: int, **kwargs) -> None:
+        """Called once when training begins, after the layers are selected and the schedule is planned.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network (do not modify it).
+        masks : MaskStore
+            The masks so far (empty for a fresh fit, the fitted ones for
+            ``partial_fit`` or a warm start).
+        n_epochs : int
+            Epochs of this fit.
+        **kwargs
+            More information the engine may pass in later versions.
+        """
+
+    def on_fit_end(
+        self, *, module: nn.Module, masks: MaskStore, epoch: int, error: BaseException | None, **kwargs
+    ) -> None:
+        """Called once when the fit ends, however it ends: normally, on an error, or interrupted.
+
+        Drop per-fit state here that must not outlive the fit.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network.
+        masks : MaskStore
+            The masks at the end of the fit.
+        epoch : int
+            Epochs completed in this fit.
+        error : BaseException or None
+            What ended the fit early (``KeyboardInterrupt`` included), or
+            ``None`` when it ran to its end.
+        **kwargs
+            More information the engine may pass in later versions.
+        """
+
+    def requires_activation_statistics(self, *, module: nn.Module, **kwargs) -> dict[str, ActivationRequest]:
+        """The activations to record for this pruner, by a key of its choosing (none by default).
+
+        Called once per fit, when training begins. For each entry the engine
+        records :class:`ActivationRequest` ``.statistics`` of that
+        activation on the training forward passes (while pruning steps
+        remain), with forward hooks it owns and removes when the fit ends,
+        and hands their means since the previous step to
+        :meth:`compute_masks` as ``context.activations[key]``. Before a step
+        that no training batch preceded (pruning at epoch 0), it records
+        them on :attr:`sensitivity_batches` training batches first.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network (do not register hooks on it yourself).
+        **kwargs
+            More information the engine may pass in later versions.
+
+        Returns
+        -------
+        dict of str to ActivationRequest
+        """
+        return {}
+
+    def penalty(self, module: nn.Module, **kwargs) -> torch.Tensor | None:
+        """Extra loss term added at every training step (``None`` for none).
+
+        Called as ``penalty(module=...)``.
+        """
         return None
 
-    def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor) -> None:
+    def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor, **kwargs) -> None:
         """See one selected weight and its gradient after a backward pass.
 
-        Called for every selected weight after every training backward pass
-        (and every batch of a sensitivity pass) until the last pruning step,
-        only when :attr:`requires_gradient_statistics` is true. Do not modify
-        the tensors; keep per-fit state in attributes ending in ``_``.
+        Called as ``observe(name=..., weight=..., grad=...)`` for every
+        selected weight after every training backward pass (and every batch
+        of a sensitivity pass) until the last pruning step, only when
+        :attr:`requires_gradient_statistics` is true. Do not modify the
+        tensors; keep per-fit state in attributes ending in ``_``.
         """
 
-    def on_epoch_begin(self, module: nn.Module, epoch: int) -> None:
+    def on_epoch_begin(self, module: nn.Module, epoch: int, **kwargs) -> None:
         """Called at the start of every epoch, before that epoch's pruning step.
 
-        Do not modify ``module``; :class:`~skprune.LotteryTicket` records
-        the weights it later rewinds to.
+        Called as ``on_epoch_begin(module=..., epoch=..., n_epochs=...)``
+        (``epoch`` counts the epochs completed in this fit). Do not modify
+        ``module``; :class:`~skprune.LotteryTicket` records the weights it
+        later rewinds to.
         """
 
 
-#: Every member of a pruner that the engine may use.
-PROTOCOL_MEMBERS: frozenset[str] = frozenset(
+#: Members every pruner has: duck-typed pruners (not derived from
+#: :class:`PrunerProtocol`) must define all of them.
+REQUIRED_MEMBERS: frozenset[str] = frozenset(
     {
         "check_params",
         "check_n_features",
@@ -304,6 +477,145 @@ PROTOCOL_MEMBERS: frozenset[str] = frozenset(
         "at_path_level",
     }
 )
+
+#: Hooks added after the first protocol: a duck-typed pruner written before
+#: them works without them (they are no-ops for it, with a FutureWarning).
+ADDED_HOOKS: frozenset[str] = frozenset({"on_fit_begin", "on_fit_end", "requires_activation_statistics"})
+
+#: Every member of a pruner that the engine may use.
+PROTOCOL_MEMBERS: frozenset[str] = REQUIRED_MEMBERS | ADDED_HOOKS
+
+#: The event hooks, called with keyword arguments only: hook -> the keywords
+#: the engine passes, and the positional arguments of its first signature
+#: (``None``: the hook is new, it never had a positional form).
+KEYWORD_HOOKS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
+    "on_fit_begin": (("module", "masks", "n_epochs"), None),
+    "requires_activation_statistics": (("module",), None),
+    "on_epoch_begin": (("module", "epoch", "n_epochs"), ("module", "epoch")),
+    "penalty": (("module",), ("module",)),
+    "observe": (("name", "weight", "grad"), ("name", "weight", "grad")),
+    "on_fit_end": (("module", "masks", "epoch", "error"), None),
+}
+
+_DEFAULTS = {"requires_activation_statistics": dict}
+_TAKES_KWARGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _signature_kind(hook: str, method) -> str:
+    """``"keyword"`` (accepts ``**kwargs``), ``"positional"`` (the first protocol's form), or raise."""
+    function = getattr(method, "__func__", method)
+    try:
+        return _TAKES_KWARGS[function]
+    except (KeyError, TypeError):
+        pass
+    passed, legacy = KEYWORD_HOOKS[hook]
+    owner = getattr(getattr(method, "__self__", None), "__class__", type(None)).__name__
+    try:
+        parameters = list(inspect.signature(method).parameters.values())
+    except (TypeError, ValueError):  # a builtin or C callable: trust it takes keywords
+        return "keyword"
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        needed = [
+            p.name
+            for p in parameters
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is p.empty
+        ]
+        unknown = [name for name in needed if name not in passed]
+        positional_only = [p.name for p in parameters if p.kind is p.POSITIONAL_ONLY]
+        if unknown or positional_only:
+            raise TypeError(
+                f"{owner}.{hook} is called with the keyword arguments {list(passed)} (and more in "
+                f"later versions), but requires {unknown or positional_only}. Name its parameters "
+                f"after those keywords: def {hook}(self, *, {', '.join(passed)}, **kwargs)."
+            )
+        kind = "keyword"
+    elif legacy is None:
+        raise TypeError(
+            f"{owner}.{hook} must accept keyword arguments, as every pruner hook does: "
+            f"def {hook}(self, *, {', '.join(passed)}, **kwargs)."
+        )
+    else:
+        kind = "positional"
+    try:
+        _TAKES_KWARGS[function] = kind
+    except TypeError:  # not weak-referenceable: inspected again next time
+        pass
+    return kind
+
+
+def _call_positionally(method, legacy: tuple[str, ...], **kwargs):
+    return method(*(kwargs[name] for name in legacy))
+
+
+def _resolve(pruner, hook: str):
+    """``(callable taking the hook's keyword arguments, why it is deprecated or None)``."""
+    method = getattr(pruner, hook, None)  # only ADDED_HOOKS may be absent (an older duck-typed pruner)
+    if method is None:
+        default = _DEFAULTS.get(hook)
+        return (lambda **kwargs: default() if default else None), f"{hook} is missing"
+    if _signature_kind(hook, method) == "keyword":
+        return method, None
+    legacy = KEYWORD_HOOKS[hook][1]
+    return functools.partial(_call_positionally, method, legacy), (
+        f"{hook}({', '.join(legacy)}) takes no **kwargs"
+    )
+
+
+class FitHooks:
+    """A pruner's event hooks for one fit, resolved once: every one is called with keywords.
+
+    Hooks with the first protocol's positional signatures (no ``**kwargs``)
+    are adapted, and a ``FutureWarning`` names them, once per ``FitHooks``
+    (the engine builds one per fit). Holds bound methods only for the fit;
+    nothing is stored on the pruner.
+
+    Parameters
+    ----------
+    pruner : PrunerProtocol or duck-typed pruner
+
+    Raises
+    ------
+    TypeError
+        If a hook that accepts ``**kwargs`` requires a parameter the engine
+        does not pass, or a new hook has no ``**kwargs``.
+    """
+
+    def __init__(self, pruner):
+        reasons = []
+        for hook in KEYWORD_HOOKS:
+            call, reason = _resolve(pruner, hook)
+            setattr(self, hook, call)
+            if reason:
+                reasons.append(reason)
+        if reasons:
+            warnings.warn(
+                f"{type(pruner).__name__} is written against skprune's first pruner protocol "
+                f"({'; '.join(reasons)}). It still works, but hooks are now called with keyword "
+                "arguments and may receive more of them: derive from skprune.pruners.PrunerProtocol "
+                "and add **kwargs, e.g. def on_epoch_begin(self, module, epoch, **kwargs). The "
+                "positional form will stop working in skprune 0.4.",
+                FutureWarning,
+                stacklevel=3,
+            )
+
+
+def call_hook(pruner, hook: str, **kwargs):
+    """Call event ``hook`` of ``pruner`` with keyword arguments, adapting a positional override.
+
+    For a pruner that forwards hooks to other pruners
+    (:class:`~skprune.CombinedPruning`); the engine resolves its pruner's
+    hooks once per fit with :class:`FitHooks`.
+
+    Parameters
+    ----------
+    pruner : PrunerProtocol
+    hook : str
+        One of ``KEYWORD_HOOKS``.
+    **kwargs
+        The hook's keyword arguments.
+    """
+    call, _ = _resolve(pruner, hook)
+    return call(**kwargs)
 
 
 def missing_hooks(obj) -> list[str]:
@@ -325,7 +637,7 @@ def missing_hooks(obj) -> list[str]:
     """
     if isinstance(obj, PrunerProtocol):
         return []
-    return sorted(name for name in PROTOCOL_MEMBERS if not hasattr(obj, name))
+    return sorted(name for name in REQUIRED_MEMBERS if not hasattr(obj, name))
 
 
 def is_pruner(obj) -> bool:
