@@ -42,7 +42,7 @@ KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
 
 
 def _unit_of(module: str) -> str:
-    """``skprune.nn._units`` -> ``nn``, ``skprune._estimator`` -> ``_estimator``, ``skprune`` -> ``__init__``."""
+    """``skprune.nn._units`` -> ``nn``; ``skprune`` (the package root) -> ``__init__``."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "__init__"
 

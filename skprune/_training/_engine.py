@@ -147,7 +147,7 @@ class PruningEngine:
             selected = pruner.select_layers(module)  # fails early on a bad selection
             refuse_tied_weights(module, selected, type(pruner).__name__)
             steps = dict(pruner.get_schedule().steps(n_epochs))
-            requests = self.hooks.requires_activation_statistics(module=module)
+            requests = self._activation_requests(module, compiled)
         self.run = PruningRun(n_epochs=n_epochs, steps=steps, selected=selected, bound=masks.bind(module))
         #: weights of the L2 penalty, looked up once per fit
         self.l2_weights = [layer.weight for _, _, layer in iter_prunable_weights(module)]
@@ -157,19 +157,29 @@ class PruningEngine:
         self.masks_gradients = optimizer is not None and not is_elementwise(optimizer)
         if pruner is None:
             return
-        name = type(pruner).__name__
         if requests and steps:
-            if compiled:
-                raise ValueError(
-                    f"{name} records activations with forward hooks, which a compiled module or "
-                    "training step does not run reliably; fit it with compile=False."
-                )
-            self.recorder = ActivationRecorder(module, requests, name)
+            self.recorder = ActivationRecorder(module, requests, type(pruner).__name__)
         try:
             self.hooks.on_fit_begin(module=module, masks=masks, n_epochs=n_epochs)
         except BaseException:
             self._remove_recorder()
             raise
+
+    def _activation_requests(self, module: nn.Module, compiled: bool) -> dict:
+        """The pruner's activation requests; refused for a compiled fit (hooks would not run reliably)."""
+        if not compiled:
+            return self.hooks.requires_activation_statistics(module=module)
+        refusal = (
+            f"{type(self.pruner).__name__} records activations with forward hooks, which a compiled "
+            "module or training step does not run reliably; fit it with compile=False."
+        )
+        try:
+            requests = self.hooks.requires_activation_statistics(module=module)
+        except Exception as exc:  # e.g. a compiled module cannot be traced to find the activations
+            raise ValueError(refusal) from exc
+        if requests:
+            raise ValueError(refusal)
+        return requests
 
     # ---------------------------------------------------------- fit bounds
     def _remove_recorder(self) -> None:

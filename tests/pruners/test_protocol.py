@@ -78,6 +78,29 @@ def test_the_engine_uses_only_members_the_protocol_declares(data):
     assert {"on_fit_begin", "on_fit_end", "requires_activation_statistics"} <= _RecordingPruner.touched
 
 
+class _RecordingNeurons(NeuronPruning):
+    """An activation-requesting pruner that records every member the library touches."""
+
+    def __getattribute__(self, name):
+        if not name.startswith("__") and not name.startswith("_RecordingNeurons"):
+            type(self).touched.add(name)
+        return super().__getattribute__(name)
+
+
+def test_the_engine_uses_only_protocol_members_of_a_pruner_that_asks_for_activations(data):
+    X, y = data
+    _RecordingNeurons.touched = set()
+    pruner = _RecordingNeurons(0.5, importance="apoz", schedule=OneShot(at=0.5))
+    net = PrunedNetClassifier(pruner=pruner, **FAST).fit(X, y)
+    net.partial_fit(X, y)
+    own = {"importance", "criterion", "_importance", "unit_scores", "sparsity", "fraction", "scope"}
+    own |= {"_unit_sparsity", "layers", "layer_type", "unit_name", "_layer_matches", "_check_names_match"}
+    own |= {"_unify_channel_groups", "_unit_masks", "_global_units", "schedule", "prune_output_layer"}
+    undeclared = _RecordingNeurons.touched - PROTOCOL_MEMBERS - _ESTIMATOR_API - own
+    assert not undeclared, f"the library used pruner members outside the protocol: {sorted(undeclared)}"
+    assert "requires_activation_statistics" in _RecordingNeurons.touched
+
+
 def test_engine_and_estimator_sources_do_not_probe_the_pruner():
     import inspect
 
