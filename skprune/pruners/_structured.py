@@ -436,11 +436,16 @@ class NeuronPruning(StructuredPruner):
         Final fraction of the hidden units of each selected layer removed,
         in ``[0, 1)``. A fraction that would remove every unit of a layer
         raises a ``ValueError`` at ``fit``.
-    importance : {"l2", "l1", "taylor"}, default="l2"
-        Unit importance: L2 or L1 norm of its incoming weights, or the
+    importance : {"l2", "l1", "taylor", "apoz", "activation"}, default="l2"
+        Unit importance: L2 or L1 norm of its incoming weights; the
         accumulated first-order Taylor score ``sum |w * dL/dw|`` of its
         weights since the last pruning step (a step with no statistics yet,
-        e.g. at epoch 0, falls back to L2 with a warning).
+        e.g. at epoch 0, falls back to L2 with a warning); or, measured
+        after the unit's activation on the training batches since the last
+        step (before a step at epoch 0: on ``sensitivity_batches`` training
+        batches), ``1 - APoZ`` (``"apoz"``: the units most often exactly
+        zero go first, Hu et al. 2016) or the mean absolute activation
+        (``"activation"``).
     scope : {"layer", "global"}, default="layer"
         Remove the same fraction in every layer, or rank units of all
         selected layers together (scores divided by each layer's mean).
@@ -475,9 +480,12 @@ class ChannelPruning(StructuredPruner):
     sparsity : float, default=0.5
         Final fraction of the output channels of each selected Conv2d layer
         removed, in ``[0, 1)``.
-    importance : {"l2", "l1", "taylor"}, default="l2"
-        Channel importance: L2 or L1 norm of its filter, or accumulated
-        ``sum |w * dL/dw|`` over its filter.
+    importance : {"l2", "l1", "taylor", "apoz", "activation"}, default="l2"
+        Channel importance: L2 or L1 norm of its filter; accumulated
+        ``sum |w * dL/dw|`` over its filter; or, after the channel's
+        activation on training batches, ``1 - APoZ`` (share of exact zeros
+        over samples and positions, Hu et al. 2016) or the mean absolute
+        activation.
     scope : {"layer", "global"}, default="layer"
         Same fraction per layer, or ranked across layers.
     schedule : BaseSchedule or None, default=None
