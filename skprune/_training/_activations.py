@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..pruners._protocol import ActivationRequest
+from ..pruners._context import ActivationRequest
 
 __all__ = ["ActivationRecorder"]
 

@@ -26,8 +26,9 @@ from skorch.dataset import unpack_data
 from torch import nn
 
 from ..nn._layers import iter_prunable_weights
+from ..pruners._hook_calls import FitHooks
 from ..pruners._masks import MaskStore, is_elementwise
-from ..pruners._protocol import FitHooks, PrunerProtocol, PruningContext
+from ..pruners._protocol import PrunerProtocol, PruningContext
 from ._activations import ActivationRecorder
 from ._data import BatchIterator
 

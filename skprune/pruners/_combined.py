@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._hook_calls import FitHooks, call_hook
 from ._masks import MaskStore
-from ._protocol import FitHooks, PrunerProtocol, PruningContext, call_hook, is_pruner, missing_hooks
+from ._protocol import PrunerProtocol, PruningContext, is_pruner, missing_hooks
 from ._schedules import BaseSchedule
 
 __all__ = ["CombinedPruning"]

@@ -28,7 +28,8 @@ The event hooks (``on_fit_begin``, ``on_epoch_begin``, ``observe``,
 with keyword arguments only and accept ``**kwargs``, as skorch's callbacks
 do, so the engine can pass more later without breaking anyone's subclass.
 An override written against the earlier positional signatures (no
-``**kwargs``) still works, with a ``FutureWarning`` once per fit.
+``**kwargs``) still works, with a ``FutureWarning`` once per fit (see
+:mod:`skprune.pruners._hook_calls`).
 ``compute_masks`` and ``rewind`` receive a :class:`PruningContext`, which
 grows new fields the same way.
 
@@ -51,11 +52,6 @@ estimator always works on a ``clone``, ``pruner_``.
 from __future__ import annotations
 
 import abc
-import functools
-import inspect
-import warnings
-import weakref
-from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -64,134 +60,20 @@ from torch import nn
 
 from .._doc_link import DocLinkMixin
 from ..nn._layers import iter_prunable_weights
+from ._context import ActivationRequest, PruningContext
 from ._masks import MaskStore
 from ._schedules import BaseSchedule, OneShot, Polynomial
 
 __all__ = [
-    "ACTIVATION_STATISTICS",
-    "PROTOCOL_MEMBERS",
+    "ADDED_HOOKS",
     "ActivationRequest",
-    "FitHooks",
+    "PROTOCOL_MEMBERS",
     "PrunerProtocol",
     "PruningContext",
-    "call_hook",
+    "REQUIRED_MEMBERS",
     "is_pruner",
     "missing_hooks",
 ]
-
-#: Statistics the engine can record of an activation, per unit (see :class:`ActivationRequest`).
-ACTIVATION_STATISTICS = ("mean", "mean_abs", "mean_square", "zero_fraction")
-
-
-@dataclass(frozen=True)
-class ActivationRequest:
-    """One activation a pruner asks the engine to record during training.
-
-    Returned (as the values of a dict whose keys the pruner chooses) by
-    :meth:`PrunerProtocol.requires_activation_statistics`. The engine
-    registers a forward hook on ``module`` for the fit, reduces the
-    recorded tensor over every dimension but ``dim`` on each training
-    forward pass (never in evaluation mode), and hands the means since the
-    previous pruning step to ``compute_masks`` as
-    ``context.activations[key][statistic]``, a tensor with one entry per
-    index of ``dim``.
-
-    Parameters
-    ----------
-    module : str
-        Name of a submodule of the network, as in ``named_modules()``
-        (``""`` is the network itself).
-    where : {"output", "input"}, default="output"
-        Record what the submodule returns, or its first positional input.
-    dim : int or None, default=1
-        The dimension of the units: ``1`` for ``(N, features)`` and
-        ``(N, channels, H, W)`` tensors, ``-1`` for features last; ``None``
-        reduces everything to one number (e.g. a residual branch's output).
-    statistics : tuple of str, default=("mean_abs", "zero_fraction")
-        Any of :data:`ACTIVATION_STATISTICS`: ``"mean"``, ``"mean_abs"``
-        (mean absolute activation), ``"mean_square"`` and
-        ``"zero_fraction"`` (the share of exact zeros: APoZ, Hu et al. 2016).
-
-    Examples
-    --------
-    >>> from skprune.pruners import ActivationRequest
-    >>> ActivationRequest("layers.act0", statistics=("zero_fraction",))
-    ActivationRequest(module='layers.act0', where='output', dim=1, statistics=('zero_fraction',))
-    """
-
-    module: str
-    where: str = "output"
-    dim: int | None = 1
-    statistics: tuple[str, ...] = ("mean_abs", "zero_fraction")
-
-    def __post_init__(self):
-        if not isinstance(self.module, str):
-            raise TypeError(f"ActivationRequest(module=...) is a submodule name (str), got {self.module!r}.")
-        if self.where not in ("output", "input"):
-            raise ValueError(f"ActivationRequest(where=...) is 'output' or 'input', got {self.where!r}.")
-        if self.dim is not None and (isinstance(self.dim, bool) or not isinstance(self.dim, int)):
-            raise TypeError(f"ActivationRequest(dim=...) is an int or None, got {self.dim!r}.")
-        statistics = (self.statistics,) if isinstance(self.statistics, str) else tuple(self.statistics)
-        unknown = [stat for stat in statistics if stat not in ACTIVATION_STATISTICS]
-        if unknown or not statistics:
-            raise ValueError(
-                f"ActivationRequest(statistics={self.statistics!r}): choose one or more of "
-                f"{list(ACTIVATION_STATISTICS)}."
-            )
-        object.__setattr__(self, "statistics", statistics)
-
-
-@dataclass
-class PruningContext:
-    """What a pruner may look at when it computes masks.
-
-    Parameters
-    ----------
-    epoch : int
-        Epochs trained so far in this fit.
-    n_epochs : int
-        Epochs of this fit.
-    step : int
-        Index of this pruning step (0-based).
-    target : float
-        Where this step goes, as returned by
-        :meth:`PrunerProtocol.step_target`: for the weight pruners, the
-        sparsity to reach in the selected layers (the pruner's ``sparsity``
-        times the schedule's fraction); for a pruner whose goal is not a
-        weight sparsity (e.g. :class:`~skprune.InputPruning`), the
-        schedule's fraction of its final goal.
-    generator : torch.Generator
-        Seeded source of randomness (from the estimator's ``random_state``).
-    statistics : dict of str to Tensor
-        Per-parameter statistics a pruner gathered itself since its last
-        step (see :meth:`skprune.BasePruner.observe`), keyed by parameter
-        name. Empty unless the pruner gathers them.
-    activations : dict of str to dict of str to Tensor
-        The activations the pruner asked for
-        (:meth:`PrunerProtocol.requires_activation_statistics`), averaged
-        over the training forward passes since its previous step:
-        ``activations[key][statistic]`` for each requested key and
-        statistic. Empty unless the pruner asks.
-
-    Examples
-    --------
-    The engine builds the context; a pruner's ``score`` reads it:
-
-    >>> import torch
-    >>> from skprune import PruningContext
-    >>> context = PruningContext(epoch=3, n_epochs=10, step=0, target=0.45,
-    ...                          generator=torch.Generator().manual_seed(0))
-    >>> context.target
-    0.45
-    """
-
-    epoch: int
-    n_epochs: int
-    step: int
-    target: float
-    generator: torch.Generator
-    statistics: dict[str, torch.Tensor] = field(default_factory=dict)
-    activations: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
 
 
 class PrunerProtocol(DocLinkMixin, BaseEstimator, metaclass=abc.ABCMeta):
@@ -484,139 +366,6 @@ ADDED_HOOKS: frozenset[str] = frozenset({"on_fit_begin", "on_fit_end", "requires
 
 #: Every member of a pruner that the engine may use.
 PROTOCOL_MEMBERS: frozenset[str] = REQUIRED_MEMBERS | ADDED_HOOKS
-
-#: The event hooks, called with keyword arguments only: hook -> the keywords
-#: the engine passes, and the positional arguments of its first signature
-#: (``None``: the hook is new, it never had a positional form).
-KEYWORD_HOOKS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
-    "on_fit_begin": (("module", "masks", "n_epochs"), None),
-    "requires_activation_statistics": (("module",), None),
-    "on_epoch_begin": (("module", "epoch", "n_epochs"), ("module", "epoch")),
-    "penalty": (("module",), ("module",)),
-    "observe": (("name", "weight", "grad"), ("name", "weight", "grad")),
-    "on_fit_end": (("module", "masks", "epoch", "error"), None),
-}
-
-_DEFAULTS = {"requires_activation_statistics": dict}
-_TAKES_KWARGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _signature_kind(hook: str, method) -> str:
-    """``"keyword"`` (accepts ``**kwargs``), ``"positional"`` (the first protocol's form), or raise."""
-    function = getattr(method, "__func__", method)
-    try:
-        return _TAKES_KWARGS[function]
-    except (KeyError, TypeError):
-        pass
-    passed, legacy = KEYWORD_HOOKS[hook]
-    owner = getattr(getattr(method, "__self__", None), "__class__", type(None)).__name__
-    try:
-        parameters = list(inspect.signature(method).parameters.values())
-    except (TypeError, ValueError):  # a builtin or C callable: trust it takes keywords
-        return "keyword"
-    if any(p.kind is p.VAR_KEYWORD for p in parameters):
-        needed = [
-            p.name
-            for p in parameters
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is p.empty
-        ]
-        unknown = [name for name in needed if name not in passed]
-        positional_only = [p.name for p in parameters if p.kind is p.POSITIONAL_ONLY]
-        if unknown or positional_only:
-            raise TypeError(
-                f"{owner}.{hook} is called with the keyword arguments {list(passed)} (and more in "
-                f"later versions), but requires {unknown or positional_only}. Name its parameters "
-                f"after those keywords: def {hook}(self, *, {', '.join(passed)}, **kwargs)."
-            )
-        kind = "keyword"
-    elif legacy is None:
-        raise TypeError(
-            f"{owner}.{hook} must accept keyword arguments, as every pruner hook does: "
-            f"def {hook}(self, *, {', '.join(passed)}, **kwargs)."
-        )
-    else:
-        kind = "positional"
-    try:
-        _TAKES_KWARGS[function] = kind
-    except TypeError:  # not weak-referenceable: inspected again next time
-        pass
-    return kind
-
-
-def _call_positionally(method, legacy: tuple[str, ...], **kwargs):
-    return method(*(kwargs[name] for name in legacy))
-
-
-def _resolve(pruner, hook: str):
-    """``(callable taking the hook's keyword arguments, why it is deprecated or None)``."""
-    method = getattr(pruner, hook, None)  # only ADDED_HOOKS may be absent (an older duck-typed pruner)
-    if method is None:
-        default = _DEFAULTS.get(hook)
-        return (lambda **kwargs: default() if default else None), f"{hook} is missing"
-    if _signature_kind(hook, method) == "keyword":
-        return method, None
-    legacy = KEYWORD_HOOKS[hook][1]
-    return functools.partial(_call_positionally, method, legacy), (
-        f"{hook}({', '.join(legacy)}) takes no **kwargs"
-    )
-
-
-class FitHooks:
-    """A pruner's event hooks for one fit, resolved once: every one is called with keywords.
-
-    Hooks with the first protocol's positional signatures (no ``**kwargs``)
-    are adapted, and a ``FutureWarning`` names them, once per ``FitHooks``
-    (the engine builds one per fit). Holds bound methods only for the fit;
-    nothing is stored on the pruner.
-
-    Parameters
-    ----------
-    pruner : PrunerProtocol or duck-typed pruner
-
-    Raises
-    ------
-    TypeError
-        If a hook that accepts ``**kwargs`` requires a parameter the engine
-        does not pass, or a new hook has no ``**kwargs``.
-    """
-
-    def __init__(self, pruner):
-        reasons = []
-        for hook in KEYWORD_HOOKS:
-            call, reason = _resolve(pruner, hook)
-            setattr(self, hook, call)
-            if reason:
-                reasons.append(reason)
-        if reasons:
-            warnings.warn(
-                f"{type(pruner).__name__} is written against skprune's first pruner protocol "
-                f"({'; '.join(reasons)}). It still works, but hooks are now called with keyword "
-                "arguments and may receive more of them: derive from skprune.pruners.PrunerProtocol "
-                "and add **kwargs, e.g. def on_epoch_begin(self, module, epoch, **kwargs). The "
-                "positional form will stop working in skprune 0.4.",
-                FutureWarning,
-                stacklevel=3,
-            )
-
-
-def call_hook(pruner, hook: str, **kwargs):
-    """Call event ``hook`` of ``pruner`` with keyword arguments, adapting a positional override.
-
-    For a pruner that forwards hooks to other pruners
-    (:class:`~skprune.CombinedPruning`); the engine resolves its pruner's
-    hooks once per fit with :class:`FitHooks`.
-
-    Parameters
-    ----------
-    pruner : PrunerProtocol
-    hook : str
-        One of ``KEYWORD_HOOKS``.
-    **kwargs
-        The hook's keyword arguments.
-    """
-    call, _ = _resolve(pruner, hook)
-    return call(**kwargs)
-
 
 def missing_hooks(obj) -> list[str]:
     """Protocol members that ``obj`` lacks (empty for a subclass of :class:`PrunerProtocol`).

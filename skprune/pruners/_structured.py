@@ -22,8 +22,8 @@ from ..nn._groups import mask_channel_group, shared_channel_groups
 from ..nn._layers import iter_prunable_weights
 from ..nn._units import CHANNEL_DROPOUT, ELEMENTWISE_MODULES, UnitGroup, trace_unit_groups
 from ._base import LAYER_SPEC, SCOPES, BasePruner
+from ._context import ActivationRequest, PruningContext
 from ._masks import MaskStore
-from ._protocol import ActivationRequest, PruningContext
 from ._schedules import BaseSchedule
 
 __all__ = ["NeuronPruning", "ChannelPruning", "StructuredPruner"]
