@@ -18,6 +18,7 @@ pruner's ``on_fit_end``); it holds no reference to data after that.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -206,7 +207,21 @@ class PruningEngine:
             self._remove_recorder()
         finally:
             if self.hooks is not None:
-                self.hooks.on_fit_end(module=self.module, masks=self.masks, epoch=self.run.epoch, error=error)
+                self._end_fit(error)
+
+    def _end_fit(self, error: BaseException | None) -> None:
+        """The pruner's ``on_fit_end``; while an error ends the fit, a failure of the hook only warns."""
+        try:
+            self.hooks.on_fit_end(module=self.module, masks=self.masks, epoch=self.run.epoch, error=error)
+        except Exception as hook_error:
+            if error is None:
+                raise
+            warnings.warn(
+                f"{type(self.pruner).__name__}.on_fit_end raised {type(hook_error).__name__}: {hook_error} "
+                f"while the fit was ending on {type(error).__name__}, which is raised.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     # ------------------------------------------------------------ per step
     @property

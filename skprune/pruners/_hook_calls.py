@@ -33,14 +33,15 @@ KEYWORD_HOOKS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
 }
 
 _DEFAULTS = {"requires_activation_statistics": dict}
-_TAKES_KWARGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: hook -> function -> its kind, so a signature is inspected once
+_KINDS: dict[str, weakref.WeakKeyDictionary] = {hook: weakref.WeakKeyDictionary() for hook in KEYWORD_HOOKS}
 
 
 def _signature_kind(hook: str, method) -> str:
     """``"keyword"`` (accepts ``**kwargs``), ``"positional"`` (the first protocol's form), or raise."""
     function = getattr(method, "__func__", method)
     try:
-        return _TAKES_KWARGS[function]
+        return _KINDS[hook][function]
     except (KeyError, TypeError):
         pass
     passed, legacy = KEYWORD_HOOKS[hook]
@@ -72,7 +73,7 @@ def _signature_kind(hook: str, method) -> str:
     else:
         kind = "positional"
     try:
-        _TAKES_KWARGS[function] = kind
+        _KINDS[hook][function] = kind
     except TypeError:  # not weak-referenceable: inspected again next time
         pass
     return kind

@@ -480,3 +480,20 @@ def test_a_new_hook_without_kwargs_is_refused_with_the_signature_to_write(data):
 
     with pytest.raises(TypeError, match=r"def on_fit_begin\(self, \*, module, masks, n_epochs, \*\*kwargs\)"):
         PrunedNetClassifier(pruner=NoKwargs(0.5), **FAST).fit(X, y)
+
+
+class _FailingEnd(MagnitudePruning):
+    def on_fit_end(self, *, error, **kwargs):
+        raise OSError("cannot close")
+
+
+def test_a_failing_on_fit_end_raises_after_a_normal_fit_and_only_warns_when_an_error_ended_it(data):
+    X, y = data
+    with pytest.raises(OSError, match="cannot close"):
+        PrunedNetClassifier(pruner=_FailingEnd(0.5), **FAST).fit(X, y)
+    net = PrunedNetClassifier(
+        pruner=_FailingEnd(0.5), callbacks=[("raise", _RaiseAt(ValueError("boom")))], **FAST
+    )
+    with pytest.warns(RuntimeWarning, match="on_fit_end raised OSError.*ending on ValueError"):
+        with pytest.raises(ValueError, match="boom"):
+            net.fit(X, y)
