@@ -307,3 +307,34 @@ def test_a_bad_activation_request_is_refused_with_the_reason(data, request_, mes
 def test_activation_request_validates_its_fields(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
         ActivationRequest("layers.fc0", **kwargs)
+
+
+def test_the_recorder_averages_every_statistic_over_training_passes_only():
+    from skprune._training._activations import ActivationRecorder
+
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Linear(4, 3), nn.ReLU())
+    requests = {
+        "units": ActivationRequest("1", statistics=("mean", "mean_abs", "mean_square", "zero_fraction")),
+        "whole": ActivationRequest("1", dim=None, statistics=("mean_square",)),
+        "inputs": ActivationRequest("0", where="input", dim=-1, statistics=("mean_abs",)),
+    }
+    recorder = ActivationRecorder(module, requests, "Test")
+    batches = [torch.randn(5, 4), torch.randn(7, 4)]
+    for batch in batches:
+        module(batch)
+    module.eval()
+    module(torch.full((3, 4), 100.0))  # an evaluation pass is not recorded
+    taken = recorder.take()
+    with torch.no_grad():
+        out = torch.relu(module[0](torch.cat(batches)))
+    units = taken["units"]
+    torch.testing.assert_close(units["mean"], out.mean(dim=0))
+    torch.testing.assert_close(units["mean_abs"], out.abs().mean(dim=0))
+    torch.testing.assert_close(units["mean_square"], out.square().mean(dim=0))
+    torch.testing.assert_close(units["zero_fraction"], (out == 0).float().mean(dim=0))
+    torch.testing.assert_close(taken["whole"]["mean_square"], out.square().mean())
+    torch.testing.assert_close(taken["inputs"]["mean_abs"], torch.cat(batches).abs().mean(dim=0))
+    assert recorder.take() == {} and recorder.empty  # taken: the next step starts afresh
+    recorder.remove()
+    assert _hooks_on(module) == 0
