@@ -64,7 +64,7 @@ class FisherPruning(BasePruner):
 
     requires_gradient_statistics = True
 
-    def observe(self, name, weight, grad):
+    def observe(self, name, weight, grad, **kwargs):
         sums = self.__dict__.setdefault("grad_sq_", {})
         counts = self.__dict__.setdefault("n_batches_", {})
         sums[name] = sums[name] + grad.pow(2) if name in sums else grad.pow(2)

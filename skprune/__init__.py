@@ -11,7 +11,6 @@ from ._classifier import PrunedNetClassifier
 from ._estimator import PrunedNet
 from ._regressor import PrunedNetRegressor
 from ._training._log import TrainingLog
-from ._training._masks import MaskStore
 from ._version import __version__
 from .deploy import (
     OnnxPredictor,
@@ -54,6 +53,7 @@ from .pruners import (
     SNIPPruning,
     TaylorPruning,
 )
+from .pruners._masks import MaskStore
 
 __all__ = [
     "BasePruner",

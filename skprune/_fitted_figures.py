@@ -4,23 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 
-from ._training._history import history_to_frame
+from ._training._history import history_to_frame, measured_sparsity
 from .nn._inputs import input_column_norms, input_layer
-from .nn._summary import count_parameters, counted_layers, layer_table, weight_counts
+from .nn._summary import count_parameters, layer_table
 
 __all__ = ["FittedFiguresMixin", "measured_sparsity"]
-
-
-def measured_sparsity(module: torch.nn.Module) -> float:
-    """Fraction of the Linear/Conv weights of ``module`` (CSR copies included) that are exactly zero."""
-    total = nonzero = 0
-    with torch.no_grad():
-        for _, layer in counted_layers(module):
-            entries, nonzeros = weight_counts(layer.weight)
-            total, nonzero = total + entries, nonzero + nonzeros
-    return 1.0 - nonzero / total if total else 0.0
 
 
 class FittedFiguresMixin:

@@ -4,17 +4,21 @@ The estimator owns conformance and the skorch training loop; the engine owns
 everything pruning does while the loop runs: it plans the schedule, asks the
 pruner for masks at the scheduled epochs, hands them to the mask store,
 rewinds when the pruner asks, resets optimizer state of pruned entries,
-shows gradients to pruners that observe them, and keeps pruned weights at
-exactly zero after every optimizer step. It calls only the hooks declared
-in :class:`skprune.pruners.PrunerProtocol`.
+shows gradients to pruners that observe them, records the activations they
+ask for, and keeps pruned weights at exactly zero after every optimizer
+step. It calls only the hooks declared in
+:class:`skprune.pruners.PrunerProtocol`, event hooks with keyword arguments
+(resolved once per fit by :class:`~skprune.pruners._protocol.FitHooks`).
 
 One engine lives for one ``fit``/``partial_fit`` call (the estimator builds
-it when training begins and drops it at the end); it holds no reference to
-data after that.
+it when training begins and closes it when the fit ends, however it ends:
+:meth:`PruningEngine.close` removes the engine's forward hooks and calls the
+pruner's ``on_fit_end``); it holds no reference to data after that.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -23,9 +27,11 @@ from skorch.dataset import unpack_data
 from torch import nn
 
 from ..nn._layers import iter_prunable_weights
+from ..pruners._hook_calls import FitHooks
+from ..pruners._masks import MaskStore, is_elementwise
 from ..pruners._protocol import PrunerProtocol, PruningContext
+from ._activations import ActivationRecorder
 from ._data import BatchIterator
-from ._masks import MaskStore, is_elementwise
 
 __all__ = ["PruningEngine", "PruningRun", "refuse_tied_weights"]
 
@@ -106,6 +112,16 @@ class PruningEngine:
     optimizer : torch.optim.Optimizer or None, default=None
         The fit's optimizer. One that is not element-wise (e.g. ``LBFGS``)
         gets masked gradients at every step (:attr:`masks_gradients`).
+    compiled : bool, default=False
+        Whether the module or the training step is compiled
+        (``torch.compile`` does not see forward hooks added or removed
+        after it traced the module, so activations cannot be recorded).
+
+    Raises
+    ------
+    ValueError
+        If the pruner's layer selection or activation request does not fit
+        the network, or activations are requested from a compiled fit.
     """
 
     def __init__(
@@ -117,17 +133,23 @@ class PruningEngine:
         n_epochs: int,
         generator: torch.Generator,
         optimizer=None,
+        compiled: bool = False,
     ):
         self.pruner = pruner
         self.module = module
         self.masks = masks
         self.generator = generator
+        self.closed = False
+        self.hooks = FitHooks(pruner) if pruner is not None else None
+        self.recorder: ActivationRecorder | None = None
         steps: dict[int, float] = {}
         selected: list = []
+        requests: dict = {}
         if pruner is not None:
             selected = pruner.select_layers(module)  # fails early on a bad selection
             refuse_tied_weights(module, selected, type(pruner).__name__)
             steps = dict(pruner.get_schedule().steps(n_epochs))
+            requests = self._activation_requests(module, compiled)
         self.run = PruningRun(n_epochs=n_epochs, steps=steps, selected=selected, bound=masks.bind(module))
         #: weights of the L2 penalty, looked up once per fit
         self.l2_weights = [layer.weight for _, _, layer in iter_prunable_weights(module)]
@@ -135,6 +157,71 @@ class PruningEngine:
         #: pass: needed where the update of one entry reads others (LBFGS
         #: directions and curvature pairs stay in the unpruned subspace)
         self.masks_gradients = optimizer is not None and not is_elementwise(optimizer)
+        if pruner is None:
+            return
+        if requests and steps:
+            self.recorder = ActivationRecorder(module, requests, type(pruner).__name__)
+        try:
+            self.hooks.on_fit_begin(module=module, masks=masks, n_epochs=n_epochs)
+        except BaseException:
+            self._remove_recorder()
+            raise
+
+    def _activation_requests(self, module: nn.Module, compiled: bool) -> dict:
+        """The pruner's activation requests; refused for a compiled fit (hooks would not run reliably)."""
+        if not compiled:
+            return self.hooks.requires_activation_statistics(module=module)
+        refusal = (
+            f"{type(self.pruner).__name__} records activations with forward hooks, which a compiled "
+            "module or training step does not run reliably; fit it with compile=False."
+        )
+        try:
+            requests = self.hooks.requires_activation_statistics(module=module)
+        except Exception as exc:  # e.g. a compiled module cannot be traced to find the activations
+            raise ValueError(refusal) from exc
+        if requests:
+            raise ValueError(refusal)
+        return requests
+
+    # ---------------------------------------------------------- fit bounds
+    def _remove_recorder(self) -> None:
+        if self.recorder is not None:
+            self.recorder.remove()
+            self.recorder = None
+
+    def close(self, error: BaseException | None = None) -> None:
+        """End the fit: remove the engine's forward hooks, then call the pruner's ``on_fit_end``.
+
+        Idempotent: the first call wins (the estimator calls it when training
+        ends, or when an error or an interrupt ends it early).
+
+        Parameters
+        ----------
+        error : BaseException or None, default=None
+            What ended the fit early, or ``None`` when it ran to its end.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._remove_recorder()
+        finally:
+            if self.hooks is not None:
+                self._end_fit(error)
+
+    def _end_fit(self, error: BaseException | None) -> None:
+        """The pruner's ``on_fit_end``; while an error ends the fit, a failure of the hook only warns."""
+        try:
+            self.hooks.on_fit_end(module=self.module, masks=self.masks, epoch=self.run.epoch, error=error)
+        except Exception as hook_error:
+            if error is None:
+                raise
+            warnings.warn(
+                f"{type(self.pruner).__name__}.on_fit_end raised {type(hook_error).__name__}: {hook_error} "
+                f"while the fit was ending on {type(error).__name__}, which is raised.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     # ------------------------------------------------------------ per step
     @property
@@ -150,7 +237,7 @@ class PruningEngine:
             for name, _, layer in self.run.selected:
                 grad = layer.weight.grad
                 if grad is not None:
-                    self.pruner.observe(name, layer.weight.detach(), grad.detach())
+                    self.hooks.observe(name=name, weight=layer.weight.detach(), grad=grad.detach())
         self.run.n_observed += 1
 
     def mask_gradients(self) -> None:
@@ -163,7 +250,7 @@ class PruningEngine:
 
     def penalty(self) -> torch.Tensor | None:
         """The pruner's loss term for this step, or ``None``."""
-        return None if self.pruner is None else self.pruner.penalty(self.module)
+        return None if self.hooks is None else self.hooks.penalty(module=self.module)
 
     # ----------------------------------------------------------- per epoch
     def begin_epoch(self, optimizer, sensitivity_pass) -> None:
@@ -174,13 +261,14 @@ class PruningEngine:
         optimizer : torch.optim.Optimizer or None
             Its state of newly pruned entries is reset.
         sensitivity_pass : callable
-            ``sensitivity_pass(n_batches)`` computes gradients on training
-            batches without updating weights (each backward pass followed
-            by :meth:`observe_gradients`); used when the pruner needs
-            gradients and no batch was observed since its last step.
+            ``sensitivity_pass(n_batches)`` computes gradients (and records
+            requested activations) on training batches without updating
+            weights (each backward pass followed by
+            :meth:`observe_gradients`); used when the pruner needs
+            statistics and no batch was observed since its last step.
         """
-        if self.pruner is not None:
-            self.pruner.on_epoch_begin(self.module, self.run.epoch)
+        if self.hooks is not None:
+            self.hooks.on_epoch_begin(module=self.module, epoch=self.run.epoch, n_epochs=self.run.n_epochs)
         self.prune_if_scheduled(optimizer, sensitivity_pass)
 
     def end_epoch(self) -> None:
@@ -204,7 +292,10 @@ class PruningEngine:
         fraction = run.steps.get(run.epoch)
         if fraction is None or pruner is None:
             return False
-        if pruner.requires_gradient_statistics and run.n_observed == 0 and sensitivity_pass is not None:
+        recorder = self.recorder
+        needs_gradients = pruner.requires_gradient_statistics and run.n_observed == 0
+        needs_activations = recorder is not None and recorder.empty
+        if (needs_gradients or needs_activations) and sensitivity_pass is not None:
             sensitivity_pass(int(pruner.sensitivity_batches))
         context = PruningContext(
             epoch=run.epoch,
@@ -212,6 +303,7 @@ class PruningEngine:
             step=run.step_index,
             target=pruner.step_target(fraction),
             generator=self.generator,
+            activations=recorder.take() if recorder is not None else {},
         )
         self.masks.update(self._checked(pruner.compute_masks(self.module, self.masks, context)))
         run.bound = self.masks.bind(self.module)
@@ -223,6 +315,8 @@ class PruningEngine:
             self.masks.mask_optimizer_state(self.module, optimizer)
         run.step_index += 1
         run.n_observed = 0
+        if not run.steps_remain:
+            self._remove_recorder()  # no step left to use them: training runs without hooks
         return True
 
     def _checked(self, keep_masks) -> dict:
@@ -263,12 +357,14 @@ class PruningEngine:
 
 
 def run_sensitivity_pass(net, engine: PruningEngine, dataset, n_batches: int) -> None:
-    """Gradients on the first ``n_batches`` shuffled training batches, no weight update.
+    """Gradients (or forward passes only) on the first ``n_batches`` shuffled training batches, no update.
 
-    Fills the pruner's statistics for a gradient-based step at which none
-    were gathered (pruning at initialization, as SNIP does). Batches are
-    shuffled by the engine's generator, so the training order is the same as
-    without this pass. The loss is the criterion alone (no penalty).
+    Fills the pruner's statistics for a step at which none were gathered
+    (pruning at initialization, as SNIP does): gradients when the pruner
+    observes them, the requested activations in any case (the engine's
+    forward hooks see these training-mode passes). Batches are shuffled by
+    the engine's generator, so the training order is the same as without
+    this pass. The loss is the criterion alone (no penalty).
 
     Parameters
     ----------
@@ -283,10 +379,15 @@ def run_sensitivity_pass(net, engine: PruningEngine, dataset, n_batches: int) ->
     if isinstance(iterator, BatchIterator):
         iterator.generator = engine.generator
     net._set_training(True)
+    gradients = engine.observes_gradients
     for index, batch in enumerate(iterator):
         if index >= n_batches:
             break
         Xi, yi = unpack_data(batch)
+        if not gradients:
+            with torch.no_grad():
+                net.infer(Xi)
+            continue
         net.module_.zero_grad(set_to_none=True)
         loss = net.get_loss(net.infer(Xi), yi, X=Xi, training=False)
         loss.backward()

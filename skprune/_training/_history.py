@@ -1,4 +1,4 @@
-"""The training history (skorch ``History``) as a pandas DataFrame."""
+"""The training history (skorch ``History``) as a pandas DataFrame, and the sparsity it records per epoch."""
 
 from __future__ import annotations
 
@@ -6,8 +6,11 @@ from numbers import Number
 
 import numpy as np
 import pandas as pd
+import torch
 
-__all__ = ["history_to_frame"]
+from ..nn._summary import counted_layers, weight_counts
+
+__all__ = ["history_to_frame", "measured_sparsity"]
 
 _FIRST = ("train_loss", "valid_loss")
 _LAST = ("sparsity",)
@@ -52,3 +55,13 @@ def history_to_frame(history) -> pd.DataFrame:
         rows, columns=["epoch", *_column_order({k for r in rows for k in r} - {"epoch"})]
     )
     return frame.set_index("epoch")
+
+
+def measured_sparsity(module: torch.nn.Module) -> float:
+    """Fraction of the Linear/Conv weights of ``module`` (CSR copies included) that are exactly zero."""
+    total = nonzero = 0
+    with torch.no_grad():
+        for _, layer in counted_layers(module):
+            entries, nonzeros = weight_counts(layer.weight)
+            total, nonzero = total + entries, nonzero + nonzeros
+    return 1.0 - nonzero / total if total else 0.0

@@ -5,7 +5,11 @@ One :class:`~skprune._training._engine.PruningEngine` and one
 these hooks build them when training begins and hand every event to them:
 pruning steps before epochs, gradients to a pruner that observes them, masks
 after every optimizer step (also when interrupted), the L2 and pruner
-penalties, and the once-per-epoch checks of ``_guards``.
+penalties, and the once-per-epoch checks of ``_guards``. The engine is
+closed (its forward hooks removed, the pruner's ``on_fit_end`` called) when
+training ends, and also when an error or an interrupt ends it: in the
+training loop (:meth:`EngineHooksMixin.fit_loop`) or in a callback's
+``on_train_begin`` (:meth:`EngineHooksMixin.notify`).
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ import functools
 
 from sklearn.base import clone
 
-from .._fitted_figures import measured_sparsity
 from ..nn._layers import iter_prunable_weights
 from ..nn._networks import MLP, ConvNet
 from . import _guards
 from ._data import split_weights
 from ._engine import PruningEngine, run_sensitivity_pass
+from ._history import measured_sparsity
 from ._step import Trainer
 from ._weights import penalty_denominator, weighted_loss
 
@@ -40,10 +44,41 @@ class EngineHooksMixin:
             n_epochs=self.max_epochs,
             generator=self._rng.pruning,
             optimizer=self.optimizer_,
+            compiled=bool(self.compile),
         )
-        overridden = type(self).train_step is not EngineHooksMixin.train_step
-        self._trainer = Trainer(self, self._engine, step_overridden=overridden)
-        super().on_train_begin(net, X=X, y=y, **kwargs)
+        try:
+            overridden = type(self).train_step is not EngineHooksMixin.train_step
+            self._trainer = Trainer(self, self._engine, step_overridden=overridden)
+            super().on_train_begin(net, X=X, y=y, **kwargs)
+        except BaseException as error:
+            self._engine.close(error)
+            raise
+
+    def notify(self, method_name, **cb_kwargs):
+        """skorch's ``notify``; the engine is closed if a callback's ``on_train_begin`` raises."""
+        if method_name != "on_train_begin":
+            return super().notify(method_name, **cb_kwargs)
+        try:
+            return super().notify(method_name, **cb_kwargs)
+        except BaseException as error:
+            engine = self.__dict__.get("_engine")
+            if engine is not None:
+                engine.close(error)
+            raise
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's training loop; an error or interrupt in it closes the engine before it propagates.
+
+        skorch then swallows a ``KeyboardInterrupt`` and ends training
+        normally (``on_train_end``), keeping what was trained.
+        """
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except BaseException as error:
+            engine = self.__dict__.get("_engine")
+            if engine is not None:
+                engine.close(error)
+            raise
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Run the pruning step scheduled before this epoch, if any."""
@@ -63,11 +98,18 @@ class EngineHooksMixin:
     def on_train_end(self, net, X=None, y=None, **kwargs):
         """Run a step scheduled after the last epoch (no fine-tuning after it)."""
         engine = self.__dict__.get("_engine")
-        if engine is not None and engine.at_end:
-            if engine.prune_if_scheduled(self.optimizer_) and len(self.history):
-                self.history.record("sparsity", measured_sparsity(self.module_))
-        if engine is not None:
-            _guards.finish_training(self, engine, X)
+        if engine is None:
+            super().on_train_end(net, X=X, y=y, **kwargs)
+            return
+        try:
+            if engine.at_end and not engine.closed:
+                if engine.prune_if_scheduled(self.optimizer_) and len(self.history):
+                    self.history.record("sparsity", measured_sparsity(self.module_))
+        except BaseException as error:
+            engine.close(error)
+            raise
+        engine.close()
+        _guards.finish_training(self, engine, X)
         super().on_train_end(net, X=X, y=y, **kwargs)
 
     def on_grad_computed(self, net, named_parameters, X=None, y=None, training=False, **kwargs):

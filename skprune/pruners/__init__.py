@@ -8,12 +8,13 @@ from ._input import InputPruning
 from ._l1 import L1Pruning
 from ._lottery import LotteryTicket
 from ._magnitude import MagnitudePruning
-from ._protocol import PrunerProtocol, PruningContext, is_pruner
+from ._protocol import ActivationRequest, PrunerProtocol, PruningContext, is_pruner
 from ._random import RandomPruning
 from ._schedules import BaseSchedule, Iterative, OneShot, Polynomial
 from ._structured import ChannelPruning, NeuronPruning, StructuredPruner
 
 __all__ = [
+    "ActivationRequest",
     "BasePruner",
     "BaseSchedule",
     "Iterative",

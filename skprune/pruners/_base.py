@@ -42,9 +42,9 @@ import torch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from torch import nn
 
-from .._training._masks import MaskStore
 from ..nn._layers import iter_prunable_weights
 from ._allocation import ALLOCATIONS, allocate
+from ._masks import MaskStore
 from ._protocol import PrunerProtocol, PruningContext
 from ._schedules import BaseSchedule
 
@@ -269,7 +269,7 @@ class BasePruner(PrunerProtocol):
         return allocate(self.scope, list(weights), scores, keep, context.target, output_name)
 
     # ----------------------------------------------------------------- hooks
-    def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor) -> None:
+    def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor, **kwargs) -> None:
         """Accumulate ``|w * dL/dw|`` of one selected weight (the first-order Taylor saliency).
 
         Called by the engine after every training backward pass (and every
@@ -278,7 +278,7 @@ class BasePruner(PrunerProtocol):
         previous step reach :meth:`score` as ``context.statistics``.
         Gradients of pruned entries are not zeroed, but their weights are,
         so their saliency is zero. A subclass that overrides this and still
-        wants the sums calls ``super().observe(...)``.
+        wants the sums calls ``super().observe(name, weight, grad)``.
 
         Parameters
         ----------
@@ -286,6 +286,8 @@ class BasePruner(PrunerProtocol):
             Parameter name, e.g. ``"layers.fc0.weight"``.
         weight, grad : Tensor
             The weight and its gradient (detached).
+        **kwargs
+            More information the engine may pass in later versions.
         """
         sums = self.__dict__.setdefault("saliency_", {})
         contribution = (weight * grad).abs()

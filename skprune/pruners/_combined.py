@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .._training._masks import MaskStore
+from ._hook_calls import FitHooks, call_hook
+from ._masks import MaskStore
 from ._protocol import PrunerProtocol, PruningContext, is_pruner, missing_hooks
 from ._schedules import BaseSchedule
 
@@ -150,9 +151,18 @@ class CombinedPruning(PrunerProtocol):
 
     @property
     def sensitivity_batches(self) -> int:
-        """The most sensitivity batches any gradient-observing part asks for."""
-        wanted = [p.sensitivity_batches for _, p in self._named_parts() if p.requires_gradient_statistics]
-        return max(wanted, default=0)
+        """The most sensitivity batches any gradient-observing part (else any part) asks for."""
+        parts = [p for _, p in self._named_parts()]
+        wanted = [p.sensitivity_batches for p in parts if p.requires_gradient_statistics]
+        return max(wanted or [p.sensitivity_batches for p in parts], default=0)
+
+    def requires_activation_statistics(self, *, module: nn.Module, **kwargs) -> dict:
+        """Every part's requests, each key prefixed with ``<part name>__``."""
+        requests = {}
+        for name, part in self._named_parts():
+            found = call_hook(part, "requires_activation_statistics", module=module, **kwargs)
+            requests.update({f"{name}__{key}": request for key, request in (found or {}).items()})
+        return requests
 
     def get_schedule(self) -> BaseSchedule:
         """A schedule with a step wherever any part has one."""
@@ -179,8 +189,8 @@ class CombinedPruning(PrunerProtocol):
         current = MaskStore()
         current.load_state_dict(masks.state_dict())
         new_masks: dict = {}
-        for _, part in self._named_parts():
-            part_context = self._part_context(part, context)
+        for name, part in self._named_parts():
+            part_context = self._part_context(part, context, name)
             if part_context is None:
                 continue
             keep = part.compute_masks(module, current, part_context)
@@ -189,7 +199,7 @@ class CombinedPruning(PrunerProtocol):
         return new_masks
 
     @staticmethod
-    def _part_context(part, context: PruningContext) -> PruningContext | None:
+    def _part_context(part, context: PruningContext, name: str) -> PruningContext | None:
         """The context of ``part``'s own step at ``context.epoch``, or None if it has none."""
         steps = part.get_schedule().steps(context.n_epochs)
         epochs = [epoch for epoch, _ in steps]
@@ -203,25 +213,46 @@ class CombinedPruning(PrunerProtocol):
             target=part.step_target(steps[step][1]),
             generator=context.generator,
             statistics=context.statistics,
+            activations={
+                key[len(name) + 2 :]: value
+                for key, value in context.activations.items()
+                if key.startswith(f"{name}__")
+            },
         )
 
     # ----------------------------------------------------------------- hooks
-    def penalty(self, module: nn.Module):
+    def on_fit_begin(self, *, module: nn.Module, masks: MaskStore, n_epochs: int, **kwargs) -> None:
+        """Call every part's ``on_fit_begin`` (a part with first-protocol hooks warns here, once per fit)."""
+        for _, part in self._named_parts():
+            FitHooks(part).on_fit_begin(module=module, masks=masks, n_epochs=n_epochs, **kwargs)
+
+    def on_fit_end(self, *, module: nn.Module, masks: MaskStore, epoch: int, error, **kwargs) -> None:
+        """Call every part's ``on_fit_end``, all of them even if one raises (the first error is raised)."""
+        first = None
+        for _, part in self._named_parts():
+            try:
+                call_hook(part, "on_fit_end", module=module, masks=masks, epoch=epoch, error=error, **kwargs)
+            except Exception as exc:  # the other parts still end their fit
+                first = first or exc
+        if first is not None:
+            raise first
+
+    def penalty(self, module: nn.Module, **kwargs):
         """Sum of the parts' penalties (``None`` when no part has one)."""
-        terms = [part.penalty(module) for _, part in self._named_parts()]
+        terms = [call_hook(part, "penalty", module=module, **kwargs) for _, part in self._named_parts()]
         terms = [t for t in terms if t is not None]
         return sum(terms[1:], terms[0]) if terms else None
 
-    def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor) -> None:
+    def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor, **kwargs) -> None:
         """Show the gradient to every part that observes gradients."""
         for _, part in self._named_parts():
             if part.requires_gradient_statistics:
-                part.observe(name, weight, grad)
+                call_hook(part, "observe", name=name, weight=weight, grad=grad, **kwargs)
 
-    def on_epoch_begin(self, module: nn.Module, epoch: int) -> None:
+    def on_epoch_begin(self, module: nn.Module, epoch: int, **kwargs) -> None:
         """Call every part's ``on_epoch_begin``."""
         for _, part in self._named_parts():
-            part.on_epoch_begin(module, epoch)
+            call_hook(part, "on_epoch_begin", module=module, epoch=epoch, **kwargs)
 
     def rewind(self, module: nn.Module, context: PruningContext) -> dict[str, torch.Tensor] | None:
         """Values from the parts that rewind at this step (each asked with its own step context).
@@ -233,7 +264,7 @@ class CombinedPruning(PrunerProtocol):
         """
         merged: dict[str, torch.Tensor] = {}
         for part_name, part in self._named_parts():
-            part_context = self._part_context(part, context)
+            part_context = self._part_context(part, context, part_name)
             if part_context is None:
                 continue
             values = part.rewind(module, part_context)

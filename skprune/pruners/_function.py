@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .._training._masks import MaskStore
 from ._base import BasePruner, as_score_tensor
+from ._masks import MaskStore
 from ._protocol import PruningContext
 from ._schedules import BaseSchedule
 
@@ -152,7 +152,7 @@ class FunctionPruner(BasePruner):
         """Gradients are gathered when ``gradients=True``."""
         return bool(self.gradients)
 
-    def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor) -> None:
+    def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor, **kwargs) -> None:
         """Add one gradient to the statistics of ``name``."""
         records = self.__dict__.setdefault("statistics_", {})
         record = records.get(name)

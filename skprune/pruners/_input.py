@@ -16,8 +16,8 @@ from sklearn.base import clone
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from torch import nn
 
-from .._training._masks import MaskStore
 from ..nn._inputs import input_column_norms, input_layer
+from ._masks import MaskStore
 from ._protocol import PrunerProtocol, PruningContext
 from ._schedules import BaseSchedule, Iterative, OneShot
 
@@ -224,7 +224,7 @@ class InputPruning(PrunerProtocol):
         return {param_name: keep & column_keep.unsqueeze(0)}
 
     # ----------------------------------------------------------------- hooks
-    def penalty(self, module: nn.Module) -> torch.Tensor | None:
+    def penalty(self, module: nn.Module, **kwargs) -> torch.Tensor | None:
         """Group-lasso term ``strength * sum_j ||W[:, j]||_2`` of the input layer.
 
         Returns ``None`` when ``strength == 0``. Removed columns are zero and

@@ -78,7 +78,7 @@ class L1Pruning(BasePruner):
         )
         self.strength = strength
 
-    def penalty(self, module: nn.Module) -> torch.Tensor | None:
+    def penalty(self, module: nn.Module, **kwargs) -> torch.Tensor | None:
         """``strength * sum(|w|)`` over the selected weights (``None`` if ``strength == 0``)."""
         if self.strength == 0:
             return None

@@ -140,7 +140,7 @@ class LotteryTicket(BasePruner):
         """Importance is the absolute value of each weight."""
         return {name: w.abs() for name, w in weights.items()}
 
-    def on_epoch_begin(self, module: nn.Module, epoch: int) -> None:
+    def on_epoch_begin(self, module: nn.Module, epoch: int, **kwargs) -> None:
         """Record the network at ``rewind_epoch``."""
         if epoch == self.rewind_epoch:
             self.rewind_state_ = {k: v.detach().clone() for k, v in module.state_dict().items()}

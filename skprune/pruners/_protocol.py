@@ -4,12 +4,14 @@ This is the whole contract between the estimator and a pruning strategy.
 The engine (``skprune._training._engine.PruningEngine``) calls exactly the
 members declared here, directly, and nothing else. Each hook has a no-op
 default, except :meth:`PrunerProtocol.compute_masks`, which is the strategy
-itself. The order of calls in one fit is:
+itself. The order of calls in one ``fit``/``partial_fit`` is:
 
 1. :meth:`~PrunerProtocol.check_params` and
    :meth:`~PrunerProtocol.check_n_features` before anything is changed;
-2. :meth:`~PrunerProtocol.get_schedule` (planned once for ``max_epochs``)
-   and :meth:`~PrunerProtocol.select_layers` when training begins;
+2. when training begins: :meth:`~PrunerProtocol.get_schedule` (planned once
+   for ``max_epochs``), :meth:`~PrunerProtocol.select_layers`,
+   :meth:`~PrunerProtocol.requires_activation_statistics` and
+   :meth:`~PrunerProtocol.on_fit_begin`;
 3. every epoch: :meth:`~PrunerProtocol.on_epoch_begin`, then, at a
    scheduled step, :meth:`~PrunerProtocol.step_target`,
    :meth:`~PrunerProtocol.compute_masks` and
@@ -17,7 +19,26 @@ itself. The order of calls in one fit is:
 4. every training step: :meth:`~PrunerProtocol.penalty` (added to the
    loss) and, while pruning steps remain and
    :attr:`~PrunerProtocol.requires_gradient_statistics` is true,
-   :meth:`~PrunerProtocol.observe` for each selected weight.
+   :meth:`~PrunerProtocol.observe` for each selected weight;
+5. when the fit ends, however it ends (also on an error or a
+   ``KeyboardInterrupt``): :meth:`~PrunerProtocol.on_fit_end`.
+
+The event hooks (``on_fit_begin``, ``on_epoch_begin``, ``observe``,
+``penalty``, ``requires_activation_statistics``, ``on_fit_end``) are called
+with keyword arguments only and accept ``**kwargs``, as skorch's callbacks
+do, so the engine can pass more later without breaking anyone's subclass.
+An override written against the earlier positional signatures (no
+``**kwargs``) still works, with a ``FutureWarning`` once per fit (see
+:mod:`skprune.pruners._hook_calls`).
+``compute_masks`` and ``rewind`` receive a :class:`PruningContext`, which
+grows new fields the same way.
+
+Activations are recorded on request: a pruner returns
+:class:`ActivationRequest` objects from
+:meth:`~PrunerProtocol.requires_activation_statistics`; the engine records
+them with forward hooks it owns (removed when the fit ends, also on an error
+or an interrupt) and hands their means since the previous step to
+``compute_masks`` in :attr:`PruningContext.activations`.
 
 A pruner is a scikit-learn estimator-like policy object: its parameters are
 set in ``__init__`` and reachable through ``get_params``/``set_params``
@@ -31,7 +52,6 @@ estimator always works on a ``clone``, ``pruner_``.
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
@@ -39,57 +59,21 @@ from sklearn.base import BaseEstimator, clone
 from torch import nn
 
 from .._doc_link import DocLinkMixin
-from .._training._masks import MaskStore
 from ..nn._layers import iter_prunable_weights
+from ._context import ActivationRequest, PruningContext
+from ._masks import MaskStore
 from ._schedules import BaseSchedule, OneShot, Polynomial
 
-__all__ = ["PROTOCOL_MEMBERS", "PrunerProtocol", "PruningContext", "is_pruner", "missing_hooks"]
-
-
-@dataclass
-class PruningContext:
-    """What a pruner may look at when it computes masks.
-
-    Parameters
-    ----------
-    epoch : int
-        Epochs trained so far in this fit.
-    n_epochs : int
-        Epochs of this fit.
-    step : int
-        Index of this pruning step (0-based).
-    target : float
-        Where this step goes, as returned by
-        :meth:`PrunerProtocol.step_target`: for the weight pruners, the
-        sparsity to reach in the selected layers (the pruner's ``sparsity``
-        times the schedule's fraction); for a pruner whose goal is not a
-        weight sparsity (e.g. :class:`~skprune.InputPruning`), the
-        schedule's fraction of its final goal.
-    generator : torch.Generator
-        Seeded source of randomness (from the estimator's ``random_state``).
-    statistics : dict of str to Tensor
-        Per-parameter statistics a pruner gathered itself since its last
-        step (see :meth:`skprune.BasePruner.observe`), keyed by parameter
-        name. Empty unless the pruner gathers them.
-
-    Examples
-    --------
-    The engine builds the context; a pruner's ``score`` reads it:
-
-    >>> import torch
-    >>> from skprune import PruningContext
-    >>> context = PruningContext(epoch=3, n_epochs=10, step=0, target=0.45,
-    ...                          generator=torch.Generator().manual_seed(0))
-    >>> context.target
-    0.45
-    """
-
-    epoch: int
-    n_epochs: int
-    step: int
-    target: float
-    generator: torch.Generator
-    statistics: dict[str, torch.Tensor] = field(default_factory=dict)
+__all__ = [
+    "ADDED_HOOKS",
+    "ActivationRequest",
+    "PROTOCOL_MEMBERS",
+    "PrunerProtocol",
+    "PruningContext",
+    "REQUIRED_MEMBERS",
+    "is_pruner",
+    "missing_hooks",
+]
 
 
 class PrunerProtocol(DocLinkMixin, BaseEstimator, metaclass=abc.ABCMeta):
@@ -128,10 +112,11 @@ class PrunerProtocol(DocLinkMixin, BaseEstimator, metaclass=abc.ABCMeta):
     #: its gradient after every training backward pass (until the last step).
     requires_gradient_statistics: bool = False
 
-    #: Training batches on which the engine computes gradients, without
-    #: updating weights, before a step that has no training batches behind
-    #: it (pruning at epoch 0). Only used when
-    #: :attr:`requires_gradient_statistics` is true.
+    #: Training batches on which the engine computes gradients (and records
+    #: requested activations), without updating weights, before a step that
+    #: has no training batches behind it (pruning at epoch 0). Only used
+    #: when :attr:`requires_gradient_statistics` is true or activations are
+    #: requested.
     sensitivity_batches: int = 5
 
     #: Constraints on the ``__init__`` parameters, in scikit-learn's
@@ -264,29 +249,99 @@ class PrunerProtocol(DocLinkMixin, BaseEstimator, metaclass=abc.ABCMeta):
         return clone(self).set_params(**{self.path_parameter: float(level)}, schedule=OneShot(at=at))
 
     # ---------------------------------------------------------------- hooks
-    def penalty(self, module: nn.Module) -> torch.Tensor | None:
-        """Extra loss term added at every training step (``None`` for none)."""
+    def on_fit_begin(self, *, module: nn.Module, masks: MaskStore, n_epochs: int, **kwargs) -> None:
+        """Called once when training begins, after the layers are selected and the schedule is planned.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network (do not modify it).
+        masks : MaskStore
+            The masks so far (empty for a fresh fit, the fitted ones for
+            ``partial_fit`` or a warm start).
+        n_epochs : int
+            Epochs of this fit.
+        **kwargs
+            More information the engine may pass in later versions.
+        """
+
+    def on_fit_end(
+        self, *, module: nn.Module, masks: MaskStore, epoch: int, error: BaseException | None, **kwargs
+    ) -> None:
+        """Called once when the fit ends, however it ends: normally, on an error, or interrupted.
+
+        Drop per-fit state here that must not outlive the fit.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network.
+        masks : MaskStore
+            The masks at the end of the fit.
+        epoch : int
+            Epochs completed in this fit.
+        error : BaseException or None
+            What ended the fit early (``KeyboardInterrupt`` included), or
+            ``None`` when it ran to its end.
+        **kwargs
+            More information the engine may pass in later versions.
+        """
+
+    def requires_activation_statistics(self, *, module: nn.Module, **kwargs) -> dict[str, ActivationRequest]:
+        """The activations to record for this pruner, by a key of its choosing (none by default).
+
+        Called once per fit, when training begins. For each entry the engine
+        records :class:`ActivationRequest` ``.statistics`` of that
+        activation on the training forward passes (while pruning steps
+        remain), with forward hooks it owns and removes when the fit ends,
+        and hands their means since the previous step to
+        :meth:`compute_masks` as ``context.activations[key]``. Before a step
+        that no training batch preceded (pruning at epoch 0), it records
+        them on :attr:`sensitivity_batches` training batches first.
+
+        Parameters
+        ----------
+        module : torch.nn.Module
+            The network (do not register hooks on it yourself).
+        **kwargs
+            More information the engine may pass in later versions.
+
+        Returns
+        -------
+        dict of str to ActivationRequest
+        """
+        return {}
+
+    def penalty(self, module: nn.Module, **kwargs) -> torch.Tensor | None:
+        """Extra loss term added at every training step (``None`` for none).
+
+        Called as ``penalty(module=...)``.
+        """
         return None
 
-    def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor) -> None:
+    def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor, **kwargs) -> None:
         """See one selected weight and its gradient after a backward pass.
 
-        Called for every selected weight after every training backward pass
-        (and every batch of a sensitivity pass) until the last pruning step,
-        only when :attr:`requires_gradient_statistics` is true. Do not modify
-        the tensors; keep per-fit state in attributes ending in ``_``.
+        Called as ``observe(name=..., weight=..., grad=...)`` for every
+        selected weight after every training backward pass (and every batch
+        of a sensitivity pass) until the last pruning step, only when
+        :attr:`requires_gradient_statistics` is true. Do not modify the
+        tensors; keep per-fit state in attributes ending in ``_``.
         """
 
-    def on_epoch_begin(self, module: nn.Module, epoch: int) -> None:
+    def on_epoch_begin(self, module: nn.Module, epoch: int, **kwargs) -> None:
         """Called at the start of every epoch, before that epoch's pruning step.
 
-        Do not modify ``module``; :class:`~skprune.LotteryTicket` records
-        the weights it later rewinds to.
+        Called as ``on_epoch_begin(module=..., epoch=..., n_epochs=...)``
+        (``epoch`` counts the epochs completed in this fit). Do not modify
+        ``module``; :class:`~skprune.LotteryTicket` records the weights it
+        later rewinds to.
         """
 
 
-#: Every member of a pruner that the engine may use.
-PROTOCOL_MEMBERS: frozenset[str] = frozenset(
+#: Members every pruner has: duck-typed pruners (not derived from
+#: :class:`PrunerProtocol`) must define all of them.
+REQUIRED_MEMBERS: frozenset[str] = frozenset(
     {
         "check_params",
         "check_n_features",
@@ -305,6 +360,12 @@ PROTOCOL_MEMBERS: frozenset[str] = frozenset(
     }
 )
 
+#: Hooks added after the first protocol: a duck-typed pruner written before
+#: them works without them (they are no-ops for it, with a FutureWarning).
+ADDED_HOOKS: frozenset[str] = frozenset({"on_fit_begin", "on_fit_end", "requires_activation_statistics"})
+
+#: Every member of a pruner that the engine may use.
+PROTOCOL_MEMBERS: frozenset[str] = REQUIRED_MEMBERS | ADDED_HOOKS
 
 def missing_hooks(obj) -> list[str]:
     """Protocol members that ``obj`` lacks (empty for a subclass of :class:`PrunerProtocol`).
@@ -325,7 +386,7 @@ def missing_hooks(obj) -> list[str]:
     """
     if isinstance(obj, PrunerProtocol):
         return []
-    return sorted(name for name in PROTOCOL_MEMBERS if not hasattr(obj, name))
+    return sorted(name for name in REQUIRED_MEMBERS if not hasattr(obj, name))
 
 
 def is_pruner(obj) -> bool:

@@ -17,18 +17,27 @@ import torch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from torch import nn
 
-from .._training._masks import MaskStore
 from ..exceptions import CompactionError
 from ..nn._groups import mask_channel_group, shared_channel_groups
 from ..nn._layers import iter_prunable_weights
-from ..nn._units import UnitGroup, trace_unit_groups
+from ..nn._units import CHANNEL_DROPOUT, ELEMENTWISE_MODULES, UnitGroup, trace_unit_groups
 from ._base import LAYER_SPEC, SCOPES, BasePruner
-from ._protocol import PruningContext
+from ._context import ActivationRequest, PruningContext
+from ._masks import MaskStore
 from ._schedules import BaseSchedule
 
 __all__ = ["NeuronPruning", "ChannelPruning", "StructuredPruner"]
 
-IMPORTANCES = ("l2", "l1", "taylor")
+IMPORTANCES = ("l2", "l1", "taylor", "apoz", "activation")
+
+#: importance -> (activation statistic recorded, score of a unit from it: higher = keep)
+ACTIVATION_IMPORTANCES = {
+    "apoz": ("zero_fraction", lambda apoz: 1.0 - apoz),  # Hu et al. 2016: prune the most often zero
+    "activation": ("mean_abs", lambda mean_abs: mean_abs),
+}
+
+#: element-wise modules that are not a non-linearity (a unit's activation is measured after one)
+_NOT_ACTIVATIONS = (nn.Identity, nn.Dropout, nn.AlphaDropout, *CHANNEL_DROPOUT)
 
 
 class StructuredPruner(BasePruner):
@@ -42,10 +51,14 @@ class StructuredPruner(BasePruner):
         Final fraction of the units of the selected layers to remove, in
         ``[0, 1)``. The fitted weight sparsity (``sparsity_``) is higher:
         removing a unit also removes the next layer's inputs from it.
-    importance : {"l2", "l1", "taylor"}, default="l2"
-        Importance of a unit: the L2 or L1 norm of its weights, or the sum
+    importance : {"l2", "l1", "taylor", "apoz", "activation"}, default="l2"
+        Importance of a unit: the L2 or L1 norm of its weights; the sum
         over its weights of the accumulated ``|w * dL/dw|`` since the last
-        step (Molchanov et al.).
+        step (Molchanov et al.); or, measured on the training batches since
+        the last step after the unit's activation, one minus its average
+        percentage of zeros (``"apoz"``, Hu et al. 2016: the units most
+        often zero go first) or its mean absolute activation
+        (``"activation"``).
     scope : {"layer", "global"}, default="layer"
         ``"layer"`` removes the same fraction of every selected layer;
         ``"global"`` ranks the units of all selected layers together, each
@@ -131,6 +144,47 @@ class StructuredPruner(BasePruner):
         """Whether :meth:`observe` must see gradients (``importance="taylor"``)."""
         return self._importance == "taylor"
 
+    def requires_activation_statistics(self, *, module: nn.Module, **kwargs) -> dict[str, ActivationRequest]:
+        """For ``importance="apoz"`` or ``"activation"``: each selected layer's units after its activation.
+
+        The engine records them on training batches; the key is the layer's
+        weight name. A unit's activation is the output of the first
+        non-linearity module (``nn.ReLU``, ...) after the layer, called once
+        in ``forward``; failing that (e.g. ``F.relu`` in ``forward``), the
+        input of the next layer when nothing but element-wise operations
+        lies between them.
+
+        Raises
+        ------
+        ValueError
+            If a selected layer's activation cannot be located.
+        """
+        if self._importance not in ACTIVATION_IMPORTANCES:
+            return {}
+        statistic = ACTIVATION_IMPORTANCES[self._importance][0]
+        try:
+            groups = trace_unit_groups(module)
+        except CompactionError as exc:
+            raise ValueError(
+                f"{type(self).__name__}(importance={self._importance!r}) follows each layer to its "
+                f"activation, which needs a traceable network: {exc} Use importance='l2' instead."
+            ) from exc
+        modules = dict(module.named_modules())
+        requests = {}
+        for param, layer_name, layer in self.select_layers(module):
+            where, name = _activation_point(groups.get(layer_name), modules)
+            if name is None:
+                raise ValueError(
+                    f"{type(self).__name__}(importance={self._importance!r}) measures each "
+                    f"{self.unit_name} after its activation, but the output of layer {layer_name!r} "
+                    "reaches no activation module called once in forward, nor directly the next "
+                    "layer. Give each layer its own activation module (e.g. nn.ReLU()), leave the "
+                    "layer out with layers=..., or use importance='l2'."
+                )
+            dim = 1 if isinstance(layer, nn.Conv2d) else -1
+            requests[param] = ActivationRequest(name, where=where, dim=dim, statistics=(statistic,))
+        return requests
+
     def step_target(self, fraction: float) -> float:
         """The share of units removed at this step: ``sparsity * fraction``."""
         return self._unit_sparsity * float(fraction)
@@ -198,6 +252,13 @@ class StructuredPruner(BasePruner):
         for param, _, layer in self.select_layers(module):
             weight = layer.weight.detach()
             rows = weight.reshape(weight.shape[0], -1)
+            if self._importance in ACTIVATION_IMPORTANCES:
+                statistic, to_score = ACTIVATION_IMPORTANCES[self._importance]
+                recorded = context.activations.get(param, {}).get(statistic)
+                if recorded is not None and recorded.numel() == weight.shape[0]:
+                    scores[param] = to_score(recorded.detach().to(weight.device).float().reshape(-1))
+                    continue
+                missing.append(param)
             if self._importance == "taylor" and param in context.statistics:
                 stat = context.statistics[param].detach().to(weight.device)
                 scores[param] = stat.reshape(weight.shape[0], -1).sum(dim=1).float()
@@ -209,11 +270,12 @@ class StructuredPruner(BasePruner):
             else:
                 scores[param] = rows.norm(dim=1).float()
         if missing:
+            what = "gradient statistics" if self._importance == "taylor" else "recorded activations"
             warnings.warn(
-                f"{type(self).__name__}(importance='taylor') has no gradient statistics for "
+                f"{type(self).__name__}(importance={self._importance!r}) has no {what} for "
                 f"{missing} at epoch {context.epoch} (no training step since the last pruning "
                 "step); the L2 norm is used for this step. Start the schedule after at least one "
-                "epoch to use Taylor scores throughout.",
+                "epoch to use these scores throughout.",
                 UserWarning,
                 stacklevel=2,
             )
@@ -330,6 +392,24 @@ def _param_name(layer_name: str, attr: str) -> str:
     return f"{layer_name}.{attr}" if layer_name else attr
 
 
+def _activation_point(group: UnitGroup | None, modules: dict) -> tuple[str, str | None]:
+    """``(where, module name)`` of the activation of a layer's units, or ``(.., None)`` if none is found."""
+    if group is None:
+        return "output", None
+    for node in group.ops:
+        module = modules.get(node.target) if node.op == "call_module" else None
+        if isinstance(module, (*ELEMENTWISE_MODULES, nn.PReLU)) and not isinstance(module, _NOT_ACTIVATIONS):
+            calls = sum(1 for n in node.graph.nodes if n.op == "call_module" and n.target == node.target)
+            if calls == 1:
+                return "output", node.target
+            break  # a shared activation module mixes several layers: read the next layer's input
+    if group.ops and group.consumer is not None and not group.pooled and group.block == 1:
+        graph = group.ops[0].graph
+        if sum(1 for n in graph.nodes if n.op == "call_module" and n.target == group.consumer) == 1:
+            return "input", group.consumer
+    return "output", None
+
+
 def _lowest_units(scores: torch.Tensor, pruned_before: torch.Tensor, target: float) -> torch.Tensor:
     """Boolean mask of the ``round(target * n)`` lowest-scoring units (earlier removals first)."""
     n = scores.numel()
@@ -356,11 +436,16 @@ class NeuronPruning(StructuredPruner):
         Final fraction of the hidden units of each selected layer removed,
         in ``[0, 1)``. A fraction that would remove every unit of a layer
         raises a ``ValueError`` at ``fit``.
-    importance : {"l2", "l1", "taylor"}, default="l2"
-        Unit importance: L2 or L1 norm of its incoming weights, or the
+    importance : {"l2", "l1", "taylor", "apoz", "activation"}, default="l2"
+        Unit importance: L2 or L1 norm of its incoming weights; the
         accumulated first-order Taylor score ``sum |w * dL/dw|`` of its
         weights since the last pruning step (a step with no statistics yet,
-        e.g. at epoch 0, falls back to L2 with a warning).
+        e.g. at epoch 0, falls back to L2 with a warning); or, measured
+        after the unit's activation on the training batches since the last
+        step (before a step at epoch 0: on ``sensitivity_batches`` training
+        batches), ``1 - APoZ`` (``"apoz"``: the units most often exactly
+        zero go first, Hu et al. 2016) or the mean absolute activation
+        (``"activation"``).
     scope : {"layer", "global"}, default="layer"
         Remove the same fraction in every layer, or rank units of all
         selected layers together (scores divided by each layer's mean).
@@ -395,9 +480,12 @@ class ChannelPruning(StructuredPruner):
     sparsity : float, default=0.5
         Final fraction of the output channels of each selected Conv2d layer
         removed, in ``[0, 1)``.
-    importance : {"l2", "l1", "taylor"}, default="l2"
-        Channel importance: L2 or L1 norm of its filter, or accumulated
-        ``sum |w * dL/dw|`` over its filter.
+    importance : {"l2", "l1", "taylor", "apoz", "activation"}, default="l2"
+        Channel importance: L2 or L1 norm of its filter; accumulated
+        ``sum |w * dL/dw|`` over its filter; or, after the channel's
+        activation on training batches, ``1 - APoZ`` (share of exact zeros
+        over samples and positions, Hu et al. 2016) or the mean absolute
+        activation.
     scope : {"layer", "global"}, default="layer"
         Same fraction per layer, or ranked across layers.
     schedule : BaseSchedule or None, default=None

@@ -1,10 +1,13 @@
 """The pruner protocol: the engine calls only declared hooks; composites forward every hook."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.datasets import make_classification
+from skorch import callbacks as skorch_callbacks
 
 from skprune import (
     CombinedPruning,
@@ -72,6 +75,30 @@ def test_the_engine_uses_only_members_the_protocol_declares(data):
     undeclared = _RecordingPruner.touched - PROTOCOL_MEMBERS - _ESTIMATOR_API - own
     assert not undeclared, f"the library used pruner members outside the protocol: {sorted(undeclared)}"
     assert {"compute_masks", "observe", "step_target", "check_params"} <= _RecordingPruner.touched
+    assert {"on_fit_begin", "on_fit_end", "requires_activation_statistics"} <= _RecordingPruner.touched
+
+
+class _RecordingNeurons(NeuronPruning):
+    """An activation-requesting pruner that records every member the library touches."""
+
+    def __getattribute__(self, name):
+        if not name.startswith("__") and not name.startswith("_RecordingNeurons"):
+            type(self).touched.add(name)
+        return super().__getattribute__(name)
+
+
+def test_the_engine_uses_only_protocol_members_of_a_pruner_that_asks_for_activations(data):
+    X, y = data
+    _RecordingNeurons.touched = set()
+    pruner = _RecordingNeurons(0.5, importance="apoz", schedule=OneShot(at=0.5))
+    net = PrunedNetClassifier(pruner=pruner, **FAST).fit(X, y)
+    net.partial_fit(X, y)
+    own = {"importance", "criterion", "_importance", "unit_scores", "sparsity", "fraction", "scope"}
+    own |= {"_unit_sparsity", "layers", "layer_type", "unit_name", "_layer_matches", "_check_names_match"}
+    own |= {"_unify_channel_groups", "_unit_masks", "_global_units", "schedule", "prune_output_layer"}
+    undeclared = _RecordingNeurons.touched - PROTOCOL_MEMBERS - _ESTIMATOR_API - own
+    assert not undeclared, f"the library used pruner members outside the protocol: {sorted(undeclared)}"
+    assert "requires_activation_statistics" in _RecordingNeurons.touched
 
 
 def test_engine_and_estimator_sources_do_not_probe_the_pruner():
@@ -201,7 +228,9 @@ def test_a_plain_estimator_with_every_hook_works_without_parameter_constraints(d
         def at_path_level(self, level, at):
             raise TypeError("no path")
 
-    net = PrunedNetClassifier(pruner=Plain(), **FAST).fit(X, y)
+    # written against the first protocol: no on_fit_begin/on_fit_end, positional hooks
+    with pytest.warns(FutureWarning, match=r"Plain is written against .*on_fit_begin is missing"):
+        net = PrunedNetClassifier(pruner=Plain(), **FAST).fit(X, y)
     assert net.layer_sparsity_["layers.fc0"] == 1.0
 
 
@@ -300,3 +329,171 @@ def test_masks_of_another_shape_or_name_from_a_custom_pruner_are_refused(data, m
     net = PrunedNetClassifier(pruner=_FixedMaskPruner(make_masks), **FAST)
     with pytest.raises((ValueError, TypeError), match=message):
         net.fit(X, y)
+
+
+# ------------------------------------------------------------------ fit hooks, keyword arguments
+
+
+class _Diary(MagnitudePruning):
+    """Records the keyword hooks the engine calls (new-style: keyword-only signatures)."""
+
+    def on_fit_begin(self, *, module, masks, n_epochs, **kwargs):
+        _Diary.calls.append(("begin", n_epochs, len(masks)))
+
+    def on_epoch_begin(self, *, module, epoch, **kwargs):
+        _Diary.calls.append(("epoch", epoch, kwargs.get("n_epochs")))
+
+    def on_fit_end(self, *, module, masks, epoch, error, **kwargs):
+        _Diary.calls.append(("end", epoch, type(error).__name__ if error is not None else None))
+
+
+class _RaiseAt(skorch_callbacks.Callback):
+    def __init__(self, error, epoch=2):
+        self.error = error
+        self.epoch = epoch
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) == self.epoch:
+            raise self.error
+
+
+def test_fit_hooks_bracket_every_fit_and_partial_fit_with_keyword_arguments(data):
+    X, y = data
+    _Diary.calls = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # new-style hooks: no deprecation
+        net = PrunedNetClassifier(pruner=_Diary(0.5, schedule=OneShot(at=0.5)), **{**FAST, "max_epochs": 3})
+        net.fit(X, y)
+        first = list(_Diary.calls)
+        net.partial_fit(X, y)
+    assert first == [("begin", 3, 0), ("epoch", 0, 3), ("epoch", 1, 3), ("epoch", 2, 3), ("end", 3, None)]
+    second = _Diary.calls[len(first) :]
+    assert second[0] == ("begin", 3, 2)  # partial_fit starts from the fitted masks
+    assert second[-1] == ("end", 3, None)
+
+
+@pytest.mark.parametrize(
+    "error, raised",
+    [(ValueError("boom"), ValueError), (KeyboardInterrupt(), None)],
+    ids=["error", "interrupt"],
+)
+def test_on_fit_end_is_called_with_what_ended_the_fit(data, error, raised):
+    X, y = data
+    _Diary.calls = []
+    net = PrunedNetClassifier(
+        pruner=_Diary(0.5, schedule=OneShot(at=0.5)), callbacks=[("raise", _RaiseAt(error))], **FAST
+    )
+    if raised is None:  # skorch ends an interrupted training normally, keeping what was trained
+        with pytest.warns(UserWarning, match="Training stopped after epoch 2 of 6"):
+            net.fit(X, y)
+    else:
+        with pytest.raises(raised, match="boom"):
+            net.fit(X, y)
+    ends = [call for call in _Diary.calls if call[0] == "end"]
+    assert ends == [("end", 2, type(error).__name__)]  # raised at the end of epoch 2 of 6
+
+
+def test_on_fit_end_is_called_when_a_callback_fails_as_training_begins(data):
+    X, y = data
+
+    class FailsAtStart(skorch_callbacks.Callback):
+        def on_train_begin(self, net, **kwargs):
+            raise RuntimeError("no start")
+
+    _Diary.calls = []
+    net = PrunedNetClassifier(pruner=_Diary(0.5), callbacks=[("fail", FailsAtStart())], **FAST)
+    with pytest.raises(RuntimeError, match="no start"):
+        net.fit(X, y)
+    assert _Diary.calls == [("begin", 6, 0), ("end", 0, "RuntimeError")]
+
+
+class _OldStyle(PrunerProtocol):
+    """Hooks with the first protocol's positional signatures (no **kwargs)."""
+
+    def __init__(self, sparsity=0.5):
+        self.sparsity = sparsity
+
+    requires_gradient_statistics = True
+
+    def compute_masks(self, module, masks, context):
+        name, _, layer = self.select_layers(module)[0]
+        keep = torch.ones_like(layer.weight, dtype=torch.bool)
+        keep[: layer.weight.shape[0] // 2] = False
+        return {name: keep}
+
+    def on_epoch_begin(self, module, epoch):
+        _OldStyle.seen.append(("epoch", epoch))
+
+    def observe(self, name, weight, grad):
+        _OldStyle.seen.append(("observe", name))
+
+    def penalty(self, module):
+        _OldStyle.seen.append(("penalty",))
+        return None
+
+
+def test_positional_hooks_of_the_first_protocol_still_work_with_one_warning_per_fit(data):
+    X, y = data
+    _OldStyle.seen = []
+    net = PrunedNetClassifier(pruner=_OldStyle(), **{**FAST, "max_epochs": 2})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        net.fit(X, y)
+    messages = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+    assert len(messages) == 1
+    assert "on_epoch_begin(module, epoch) takes no **kwargs" in messages[0]
+    assert "observe(name, weight, grad) takes no **kwargs" in messages[0]
+    assert ("epoch", 0) in _OldStyle.seen and ("epoch", 1) in _OldStyle.seen
+    assert ("observe", "layers.fc0.weight") in _OldStyle.seen and ("penalty",) in _OldStyle.seen
+    assert net.layer_sparsity_["layers.fc0"] == 0.5
+
+
+def test_an_old_style_part_of_combined_pruning_warns_once_per_fit_and_still_sees_its_hooks(data):
+    X, y = data
+    _OldStyle.seen = []
+    pruner = CombinedPruning([("old", _OldStyle()), ("new", MagnitudePruning(0.5, layers=["layers.output"]))])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        PrunedNetClassifier(pruner=pruner, **{**FAST, "max_epochs": 2}).fit(X, y)
+    messages = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+    assert len(messages) == 1 and messages[0].startswith("_OldStyle is written against")
+    assert ("epoch", 1) in _OldStyle.seen and ("observe", "layers.fc0.weight") in _OldStyle.seen
+
+
+def test_a_hook_whose_parameters_are_not_the_passed_keywords_is_refused_with_them(data):
+    X, y = data
+
+    class Renamed(MagnitudePruning):
+        def on_epoch_begin(self, net, epoch_index, **kwargs):
+            pass
+
+    with pytest.raises(TypeError, match=r"on_epoch_begin is called with the keyword arguments \['module', "):
+        PrunedNetClassifier(pruner=Renamed(0.5), **FAST).fit(X, y)
+
+
+def test_a_new_hook_without_kwargs_is_refused_with_the_signature_to_write(data):
+    X, y = data
+
+    class NoKwargs(MagnitudePruning):
+        def on_fit_begin(self, module, masks, n_epochs):
+            pass
+
+    with pytest.raises(TypeError, match=r"def on_fit_begin\(self, \*, module, masks, n_epochs, \*\*kwargs\)"):
+        PrunedNetClassifier(pruner=NoKwargs(0.5), **FAST).fit(X, y)
+
+
+class _FailingEnd(MagnitudePruning):
+    def on_fit_end(self, *, error, **kwargs):
+        raise OSError("cannot close")
+
+
+def test_a_failing_on_fit_end_raises_after_a_normal_fit_and_only_warns_when_an_error_ended_it(data):
+    X, y = data
+    with pytest.raises(OSError, match="cannot close"):
+        PrunedNetClassifier(pruner=_FailingEnd(0.5), **FAST).fit(X, y)
+    net = PrunedNetClassifier(
+        pruner=_FailingEnd(0.5), callbacks=[("raise", _RaiseAt(ValueError("boom")))], **FAST
+    )
+    with pytest.warns(RuntimeWarning, match="on_fit_end raised OSError.*ending on ValueError"):
+        with pytest.raises(ValueError, match="boom"):
+            net.fit(X, y)
