@@ -37,6 +37,7 @@ from .nn import MLP, ConvNet
 from .pruners import (
     BasePruner,
     BaseSchedule,
+    BlockPruning,
     ChannelPruning,
     CombinedPruning,
     FunctionPruner,
@@ -58,6 +59,7 @@ from .pruners import (
 __all__ = [
     "BasePruner",
     "BaseSchedule",
+    "BlockPruning",
     "ChannelPruning",
     "CombinedPruning",
     "CompactionError",
