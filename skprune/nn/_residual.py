@@ -32,7 +32,7 @@ from torch import fx, nn
 from ._graph import is_add, is_zero_preserving
 from ._layers import PRUNABLE_TYPES
 
-__all__ = ["ResidualBlockInfo", "trace_residual_blocks"]
+__all__ = ["ResidualBlockInfo", "branch_is_zero", "trace_residual_blocks"]
 
 _AFFINE_NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
 _MULTIPLY = (operator.mul, torch.mul)
@@ -63,6 +63,11 @@ class ResidualBlockInfo:
         ``forward`` that does more (or in the network's own forward).
     add : str
         Name of the add node in the traced graph.
+    nodes : list of str
+        Names of the branch's nodes in the traced graph, in order (the
+        last one is the branch output, the add's operand).
+    shortcut_value : str
+        Name of the add's other operand in the traced graph.
     """
 
     name: str
@@ -72,6 +77,8 @@ class ResidualBlockInfo:
     weights: list[str] = field(default_factory=list)
     owner: str | None = None
     add: str = ""
+    nodes: list[str] = field(default_factory=list)
+    shortcut_value: str = ""
 
     @property
     def projection(self) -> bool:
@@ -230,7 +237,9 @@ def trace_residual_blocks(
         if n_a == n_b:
             skipped[add.name] = "both operands have as many layers: no shortcut to keep"
             continue
-        (branch, operand), shortcut = ((side_b, b), side_a) if n_a < n_b else ((side_a, a), side_b)
+        (branch, operand), (shortcut, other) = (
+            ((side_b, b), (side_a, a)) if n_a < n_b else ((side_a, a), (side_b, b))
+        )
         branch_modules = [n.target for n in sorted(branch, key=order.__getitem__) if n.op == "call_module"]
         if any(calls[name] > 1 for name in branch_modules):
             skipped[add.name] = "a layer of the branch is called more than once in forward"
@@ -271,6 +280,8 @@ def trace_residual_blocks(
                 weights=weights,
                 owner=owner,
                 add=add.name,
+                nodes=[n.name for n in sorted(branch, key=order.__getitem__)],
+                shortcut_value=other.name,
             )
         )
     seen: dict[str, int] = {}
@@ -283,3 +294,49 @@ def trace_residual_blocks(
     if return_skipped:
         return blocks, skipped
     return blocks
+
+
+def _all_zero(tensor) -> bool:
+    return tensor is None or not bool(tensor.detach().any())
+
+
+@torch.no_grad()
+def branch_is_zero(module: nn.Module, block: ResidualBlockInfo) -> bool:
+    """Whether the branch of ``block`` outputs exactly zero for every input, given its current values.
+
+    True when every parameter-carrying operation on the way to the branch
+    output is zero: a Linear/Conv layer whose weight (or input) and bias are
+    zero, an affine normalization whose weight and bias are zero, followed
+    by operations that keep zero at zero. This holds for a block masked by
+    :class:`~skprune.BlockPruning`, and for a branch whose last layer lost
+    every unit by other means.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network ``block`` was found in (by :func:`trace_residual_blocks`).
+    block : ResidualBlockInfo
+    """
+    traced = fx.symbolic_trace(module)
+    modules = dict(traced.named_modules())
+    by_name = {node.name: node for node in traced.graph.nodes}
+    zero: set[fx.Node] = set()
+    for name in block.nodes:
+        node = by_name[name]
+        inputs = node.all_input_nodes
+        layer = modules.get(node.target) if node.op == "call_module" else None
+        if isinstance(layer, PRUNABLE_TYPES):
+            silent = _all_zero(layer.weight) or (bool(inputs) and all(a in zero for a in inputs))
+            ok = silent and _all_zero(getattr(layer, "bias", None))
+        elif isinstance(layer, _AFFINE_NORMS):
+            weight, bias = getattr(layer, "weight", None), getattr(layer, "bias", None)
+            ok = weight is not None and bias is not None and _all_zero(weight) and _all_zero(bias)
+        elif is_add(node):
+            ok = all(arg in zero for arg in inputs)
+        elif node.op == "call_function" and node.target in _MULTIPLY:
+            ok = any(arg in zero for arg in inputs)
+        else:
+            ok = bool(inputs) and is_zero_preserving(node, modules) and all(arg in zero for arg in inputs)
+        if ok:
+            zero.add(node)
+    return bool(block.nodes) and by_name[block.nodes[-1]] in zero

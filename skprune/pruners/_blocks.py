@@ -260,4 +260,3 @@ class BlockPruning(PrunerProtocol):
             self.__dict__.setdefault("batches_", []).append(batch)
             batch = self.__dict__["batch_"] = {}
         batch[name] = float((weight.double() * grad.double()).sum())
-
