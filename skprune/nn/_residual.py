@@ -154,6 +154,10 @@ def _owner(add: fx.Node, start: fx.Node, nodes: set[fx.Node], graph: fx.Graph) -
     return None
 
 
+def _has_state(module: nn.Module) -> bool:
+    return any(True for _ in module.parameters()) or any(True for _ in module.buffers())
+
+
 def _common_prefix(names: list[str]) -> str:
     parts = [name.split(".") for name in names]
     prefix = []
@@ -240,10 +244,12 @@ def trace_residual_blocks(
         (branch, operand), (shortcut, other) = (
             ((side_b, b), (side_a, a)) if n_a < n_b else ((side_a, a), (side_b, b))
         )
-        branch_modules = [n.target for n in sorted(branch, key=order.__getitem__) if n.op == "call_module"]
-        if any(calls[name] > 1 for name in branch_modules):
+        called = [n.target for n in sorted(branch, key=order.__getitem__) if n.op == "call_module"]
+        if any(calls[name] > 1 and _has_state(modules[name]) for name in called):
             skipped[add.name] = "a layer of the branch is called more than once in forward"
             continue
+        # a stateless module (nn.ReLU) may be reused outside the branch: it is not the branch's
+        branch_modules = list(dict.fromkeys(name for name in called if calls[name] == called.count(name)))
         names = set(branch_modules)
         inside = {sub for name in names for sub, _ in modules[name].named_modules(prefix=name)}
         shared = [
