@@ -402,7 +402,7 @@ class ConvNet(_DropsMissingBlocks, nn.Module):
         blocks = _check_n_blocks(n_blocks, len(channels), "n_blocks (module__n_blocks)")
         self.n_features_in = int(n_features_in)
         self.n_outputs = int(n_outputs)
-        self.n_blocks = n_blocks if isinstance(n_blocks, numbers.Integral) else blocks
+        self.n_blocks = int(n_blocks) if isinstance(n_blocks, numbers.Integral) else blocks
         self.input_shape = input_shape
         self.channels = tuple(int(c) for c in channels)
         self.kernel_size = int(kernel_size)
