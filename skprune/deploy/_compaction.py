@@ -183,8 +183,13 @@ def _without_branch(owner: nn.Module, block: ResidualBlockInfo, prefix: str) -> 
 
 
 @torch.no_grad()
-def remove_zero_blocks(module: nn.Module) -> tuple[dict[str, str], dict[str, str]]:
+def remove_zero_blocks(module: nn.Module) -> tuple[dict[str, str], dict[str, str], set[str]]:
     """Delete (in place) the residual blocks of ``module`` whose branch outputs exactly zero.
+
+    A block whose add is in a ``forward`` that does more than the block
+    (e.g. the network's own) cannot be dropped without changing that
+    ``forward``: its layers stay, at zero, and are left alone by unit
+    compaction (``inert``).
 
     Returns
     -------
@@ -193,15 +198,21 @@ def remove_zero_blocks(module: nn.Module) -> tuple[dict[str, str], dict[str, str
     renames : dict of str to str
         Old -> new name of every parameter and buffer that is left (blocks
         after a deleted one in an ``nn.Sequential`` are renumbered).
+    inert : set of str
+        Layers of zero branches that could not be deleted.
     """
     try:
         blocks = trace_residual_blocks(module)
     except Exception:  # untraceable: trace_unit_groups below says why, if it matters
-        return {}, {}
+        return {}, {}, set()
     before = {id(t): n for n, t in [*module.named_parameters(), *module.named_buffers()]}
     removed: dict[str, str] = {}
+    inert: set[str] = set()
     for block in reversed(blocks):  # later blocks first: deleting one renumbers only those after it
-        if block.owner is None or not branch_is_zero(module, block):
+        if not branch_is_zero(module, block):
+            continue
+        if block.owner is None:
+            inert.update(block.branch)
             continue
         owner = module.get_submodule(block.owner)
         reduced = _without_branch(owner, block, f"{block.owner}.")
@@ -221,12 +232,12 @@ def remove_zero_blocks(module: nn.Module) -> tuple[dict[str, str], dict[str, str
         else:
             setattr(parent, child, nn.Identity() if reduced is None else reduced)
     if not removed:
-        return {}, {}
+        return {}, {}, inert
     removed = dict(sorted(removed.items()))
     renames = {
         before[id(t)]: n for n, t in [*module.named_parameters(), *module.named_buffers()] if id(t) in before
     }
-    return removed, renames
+    return removed, renames, inert
 
 
 def _set_param(layer: nn.Module, name: str, value: torch.Tensor) -> None:
@@ -295,7 +306,7 @@ def compact_module(module: nn.Module, *, return_plan: bool = False, return_remov
 def _compact(module: nn.Module):
     """``(compacted, plan, removed, renames)``: see :func:`compact_module` and :func:`remove_zero_blocks`."""
     compacted = copy.deepcopy(module)
-    deleted, renames = remove_zero_blocks(compacted)
+    deleted, renames, inert = remove_zero_blocks(compacted)
     groups = trace_unit_groups(compacted)
     modules = dict(compacted.named_modules())
     keep_out: dict[str, torch.Tensor] = {}  # output units / BatchNorm features kept (bool)
@@ -310,8 +321,8 @@ def _compact(module: nn.Module):
     for name, group in groups.items():
         layer = modules[name]
         removed = removed_units(layer)
-        if not removed.any() or group.is_output:
-            continue  # outputs stay, even when their weights are all zero
+        if not removed.any() or group.is_output or name in inert:
+            continue  # outputs stay, even when their weights are all zero; so do zero branches kept
         if group.blocked is not None:
             if channel_groups is None:
                 channel_groups = {p: g for g in trace_channel_groups(compacted) for p in g.producers}
