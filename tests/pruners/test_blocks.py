@@ -7,6 +7,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.datasets import load_iris
+from sklearn.model_selection import GridSearchCV
 from torch import nn
 
 from skprune import (
@@ -17,6 +18,7 @@ from skprune import (
     ConvNet,
     OneShot,
     PrunedNetClassifier,
+    PrunedNetCV,
     PruningContext,
     compact_module,
 )
@@ -382,3 +384,41 @@ def test_combined_block_and_channel_pruning_removes_depth_and_width_in_one_fit()
     assert sum(compacted.module_.n_blocks) == 1
     assert max(compacted.module_.channels) <= 4
     np.testing.assert_allclose(compacted.predict_proba(X), net.predict_proba(X), rtol=1e-4, atol=1e-5)
+
+
+def test_grid_search_chooses_blocks_removed_and_channel_sparsity_together():
+    X, y = _images(64)
+    pruner = CombinedPruning(
+        [
+            ("blocks", BlockPruning(0, schedule=OneShot(at=0.5))),
+            ("channels", ChannelPruning(0.0, schedule=OneShot(at=0.5))),
+        ]
+    )
+    net = PrunedNetClassifier(
+        ConvNet,
+        module__channels=(4, 8),
+        module__n_blocks=1,
+        module__hidden=0,
+        pruner=pruner,
+        max_epochs=2,
+        random_state=0,
+    )
+    grid = {"pruner__blocks__n_blocks_to_remove": [0, 1], "pruner__channels__sparsity": [0.0, 0.5]}
+    search = GridSearchCV(net, grid, cv=2, error_score="raise").fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+    best = search.best_estimator_.compact().module_
+    assert sum(best.n_blocks) == 2 - search.best_params_["pruner__blocks__n_blocks_to_remove"]
+
+
+def test_sparsity_path_of_prunednetcv_varies_the_share_of_blocks_removed():
+    X, y = _iris()
+    net = PrunedNetClassifier(
+        module__hidden_layer_sizes=(8,),
+        module__n_blocks=4,
+        pruner=BlockPruning(),
+        max_epochs=2,
+        random_state=0,
+    )
+    cv = PrunedNetCV(net, sparsities=(0.0, 0.5, 0.75), cv=2, finetune_epochs=1).fit(X, y)
+    assert "param_pruner__n_blocks_to_remove" in cv.cv_results_
+    assert cv.best_estimator_.compact().module_.n_blocks == 4 - round(4 * cv.sparsity_)
