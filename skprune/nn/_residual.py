@@ -42,7 +42,7 @@ _MULTIPLY = (operator.mul, torch.mul)
 class ResidualBlockInfo:
     """One residual block ``y = shortcut(x) + f(x)`` of a traced network.
 
-    Attributes
+    Parameters
     ----------
     name : str
         The module that holds the block (``"layer1.0"`` in a torchvision
@@ -68,6 +68,14 @@ class ResidualBlockInfo:
         last one is the branch output, the add's operand).
     shortcut_value : str
         Name of the add's other operand in the traced graph.
+
+    Examples
+    --------
+    >>> from skprune import MLP
+    >>> from skprune.nn import trace_residual_blocks
+    >>> block = trace_residual_blocks(MLP(n_features_in=4, n_outputs=2, n_blocks=1))[0]
+    >>> block.name, block.projection, block.weights
+    ('layers.blocks.0', False, ['layers.blocks.0.branch.fc_a.weight', 'layers.blocks.0.branch.fc_b.weight'])
     """
 
     name: str
