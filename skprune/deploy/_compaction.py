@@ -291,13 +291,6 @@ def compact_module(module: nn.Module, *, return_plan: bool = False, return_remov
     >>> compact_module(module)[0]
     Linear(in_features=4, out_features=4, bias=True)
     """
-    csr = [name for name, layer in module.named_modules() if isinstance(layer, SparseLinear)]
-    if csr:
-        raise CompactionError(
-            f"Cannot compact {type(module).__name__}: layers {csr} hold CSR weights from to_sparse, "
-            "which is an export for prediction. Call compact() before to_sparse: "
-            "to_sparse(net.compact())."
-        )
     compacted, plan, deleted, _ = _compact(module)
     out = (compacted,) + ((plan,) if return_plan else ()) + ((deleted,) if return_removed else ())
     return out if len(out) > 1 else compacted
@@ -305,6 +298,13 @@ def compact_module(module: nn.Module, *, return_plan: bool = False, return_remov
 
 def _compact(module: nn.Module):
     """``(compacted, plan, removed, renames)``: see :func:`compact_module` and :func:`remove_zero_blocks`."""
+    csr = [name for name, layer in module.named_modules() if isinstance(layer, SparseLinear)]
+    if csr:
+        raise CompactionError(
+            f"Cannot compact {type(module).__name__}: layers {csr} hold CSR weights from to_sparse, "
+            "which is an export for prediction. Call compact() before to_sparse: "
+            "to_sparse(net.compact())."
+        )
     compacted = copy.deepcopy(module)
     deleted, renames, inert = remove_zero_blocks(compacted)
     groups = trace_unit_groups(compacted)

@@ -99,7 +99,10 @@ def _drop_missing_blocks(
     network rebuilt from its parameters (``skprune.load``, or
     ``load_state_dict`` with a compacted network's state) has the original
     number of blocks, and the surplus ones have no entry in the state.
+    Only a whole network's state (one with the output layer) drops blocks.
     """
+    if not any(key.startswith(f"{prefix}layers.output.") for key in state_dict):
+        return  # not a whole network's state (a partial load): leave the blocks alone
     changed = False
     for stage_name, stage in stages.items():
         stage_prefix = f"{prefix}{stage_name}."
