@@ -352,7 +352,9 @@ class ConvNet(_DropsMissingBlocks, nn.Module):
     are ``res{i}.0``, ``res{i}.1``, ...): the layout that
     :class:`~skprune.ChannelPruning` and :func:`~skprune.compact_module`
     follow, so removed channels can be physically deleted. After compaction
-    ``channels`` and ``hidden`` describe the smaller network.
+    ``channels``, ``hidden`` and ``n_blocks`` describe the smaller network
+    (``n_blocks`` stays one int while every stage has as many blocks left,
+    else it becomes one count per stage).
 
     Examples
     --------

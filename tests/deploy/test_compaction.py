@@ -140,3 +140,26 @@ def test_a_branch_whose_last_layer_lost_every_unit_is_a_layer_that_takes_no_part
     assert compacted.n_blocks == 1
     X = torch.randn(5, 4)
     torch.testing.assert_close(compacted(X), mlp(X))
+
+
+def test_compacted_residual_convnet_exports_to_onnx_with_the_same_predictions(tmp_path):
+    from skprune import ConvNet, OnnxPredictor, to_onnx
+
+    rng = np.random.RandomState(0)
+    X = rng.randn(40, 1, 8, 8).astype(np.float32)
+    y = (X.mean(axis=(1, 2, 3)) > 0).astype(int)
+    net = PrunedNetClassifier(
+        ConvNet,
+        module__channels=(4, 4),
+        module__n_blocks=2,
+        module__hidden=0,
+        pruner=BlockPruning(0.5, schedule=OneShot(at=0.5)),
+        max_epochs=2,
+        random_state=0,
+    ).fit(X, y)
+    compacted = net.compact()
+    left = compacted.module_.n_blocks  # one count per stage, or one for all (here: 2 stages)
+    assert (2 * left if isinstance(left, int) else sum(left)) == 2
+    to_onnx(compacted, X[:3], path=tmp_path / "m.onnx")
+    served = OnnxPredictor.from_file(tmp_path / "m.onnx")
+    np.testing.assert_allclose(served.predict_proba(X), net.predict_proba(X), atol=1e-5, rtol=0)

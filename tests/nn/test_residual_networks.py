@@ -94,3 +94,10 @@ def test_grid_search_chooses_the_number_of_residual_blocks(clf_data):
         error_score="raise",
     ).fit(X[:60], y[:60])
     assert search.best_params_["module__n_blocks"] in (0, 2)
+
+
+def test_a_partial_state_dict_leaves_the_blocks_alone():
+    mlp = MLP(n_features_in=4, n_outputs=2, hidden_layer_sizes=(8,), n_blocks=3)
+    result = mlp.load_state_dict({"layers.fc0.weight": torch.zeros(8, 4)}, strict=False)
+    assert mlp.n_blocks == 3 and len(mlp.layers.blocks) == 3
+    assert "layers.blocks.2.branch.fc_b.weight" in result.missing_keys
