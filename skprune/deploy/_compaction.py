@@ -208,8 +208,9 @@ def remove_zero_blocks(module: nn.Module) -> tuple[dict[str, str], dict[str, str
     before = {id(t): n for n, t in [*module.named_parameters(), *module.named_buffers()]}
     removed: dict[str, str] = {}
     inert: set[str] = set()
-    for block in reversed(blocks):  # later blocks first: deleting one renumbers only those after it
-        if not branch_is_zero(module, block):
+    zero = [branch_is_zero(module, block) for block in blocks]  # all judged on the network as given
+    for block, is_zero in reversed(list(zip(blocks, zero))):  # later blocks first: a deletion renumbers
+        if not is_zero:  # only the blocks after it
             continue
         if block.owner is None:
             inert.update(block.branch)
