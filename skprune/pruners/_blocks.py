@@ -131,6 +131,13 @@ class BlockPruning(PrunerProtocol):
         self.projection_blocks = projection_blocks
         self.schedule = schedule
 
+    def _check_params_together(self) -> None:
+        if isinstance(self.n_blocks_to_remove, bool):
+            raise ValueError(
+                f"{type(self).__name__}(n_blocks_to_remove={self.n_blocks_to_remove!r}): pass a number of "
+                "blocks (an int such as 2) or a share of them (a float such as 0.5), not a bool."
+            )
+
     @property
     def requires_gradient_statistics(self) -> bool:
         """Whether :meth:`observe` must see gradients (``importance="taylor"``)."""

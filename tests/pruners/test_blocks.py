@@ -293,7 +293,14 @@ def test_blockpruning_refuses_a_network_without_residual_blocks_and_too_many_blo
 
 
 @pytest.mark.parametrize(
-    "params", [{"n_blocks_to_remove": -1}, {"n_blocks_to_remove": 1.5}, {"importance": "norm"}]
+    "params",
+    [
+        {"n_blocks_to_remove": -1},
+        {"n_blocks_to_remove": 1.5},
+        {"n_blocks_to_remove": True},
+        {"importance": "norm"},
+        {"projection_blocks": "yes"},
+    ],
 )
 def test_invalid_parameters_are_refused_at_fit_naming_the_parameter(params):
     X, y = _iris()
