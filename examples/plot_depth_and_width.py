@@ -100,7 +100,8 @@ best = search.best_estimator_.compact()
 print(f"held-out accuracy of the compacted best network: {best.score(X_test, y_test):.3f}")
 print(f"blocks left per stage: {best.module_.n_blocks}, channels: {best.module_.channels}")
 print(f"parameters: {search.best_estimator_.n_params_} before compaction, {best.n_params_} after")
-print(f"layers deleted: {sorted(best.removed_layers_)}")
+deleted_blocks = sorted({name.rsplit(".branch", 1)[0] for name in best.removed_layers_})
+print(f"{len(best.removed_layers_)} layers deleted, in the blocks {deleted_blocks}")
 
 # %%
 # The grid as a picture
