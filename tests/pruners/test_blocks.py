@@ -370,12 +370,13 @@ def test_fitted_net_with_blockpruning_clones_and_pickles():
     np.testing.assert_allclose(again.predict_proba(X), net.predict_proba(X))
 
 
-def test_combined_block_and_channel_pruning_removes_depth_and_width_in_one_fit():
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_combined_block_and_channel_pruning_removes_depth_and_width_in_one_fit(scope):
     X, y = _images()
     pruner = CombinedPruning(
         [
             ("blocks", BlockPruning(1, schedule=OneShot(at=0.5))),
-            ("channels", ChannelPruning(0.5, schedule=OneShot(at=0.5))),
+            ("channels", ChannelPruning(0.5, scope=scope, schedule=OneShot(at=0.5))),
         ]
     )
     net = PrunedNetClassifier(
