@@ -36,6 +36,7 @@ from .nn import MLP, ConvNet
 from .pruners import (
     BasePruner,
     BaseSchedule,
+    BlockPruning,
     ChannelPruning,
     CombinedPruning,
     FunctionPruner,
@@ -58,6 +59,7 @@ from .pruners._masks import MaskStore
 __all__ = [
     "BasePruner",
     "BaseSchedule",
+    "BlockPruning",
     "ChannelPruning",
     "CombinedPruning",
     "CompactionError",

@@ -464,8 +464,10 @@ class PrunedNet(
 
         Units whose whole weight row is zero (as left by ``NeuronPruning``
         or ``ChannelPruning``) are deleted with their BatchNorm entries and
-        the next layer's matching inputs; predictions are unchanged up to
-        float rounding. This estimator is not modified.
+        the next layer's matching inputs; residual blocks whose branch
+        outputs zero (as left by ``BlockPruning``) are deleted whole and
+        listed in the copy's ``removed_layers_``; predictions are unchanged
+        up to float rounding. This estimator is not modified.
 
         Returns
         -------

@@ -28,6 +28,18 @@ BatchNorm leaves are replaced by smaller ones, so it pickles and predicts
 as before. A removed unit whose output goes anywhere else (a residual add,
 a concatenation, a reshape with hard-coded sizes, the network output)
 raises :class:`CompactionError` naming the layer.
+
+Residual blocks ``y = shortcut(x) + f(x)`` whose branch ``f`` outputs
+exactly zero (removed by :class:`~skprune.BlockPruning`, or whose last
+layers lost every unit and bias) take no part in the predictions, and are
+deleted first: the submodule holding the block is dropped from its
+``nn.Sequential`` when what is left is the identity (the later blocks are
+renumbered, as ``del sequential[i]`` does), and otherwise replaced by a
+:class:`torch.fx.GraphModule` of its ``forward`` without the branch (e.g.
+``relu(downsample(x))`` for a torchvision ``Bottleneck`` with a projection
+shortcut). Every deleted layer is reported, with the reason
+(``return_removed=True``; :meth:`~skprune.PrunedNet.compact` stores it in
+``removed_layers_``).
 """
 
 from __future__ import annotations
@@ -37,11 +49,12 @@ import warnings
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import fx, nn
 
 from ..exceptions import CompactionError
 from ..nn._groups import trace_channel_groups
 from ..nn._layers import refresh_sizes
+from ..nn._residual import ResidualBlockInfo, branch_is_zero, trace_residual_blocks
 from ..nn._units import (
     NORM_TYPES,
     POOL_FUNCTIONS,
@@ -148,12 +161,92 @@ def _plan_channel_group(group, modules, keep_out, keep_in, restrict, network: st
     return removed
 
 
+def _without_branch(owner: nn.Module, block: ResidualBlockInfo, prefix: str) -> nn.Module | None:
+    """``owner``'s forward without the branch of ``block`` (``None``: what is left is the identity)."""
+    relative = [name[len(prefix) :] for name in block.branch]
+    match = [b for b in trace_residual_blocks(owner) if b.branch == relative]
+    if len(match) != 1:
+        raise CompactionError(f"Cannot find the residual block {block.name!r} in its own forward.")
+    traced = fx.symbolic_trace(owner)
+    graph = traced.graph
+    by_name = {node.name: node for node in graph.nodes}
+    add, shortcut = by_name[match[0].add], by_name[match[0].shortcut_value]
+    add.replace_all_uses_with(shortcut)
+    graph.erase_node(add)
+    graph.eliminate_dead_code()
+    graph.lint()
+    placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+    outputs = [n for n in graph.nodes if n.op == "output"]
+    if len(placeholders) == 1 and len(outputs) == 1 and outputs[0].args[0] is placeholders[0]:
+        return None
+    return fx.GraphModule(traced, graph, class_name=f"{type(owner).__name__}WithoutBranch")
+
+
+@torch.no_grad()
+def remove_zero_blocks(module: nn.Module) -> tuple[dict[str, str], dict[str, str], set[str]]:
+    """Delete (in place) the residual blocks of ``module`` whose branch outputs exactly zero.
+
+    A block whose add is in a ``forward`` that does more than the block
+    (e.g. the network's own) cannot be dropped without changing that
+    ``forward``: its layers stay, at zero, and are left alone by unit
+    compaction (``inert``).
+
+    Returns
+    -------
+    removed : dict of str to str
+        Every deleted layer (Linear, Conv, BatchNorm, activation ...) -> why.
+    renames : dict of str to str
+        Old -> new name of every parameter and buffer that is left (blocks
+        after a deleted one in an ``nn.Sequential`` are renumbered).
+    inert : set of str
+        Layers of zero branches that could not be deleted.
+    """
+    try:
+        blocks = trace_residual_blocks(module)
+    except Exception:  # untraceable: trace_unit_groups below says why, if it matters
+        return {}, {}, set()
+    before = {id(t): n for n, t in [*module.named_parameters(), *module.named_buffers()]}
+    removed: dict[str, str] = {}
+    inert: set[str] = set()
+    zero = [branch_is_zero(module, block) for block in blocks]  # all judged on the network as given
+    for block, is_zero in reversed(list(zip(blocks, zero))):  # later blocks first: a deletion renumbers
+        if not is_zero:  # only the blocks after it
+            continue
+        if block.owner is None:
+            inert.update(block.branch)
+            continue
+        owner = module.get_submodule(block.owner)
+        reduced = _without_branch(owner, block, f"{block.owner}.")
+        parent_name, _, child = block.owner.rpartition(".")
+        parent = module.get_submodule(parent_name)
+        left = "the identity" if reduced is None else "its shortcut and what follows the add"
+        why = f"in residual block {block.name!r}, whose branch outputs zero (the block is now {left})"
+        for name in block.branch:
+            removed[name] = why
+        if reduced is None and isinstance(parent, nn.Sequential):
+            names = list(parent._modules)
+            del parent._modules[child]
+            if all(key.isdigit() for key in names):  # renumber, as del sequential[i] does
+                parent._modules = type(parent._modules)(
+                    (str(i), sub) for i, sub in enumerate(parent._modules.values())
+                )
+        else:
+            setattr(parent, child, nn.Identity() if reduced is None else reduced)
+    if not removed:
+        return {}, {}, inert
+    removed = dict(sorted(removed.items()))
+    renames = {
+        before[id(t)]: n for n, t in [*module.named_parameters(), *module.named_buffers()] if id(t) in before
+    }
+    return removed, renames, inert
+
+
 def _set_param(layer: nn.Module, name: str, value: torch.Tensor) -> None:
     old = getattr(layer, name)
     setattr(layer, name, nn.Parameter(value, requires_grad=old.requires_grad))
 
 
-def compact_module(module: nn.Module, *, return_plan: bool = False):
+def compact_module(module: nn.Module, *, return_plan: bool = False, return_removed: bool = False):
     """Return a physically smaller copy of ``module`` without its removed units.
 
     Parameters
@@ -162,6 +255,8 @@ def compact_module(module: nn.Module, *, return_plan: bool = False):
         A (pruned) network. It is not modified.
     return_plan : bool, default=False
         Also return the indices kept in each changed parameter.
+    return_removed : bool, default=False
+        Also return the layers that were deleted whole, with the reason.
 
     Returns
     -------
@@ -170,8 +265,13 @@ def compact_module(module: nn.Module, *, return_plan: bool = False):
         Conv2d and BatchNorm layers have lost the removed units. Its
         outputs equal the input module's in evaluation mode.
     plan : dict of str to dict of int to LongTensor
-        Only if ``return_plan``: for each changed parameter or buffer name,
-        the kept indices along each changed dimension.
+        Only if ``return_plan``: for each changed parameter or buffer name
+        (of the compacted module), the kept indices along each changed
+        dimension.
+    removed : dict of str to str
+        Only if ``return_removed``: each deleted layer (by its name in
+        ``module``) and why, e.g. the layers of a residual block whose
+        branch outputs zero.
 
     Raises
     ------
@@ -192,6 +292,13 @@ def compact_module(module: nn.Module, *, return_plan: bool = False):
     >>> compact_module(module)[0]
     Linear(in_features=4, out_features=4, bias=True)
     """
+    compacted, plan, deleted, _ = _compact(module)
+    out = (compacted,) + ((plan,) if return_plan else ()) + ((deleted,) if return_removed else ())
+    return out if len(out) > 1 else compacted
+
+
+def _compact(module: nn.Module):
+    """``(compacted, plan, removed, renames)``: see :func:`compact_module` and :func:`remove_zero_blocks`."""
     csr = [name for name, layer in module.named_modules() if isinstance(layer, SparseLinear)]
     if csr:
         raise CompactionError(
@@ -200,6 +307,7 @@ def compact_module(module: nn.Module, *, return_plan: bool = False):
             "to_sparse(net.compact())."
         )
     compacted = copy.deepcopy(module)
+    deleted, renames, inert = remove_zero_blocks(compacted)
     groups = trace_unit_groups(compacted)
     modules = dict(compacted.named_modules())
     keep_out: dict[str, torch.Tensor] = {}  # output units / BatchNorm features kept (bool)
@@ -214,8 +322,8 @@ def compact_module(module: nn.Module, *, return_plan: bool = False):
     for name, group in groups.items():
         layer = modules[name]
         removed = removed_units(layer)
-        if not removed.any() or group.is_output:
-            continue  # outputs stay, even when their weights are all zero
+        if not removed.any() or group.is_output or name in inert:
+            continue  # outputs stay, even when their weights are all zero; so do zero branches kept
         if group.blocked is not None:
             if channel_groups is None:
                 channel_groups = {p: g for g in trace_channel_groups(compacted) for p in g.producers}
@@ -330,9 +438,7 @@ def compact_module(module: nn.Module, *, return_plan: bool = False):
             else:
                 layer.out_channels, layer.in_channels = weight.shape[0], weight.shape[1]
     refresh_sizes(compacted)
-    if return_plan:
-        return compacted, plan
-    return compacted
+    return compacted, plan, deleted, renames
 
 
 def slice_by_plan(name: str, tensor: torch.Tensor, plan: dict[str, dict[int, torch.Tensor]]) -> torch.Tensor:
@@ -349,20 +455,26 @@ def compact_estimator(estimator):
     """
     estimator.check_is_fitted()
     inner, wrapped = unwrap_compiled(estimator.module_)
-    module, plan = compact_module(inner, return_plan=True)
+    module, plan, deleted, renames = _compact(inner)
     module = module.to(estimator.device)
     if wrapped:  # compile=True: compact the network inside torch.compile's wrapper, then wrap again
         plan = {f"{COMPILED_PREFIX}{name}": entry for name, entry in plan.items()}
+        renames = {f"{COMPILED_PREFIX}{old}": f"{COMPILED_PREFIX}{new}" for old, new in renames.items()}
         module = estimator.torch_compile(module, "module")
     compacted, had_optimizer = copy_with_module(estimator, module)
     store = compacted.masks_
     params = dict(module.named_parameters())
     sliced = {}
     for name, pruned in store.pruned.items():
+        if renames:  # residual blocks were deleted: their masks go, later blocks' are renamed
+            if name not in renames:
+                continue
+            name = renames[name]
         pruned = slice_by_plan(name, pruned, plan)
         if name in params and pruned.shape == params[name].shape and bool(pruned.any()):
             sliced[name] = pruned
     store.pruned = sliced
+    compacted.removed_layers_ = {**estimator.__dict__.get("removed_layers_", {}), **deleted}
     if had_optimizer:
         compacted.initialize_optimizer()
         # the learning rate where training stopped (and a scheduler's initial_lr), not the initial one

@@ -12,9 +12,9 @@ import operator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import fx, nn
 
+from ..nn._graph import IDENTITY_MODULES, ONNX_ACTIVATION_FUNCTIONS, ONNX_ACTIVATION_MODULES, is_add
 from ..nn._networks import as_images
 from ._sparse_linear import SparseLinear
 
@@ -60,16 +60,9 @@ def _np(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().cpu().to(torch.float32).numpy()
 
 
-_ACTIVATIONS = {nn.ReLU: "Relu", nn.Tanh: "Tanh", nn.Sigmoid: "Sigmoid"}
-_IDENTITY = (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
-_FUNCTIONS = {
-    torch.relu: "Relu",
-    F.relu: "Relu",
-    torch.tanh: "Tanh",
-    F.tanh: "Tanh",
-    torch.sigmoid: "Sigmoid",
-    F.sigmoid: "Sigmoid",
-}
+_ACTIVATIONS = ONNX_ACTIVATION_MODULES
+_IDENTITY = IDENTITY_MODULES
+_FUNCTIONS = ONNX_ACTIVATION_FUNCTIONS
 
 
 def _pair(value) -> list[int]:
@@ -215,7 +208,7 @@ def translate(module: nn.Module, sample: torch.Tensor, gemm: bool = True):
             x, rank = values[node.args[0]]
             values[node] = (g.node(_FUNCTIONS[node.target], [x], node.name), rank)
         elif node.op == "call_function" and node.target in (operator.add, torch.add):
-            if len(node.args) != 2 or node.kwargs or not all(isinstance(a, fx.Node) for a in node.args):
+            if not is_add(node):
                 raise Unsupported("an add with a constant or alpha")  # only tensor + tensor here
             (a, rank), (b, _) = (values[arg] for arg in node.args)
             values[node] = (g.node("Add", [a, b], node.name), rank)

@@ -28,13 +28,13 @@ every member; :func:`~skprune.compact_module` removes it everywhere.
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, field
 
 import torch
 from torch import fx, nn
 
-from ._units import (
+from ._graph import (
+    ADD_FUNCTIONS,
     CHANNEL_DROPOUT,
     ELEMENTWISE_FUNCTIONS,
     ELEMENTWISE_METHODS,
@@ -43,17 +43,15 @@ from ._units import (
     POOL_FUNCTIONS,
     POOL_MODULES,
     PRODUCER_TYPES,
-    _flatten_start,
-    trace_unit_groups,
+    ZERO_PRESERVING_MODULES,
 )
+from ._graph import flatten_start as _flatten_start
+from ._units import trace_unit_groups
 
 __all__ = ["ChannelGroup", "trace_channel_groups"]
 
-#: Element-wise operations with f(0) == 0: a removed (all-zero) channel stays zero through them.
-_ZERO_PRESERVING_MODULES = tuple(
-    m for m in ELEMENTWISE_MODULES if m not in (nn.Sigmoid, nn.Hardsigmoid, nn.Softplus)
-) + (nn.PReLU,)
-_ADD = (operator.add, torch.add, operator.iadd)
+_ZERO_PRESERVING_MODULES = ZERO_PRESERVING_MODULES
+_ADD = ADD_FUNCTIONS
 
 
 @dataclass

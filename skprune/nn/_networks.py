@@ -13,7 +13,7 @@ from torch import nn
 
 from ._dropout import Dropout
 
-__all__ = ["MLP", "ConvNet", "ACTIVATIONS"]
+__all__ = ["MLP", "ConvNet", "ACTIVATIONS", "ResidualBlock"]
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -41,6 +41,92 @@ def _positive_ints(value, name: str, example: str) -> tuple[int, ...]:
     return tuple(int(v) for v in items)
 
 
+def _check_n_blocks(n_blocks, n_stages: int, name: str = "n_blocks") -> tuple[int, ...]:
+    """``n_blocks`` (one count, or one per stage) as a tuple of ``n_stages`` ints >= 0."""
+    items = (n_blocks,) * n_stages if isinstance(n_blocks, numbers.Number) else n_blocks
+    try:
+        items = tuple(items)
+        ok = len(items) == n_stages and all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0 for v in items
+        )
+    except TypeError:
+        ok = False
+    if not ok:
+        per = f" or a sequence of {n_stages} such integers (one per stage)" if n_stages > 1 else ""
+        raise ValueError(f"{name} must be an integer >= 0{per}, got {n_blocks!r}; e.g. {name}=2.")
+    return tuple(int(v) for v in items)
+
+
+class ResidualBlock(nn.Module):
+    """A residual block ``y = x + branch(x)``.
+
+    The block of the residual :class:`MLP` and :class:`ConvNet`
+    (``n_blocks > 0``). Its branch ends in a Linear/Conv layer or a
+    BatchNorm, so :class:`~skprune.BlockPruning` can make it the identity by
+    masking the branch's parameters, and :meth:`~skprune.PrunedNet.compact`
+    deletes it.
+
+    Parameters
+    ----------
+    branch : torch.nn.Module
+        ``f``; its output has the shape of its input.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skprune.nn import ResidualBlock
+    >>> block = ResidualBlock(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 4)))
+    >>> block(torch.zeros(2, 4)).shape
+    torch.Size([2, 4])
+    """
+
+    def __init__(self, branch: nn.Module):
+        super().__init__()
+        self.branch = branch
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Return ``X + branch(X)``."""
+        return X + self.branch(X)
+
+
+def _drop_missing_blocks(
+    module: nn.Module, stages: dict[str, nn.Sequential], state_dict, prefix: str
+) -> None:
+    """Drop the trailing blocks of each stage that ``state_dict`` has no entry for.
+
+    Compaction deletes removed residual blocks and renumbers the rest; a
+    network rebuilt from its parameters (``skprune.load``, or
+    ``load_state_dict`` with a compacted network's state) has the original
+    number of blocks, and the surplus ones have no entry in the state.
+    Only a whole network's state (one with the output layer) drops blocks.
+    """
+    if not any(key.startswith(f"{prefix}layers.output.") for key in state_dict):
+        return  # not a whole network's state (a partial load): leave the blocks alone
+    changed = False
+    for stage_name, stage in stages.items():
+        stage_prefix = f"{prefix}{stage_name}."
+        present = {
+            key[len(stage_prefix) :].split(".", 1)[0] for key in state_dict if key.startswith(stage_prefix)
+        }
+        n_keep = len(stage)
+        while n_keep and str(n_keep - 1) not in present:
+            n_keep -= 1
+        while len(stage) > n_keep:
+            del stage[len(stage) - 1]
+            changed = True
+    if changed:
+        module.refresh_sizes()
+
+
+class _DropsMissingBlocks:
+    """Mixin: ``load_state_dict`` of a compacted state drops the blocks compaction deleted."""
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        _drop_missing_blocks(self, self._stages(), state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
 def _check_activation_and_dropout(activation: str, dropout: float) -> None:
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation={activation!r} is not supported; choose one of {sorted(ACTIVATIONS)}.")
@@ -48,7 +134,7 @@ def _check_activation_and_dropout(activation: str, dropout: float) -> None:
         raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
 
 
-class MLP(nn.Module):
+class MLP(_DropsMissingBlocks, nn.Module):
     """Multi-layer perceptron with scikit-learn-like parameters.
 
     ``n_features_in`` and ``n_outputs`` are filled in by the estimator from
@@ -70,12 +156,20 @@ class MLP(nn.Module):
         Dropout probability after each hidden activation (a
         :class:`~skprune.nn.Dropout`: during a fit it draws from the fit's
         own generator, seeded by ``random_state``).
+    n_blocks : int, default=0
+        Residual blocks ``x + fc_b(act(fc_a(x)))`` after the last hidden
+        layer, each as wide as it (``0``: a plain MLP). Their depth is what
+        :class:`~skprune.BlockPruning` searches, e.g. ``module__n_blocks=4``
+        with ``pruner__n_blocks_to_remove=[0, 1, 2, 3]`` in a grid.
 
     Notes
     -----
     The layers live in one flat ``nn.Sequential`` named ``layers`` with
     readable names (``fc0``, ``act0``, ..., ``output``), which keeps the
-    per-layer pruning report and structured compaction simple.
+    per-layer pruning report and structured compaction simple. The
+    residual blocks are ``layers.blocks.0``, ``layers.blocks.1``, ...
+    (:class:`~skprune.nn.ResidualBlock`); after compaction deleted some,
+    ``n_blocks`` counts those left.
 
     Examples
     --------
@@ -100,15 +194,23 @@ class MLP(nn.Module):
         hidden_layer_sizes: Sequence[int] = (100,),
         activation: str = "relu",
         dropout: float = 0.0,
+        n_blocks: int = 0,
     ):
         super().__init__()
         hidden_layer_sizes = _positive_ints(hidden_layer_sizes, "hidden_layer_sizes", "(100,) or (256, 128)")
         _check_activation_and_dropout(activation, dropout)
+        (n_blocks,) = _check_n_blocks(n_blocks, 1, "n_blocks (module__n_blocks)")
+        if n_blocks and not hidden_layer_sizes:
+            raise ValueError(
+                f"n_blocks={n_blocks} needs a hidden layer for the residual blocks to follow; "
+                "pass hidden_layer_sizes=(64,) for example."
+            )
         self.n_features_in = int(n_features_in)
         self.n_outputs = int(n_outputs)
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.dropout = float(dropout)
+        self.n_blocks = n_blocks
 
         layers: OrderedDict[str, nn.Module] = OrderedDict()
         width = self.n_features_in
@@ -118,20 +220,36 @@ class MLP(nn.Module):
             if self.dropout > 0:
                 layers[f"drop{i}"] = Dropout(self.dropout)
             width = int(size)
+        if n_blocks:
+            layers["blocks"] = nn.Sequential(*(self._block(width) for _ in range(n_blocks)))
         layers["output"] = nn.Linear(width, self.n_outputs)
         self.layers = nn.Sequential(layers)
+
+    def _block(self, width: int) -> ResidualBlock:
+        branch: OrderedDict[str, nn.Module] = OrderedDict()
+        branch["fc_a"] = nn.Linear(width, width)
+        branch["act"] = ACTIVATIONS[self.activation]()
+        if self.dropout > 0:
+            branch["drop"] = Dropout(self.dropout)
+        branch["fc_b"] = nn.Linear(width, width)
+        return ResidualBlock(nn.Sequential(branch))
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """Return raw outputs (logits for classification)."""
         return self.layers(X)
 
     def refresh_sizes(self) -> None:
-        """Make ``hidden_layer_sizes`` describe the layers (after compaction or resizing)."""
+        """Make ``hidden_layer_sizes`` and ``n_blocks`` describe the layers (after compaction or resizing)."""
         self.hidden_layer_sizes = tuple(
             layer.out_features
             for name, layer in self.layers.named_children()
             if isinstance(layer, nn.Linear) and name != "output"
         )
+        self.n_blocks = len(self._stages().get("layers.blocks", ()))
+
+    def _stages(self) -> dict[str, nn.Sequential]:
+        blocks = getattr(self.layers, "blocks", None)
+        return {"layers.blocks": blocks} if isinstance(blocks, nn.Sequential) else {}
 
 
 def check_input_shape(input_shape, *, name: str = "input_shape") -> tuple[int, int, int]:
@@ -180,7 +298,7 @@ def as_images(X: torch.Tensor, input_shape: tuple[int, int, int]) -> torch.Tenso
 torch.fx.wrap("as_images")
 
 
-class ConvNet(nn.Module):
+class ConvNet(_DropsMissingBlocks, nn.Module):
     """Small convolutional network for images, with scikit-learn-like parameters.
 
     Blocks ``Conv2d -> [BatchNorm2d] -> activation -> [MaxPool2d(2)]``, one
@@ -219,15 +337,24 @@ class ConvNet(nn.Module):
     pool : bool, default=True
         Whether a block ends with 2x2 max pooling (skipped once the feature
         map is smaller than 2x2).
+    n_blocks : int or sequence of int, default=0
+        Residual blocks ``x + bn_b(conv_b(act(bn_a(conv_a(x)))))`` after
+        each stage's activation, before its pooling: one count for every
+        stage, or one per entry of ``channels``. ``0`` is a plain ConvNet.
+        :class:`~skprune.BlockPruning` removes whole blocks, so a grid over
+        ``pruner__n_blocks_to_remove`` searches the depth.
 
     Notes
     -----
     The layers live in one flat ``nn.Sequential`` named ``layers``
     (``conv0``, ``bn0``, ``act0``, ``pool0``, ..., ``flatten``, ``fc``,
-    ``act_fc``, ``drop``, ``output``): the layout that
+    ``act_fc``, ``drop``, ``output``; the residual blocks of stage ``i``
+    are ``res{i}.0``, ``res{i}.1``, ...): the layout that
     :class:`~skprune.ChannelPruning` and :func:`~skprune.compact_module`
     follow, so removed channels can be physically deleted. After compaction
-    ``channels`` and ``hidden`` describe the smaller network.
+    ``channels``, ``hidden`` and ``n_blocks`` describe the smaller network
+    (``n_blocks`` stays one int while every stage has as many blocks left,
+    else it becomes one count per stage).
 
     Examples
     --------
@@ -253,6 +380,7 @@ class ConvNet(nn.Module):
         dropout: float = 0.0,
         activation: str = "relu",
         pool: bool = True,
+        n_blocks: int | Sequence[int] = 0,
     ):
         super().__init__()
         if input_shape is None:
@@ -276,8 +404,10 @@ class ConvNet(nn.Module):
         if int(hidden) != hidden or hidden < 0:
             raise ValueError(f"hidden must be an integer >= 0 (0: no hidden layer), got {hidden!r}.")
         _check_activation_and_dropout(activation, dropout)
+        blocks = _check_n_blocks(n_blocks, len(channels), "n_blocks (module__n_blocks)")
         self.n_features_in = int(n_features_in)
         self.n_outputs = int(n_outputs)
+        self.n_blocks = int(n_blocks) if isinstance(n_blocks, numbers.Integral) else blocks
         self.input_shape = input_shape
         self.channels = tuple(int(c) for c in channels)
         self.kernel_size = int(kernel_size)
@@ -296,6 +426,8 @@ class ConvNet(nn.Module):
             if self.batch_norm:
                 layers[f"bn{i}"] = nn.BatchNorm2d(out_channels)
             layers[f"act{i}"] = ACTIVATIONS[activation]()
+            if blocks[i]:
+                layers[f"res{i}"] = nn.Sequential(*(self._block(out_channels) for _ in range(blocks[i])))
             if self.pool and min(height, width) >= 2:
                 layers[f"pool{i}"] = nn.MaxPool2d(2)
                 height, width = height // 2, width // 2
@@ -315,8 +447,35 @@ class ConvNet(nn.Module):
         """Return raw outputs (logits for classification) for images or flat rows."""
         return self.layers(as_images(X, self.input_shape))
 
+    def _block(self, channels: int) -> ResidualBlock:
+        branch: OrderedDict[str, nn.Module] = OrderedDict()
+        padding = self.kernel_size // 2
+        branch["conv_a"] = nn.Conv2d(channels, channels, self.kernel_size, padding=padding)
+        if self.batch_norm:
+            branch["bn_a"] = nn.BatchNorm2d(channels)
+        branch["act"] = ACTIVATIONS[self.activation]()
+        branch["conv_b"] = nn.Conv2d(channels, channels, self.kernel_size, padding=padding)
+        if self.batch_norm:
+            branch["bn_b"] = nn.BatchNorm2d(channels)
+        return ResidualBlock(nn.Sequential(branch))
+
+    def _stages(self) -> dict[str, nn.Sequential]:
+        return {
+            f"layers.{name}": child
+            for name, child in self.layers.named_children()
+            if name.startswith("res") and isinstance(child, nn.Sequential)
+        }
+
     def refresh_sizes(self) -> None:
-        """Make ``channels`` and ``hidden`` describe the layers (after compaction)."""
+        """Make ``channels``, ``hidden`` and ``n_blocks`` describe the layers (after compaction)."""
         self.channels = tuple(layer.out_channels for layer in self.layers if isinstance(layer, nn.Conv2d))
         fc = getattr(self.layers, "fc", None)
         self.hidden = fc.out_features if fc is not None else 0
+        stages = self._stages()
+        counts = tuple(len(stages.get(f"layers.res{i}", ())) for i in range(len(self.channels)))
+        if isinstance(self.n_blocks, numbers.Integral) and len(set(counts)) > 1:
+            self.n_blocks = counts
+        elif isinstance(self.n_blocks, numbers.Integral):
+            self.n_blocks = counts[0] if counts else 0
+        else:
+            self.n_blocks = counts

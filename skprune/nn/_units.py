@@ -9,66 +9,26 @@ use it to zero whole units consistently, compaction to remove them.
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import fx, nn
 
 from ..exceptions import CompactionError
+from ._graph import (
+    CHANNEL_DROPOUT,
+    ELEMENTWISE_FUNCTIONS,
+    ELEMENTWISE_METHODS,
+    ELEMENTWISE_MODULES,
+    NORM_TYPES,
+    POOL_FUNCTIONS,
+    POOL_MODULES,
+    PRODUCER_TYPES,
+)
+from ._graph import describe_node as _describe
+from ._graph import flatten_start as _flatten_start
 
 __all__ = ["UnitGroup", "removed_units", "trace_unit_groups"]
-
-
-#: Layers whose output units can be removed.
-PRODUCER_TYPES = (nn.Linear, nn.Conv2d)
-NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
-#: Element-wise modules (``f(0)`` is computed, not assumed).
-ELEMENTWISE_MODULES = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.ELU,
-    nn.SELU,
-    nn.CELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.Hardtanh,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Softplus,
-    nn.Identity,
-    nn.Dropout,
-    nn.AlphaDropout,
-)
-CHANNEL_DROPOUT = (nn.Dropout1d, nn.Dropout2d)
-POOL_MODULES = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-ELEMENTWISE_FUNCTIONS = {
-    torch.relu,
-    torch.tanh,
-    torch.sigmoid,
-    F.relu,
-    F.relu6,
-    F.leaky_relu,
-    F.elu,
-    F.selu,
-    F.gelu,
-    F.silu,
-    F.mish,
-    F.tanh,
-    F.sigmoid,
-    F.hardtanh,
-    F.hardswish,
-    F.hardsigmoid,
-    F.softplus,
-    F.dropout,
-}
-ELEMENTWISE_METHODS = {"relu", "tanh", "sigmoid"}
-POOL_FUNCTIONS = {F.max_pool2d, F.avg_pool2d, F.adaptive_avg_pool2d, F.adaptive_max_pool2d}
 
 
 @dataclass
@@ -115,18 +75,6 @@ class UnitGroup:
     is_output: bool = False
 
 
-def _describe(node: fx.Node, modules: dict[str, nn.Module]) -> str:
-    if node.op == "call_module":
-        return f"layer {node.target!r} ({type(modules[node.target]).__name__})"
-    if node.op == "call_function":
-        name = getattr(node.target, "__name__", str(node.target))
-        hint = " (a residual connection)" if node.target in (operator.add, torch.add) else ""
-        return f"operation {name!r} at node {node.name!r}{hint}"
-    if node.op == "call_method":
-        return f"method '.{node.target}()' at node {node.name!r}"
-    return f"{node.op} node {node.name!r}"
-
-
 def _only_input_is(node: fx.Node, source: fx.Node) -> bool:
     """Whether ``source`` is the first argument and no other argument is a graph value."""
     if not node.args or node.args[0] is not source:
@@ -136,20 +84,6 @@ def _only_input_is(node: fx.Node, source: fx.Node) -> bool:
     for value in others:
         fx.node.map_arg(value, flat.append)
     return not flat
-
-
-def _flatten_start(node: fx.Node, modules) -> int | None:
-    """Start dimension if ``node`` flattens all but the batch dimension, else ``None``."""
-    if node.op == "call_module" and isinstance(modules[node.target], nn.Flatten):
-        m = modules[node.target]
-        return 1 if (m.start_dim == 1 and m.end_dim == -1) else None
-    if (node.op == "call_function" and node.target is torch.flatten) or (
-        node.op == "call_method" and node.target == "flatten"
-    ):
-        start = node.args[1] if len(node.args) > 1 else node.kwargs.get("start_dim", 0)
-        end = node.args[2] if len(node.args) > 2 else node.kwargs.get("end_dim", -1)
-        return 1 if (start == 1 and end == -1) else None
-    return None
 
 
 def _follow(start: fx.Node, modules: dict[str, nn.Module], calls: dict[str, int]) -> UnitGroup:

@@ -1,6 +1,7 @@
 """Pruning strategies (policy objects that decide masks) and the schedules that time them."""
 
 from ._base import BasePruner
+from ._blocks import BlockPruning
 from ._combined import CombinedPruning
 from ._function import FunctionPruner, GradientStatistics
 from ._gradient import SNIPPruning, TaylorPruning
@@ -17,6 +18,7 @@ __all__ = [
     "ActivationRequest",
     "BasePruner",
     "BaseSchedule",
+    "BlockPruning",
     "Iterative",
     "OneShot",
     "Polynomial",

@@ -300,18 +300,23 @@ class StructuredPruner(BasePruner):
         for param, (_, layer) in layers.items():
             keep = masks.keep_mask(param, layer.weight)
             pruned_before[param] = ~keep.reshape(keep.shape[0], -1).any(dim=1)
+        # a layer already without units (in a residual block that BlockPruning removed) takes no
+        # part: it is not ranked and does not count towards the target
+        dead = {param for param in layers if bool(pruned_before[param].all())}
         if self.scope == "layer":
             removed = {
                 param: _lowest_units(scores[param], pruned_before[param], context.target) for param in layers
             }
         else:
-            removed = self._global_units(layers, scores, pruned_before, context.target)
+            live = {param: layers[param] for param in layers if param not in dead}
+            removed = self._global_units(live, scores, pruned_before, context.target) if live else {}
+            removed.update({param: pruned_before[param] for param in dead})
         # channels tied by residual adds / concatenations: one score and one decision per group
         removed, shared = self._unify_channel_groups(
             module, layers, scores, pruned_before, removed, context.target
         )
         for param, units in removed.items():
-            if bool(units.all()):
+            if bool(units.all()) and param not in dead:
                 layer_name = layers[param][0]
                 raise ValueError(
                     f"{type(self).__name__}(sparsity={self._unit_sparsity!r}, scope={self.scope!r}) would "
