@@ -256,7 +256,7 @@ class BlockPruning(PrunerProtocol):
         return scores / len(batches)
 
     # ----------------------------------------------------------------- hooks
-    def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor) -> None:
+    def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor, **kwargs) -> None:
         """Add ``sum(w * dL/dw)`` of one weight to the current batch's sums.
 
         The engine shows every selected weight once per backward pass; a
