@@ -4,10 +4,11 @@ from ._compaction import compact_module
 from ._export import compression_report, to_sparse
 from ._onnx import to_onnx
 from ._onnx_runtime import OnnxPredictor, quantize_int8
-from ._persistence import load, register_serializable, save
+from ._persistence import RuntimeParametersNotSaved, load, register_serializable, save
 
 __all__ = [
     "OnnxPredictor",
+    "RuntimeParametersNotSaved",
     "compact_module",
     "compression_report",
     "load",

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 
 from sklearn.base import BaseEstimator
 from torch import nn
@@ -51,7 +52,23 @@ from ._encoding import Encoder, check_tensor
 from ._safefile import parse_json, tensor_digest
 from ._schema import FORMAT, FORMAT_VERSION, is_net
 
-__all__ = ["PersistenceError", "save", "load", "register_serializable", "FORMAT_VERSION"]
+__all__ = [
+    "PersistenceError",
+    "RuntimeParametersNotSaved",
+    "save",
+    "load",
+    "register_serializable",
+    "FORMAT_VERSION",
+]
+
+
+class RuntimeParametersNotSaved(UserWarning):
+    """Warned by :func:`save` when runtime parameters with non-default values were not written.
+
+    The message names them (``net.device``, ``net.compile``,
+    ``pipeline.steps[0].memory``...). See :mod:`skprune.deploy._runtime` for
+    the list of runtime parameters.
+    """
 
 
 def save(estimator, path) -> None:
@@ -108,6 +125,15 @@ def save(estimator, path) -> None:
         root = encoder.encode_net(estimator, type(estimator).__name__, prefix="")
     else:
         root = encoder.encode(estimator, type(estimator).__name__)
+    if encoder.not_kept:
+        warnings.warn(
+            f"skprune.save did not keep the runtime parameters {', '.join(encoder.not_kept)}: a file holds "
+            "the model, not how or where it runs (compiler, device, workers, caches, sinks, paths). "
+            "skprune.load gives them their defaults; set them again after loading, e.g. "
+            "net.set_params(device='cuda').",
+            RuntimeParametersNotSaved,
+            stacklevel=2,
+        )
     config = json.dumps({"root": root}, allow_nan=False, separators=(",", ":"))
     tensors = _unshared({name: check_tensor(name, tensor) for name, tensor in encoder.tensors.items()})
     metadata = {
@@ -172,7 +198,7 @@ def load(path):
     """
     metadata, _, blob, body_start = _safefile.read_file(path)
     version = metadata.get("format_version")
-    if not (isinstance(version, str) and version.isdigit() and len(version) < 6):
+    if not (isinstance(version, str) and version.isascii() and version.isdigit() and len(version) < 6):
         raise PersistenceError(f"{str(path)!r} has an invalid format_version {version!r}.")
     if int(version) > FORMAT_VERSION:
         raise PersistenceError(
@@ -184,7 +210,6 @@ def load(path):
     if not isinstance(config_text, str):
         raise PersistenceError(f"{str(path)!r} has no configuration.")
     if int(version) <= 1:
-
         ok = hashlib.sha256(blob[body_start:]).hexdigest() == metadata.get("sha256")
         tensors = _safefile.load_tensors(path, blob) if ok else {}
     else:
@@ -197,14 +222,15 @@ def load(path):
     config = parse_json(config_text, "configuration", path)
     if not isinstance(config, dict):
         raise PersistenceError(f"{str(path)!r} has no valid configuration.")
-    decoder = Decoder(tensors, BUDGET_BASE + BUDGET_PER_BYTE * len(blob), path)
+    decoder = Decoder(tensors, BUDGET_BASE + BUDGET_PER_BYTE * len(blob), path, version=int(version))
     try:
-        if int(version) <= 1:
-            obj = decoder.net(config, prefix="")
-        elif "root" in config and isinstance(config["root"], dict):
-            obj = decoder.decode(config["root"])
-        else:
-            raise PersistenceError(f"{str(path)!r} has no valid configuration.")
+        with decoder.bounded_construction():
+            if int(version) <= 1:
+                obj = decoder.net(config, prefix="")
+            elif "root" in config and isinstance(config["root"], dict):
+                obj = decoder.decode(config["root"])
+            else:
+                raise PersistenceError(f"{str(path)!r} has no valid configuration.")
     except PersistenceError:
         raise
     except RecursionError:
