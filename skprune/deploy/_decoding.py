@@ -23,7 +23,14 @@ from ._allowlist import resolve
 from ._budget import MemoryBudget
 from ._copying import restore_group_settings
 from ._restore import resize_leaves, sparse_state
-from ._runtime import RUNTIME, has_default, is_object_runtime_parameter, net_parameter_kind, parameter_default
+from ._runtime import (
+    RUNTIME,
+    has_default,
+    is_object_runtime_parameter,
+    net_parameter_kind,
+    parameter_default,
+    same_value,
+)
 from ._schema import (
     NOT_JSON_ATTRIBUTES,
     as_list,
@@ -237,7 +244,14 @@ class Decoder(MemoryBudget):
                 )
             default = parameter_default(cls, key) if is_object_runtime_parameter(key) else None
             if has_default(default) and is_object_runtime_parameter(key):
-                # n_jobs, memory, verbose...: never read from a file; the default applies
+                # n_jobs, memory, verbose...: never read from a file; the default applies. save writes
+                # the default, so another value in a file of format 3 means the file was edited.
+                if self.refuse_runtime and not (item is None or same_value(self._plain(item), default)):
+                    raise PersistenceError(
+                        f"{str(self.path)!r} sets the runtime parameter {cls.__name__}.{key} to "
+                        f"{str(item)[:60]!r}; skprune.save never writes those (a file holds the model, not "
+                        "how or where it runs): the file was edited and is refused."
+                    )
                 decoded[key] = default
                 continue
             decoded[key] = self.decode(item)
@@ -251,7 +265,19 @@ class Decoder(MemoryBudget):
                 obj.__dict__.update(decoded)
         if isinstance(obj.__dict__.get("scorer_"), _RebuildScorer):
             obj.scorer_ = check_scoring(obj.estimator, scoring=obj.scoring)
+        if getattr(obj, "_parameter_constraints", None) and hasattr(obj, "_validate_params"):
+            try:  # scikit-learn's own schema of its parameters: types and ranges
+                obj._validate_params()
+            except (TypeError, ValueError) as exc:
+                raise PersistenceError(
+                    f"{str(self.path)!r}: its {cls.__name__} has an invalid parameter: {exc}"
+                ) from None
         return obj
+
+    @staticmethod
+    def _plain(item):
+        """A JSON scalar as stored (runtime values are compared, never decoded into objects)."""
+        return item if isinstance(item, (str, int, float, bool)) else object()
 
     def _module(self, spec: dict) -> nn.Module:
         """A torch module: built on the meta device, then given the stored tensors (``assign=True``).

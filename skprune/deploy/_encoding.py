@@ -17,7 +17,14 @@ from .._params import _UNSET as UNSET
 from ..exceptions import PersistenceError
 from ._allowlist import reference
 from ._copying import group_settings
-from ._runtime import RUNTIME, has_default, is_object_runtime_parameter, net_parameter_kind, parameter_default
+from ._runtime import (
+    RUNTIME,
+    has_default,
+    is_object_runtime_parameter,
+    net_parameter_kind,
+    parameter_default,
+    same_value,
+)
 from ._safefile import DTYPE_NAMES
 from ._schema import NOT_JSON_ATTRIBUTES, is_fitted_name, is_net, stored_as_state
 from ._sparse_linear import SparseLinear
@@ -181,7 +188,7 @@ class Encoder:
                 kept[name] = value
                 continue
             default = parameter_default(type(obj), name)
-            if not (has_default(default) and _same(value, default)):
+            if not (has_default(default) and same_value(value, default)):
                 self.not_kept.append(f"{where}.{name}")
         return kept
 
@@ -241,10 +248,13 @@ class Encoder:
                 )
                 fitted["history"] = []
             sparse = {}
-            for name, layer in estimator.module_.named_modules():
+            # torch.compile's wrapper (compile=True) is runtime: the module it wraps is stored
+            module = getattr(estimator.module_, "_orig_mod", estimator.module_)
+            wrapped = module is not estimator.module_
+            for name, layer in module.named_modules():
                 if isinstance(layer, SparseLinear):
                     sparse[name] = [layer.out_features, layer.in_features]
-            for key, tensor in estimator.module_.state_dict().items():
+            for key, tensor in module.state_dict().items():
                 if isinstance(tensor, torch.Tensor) and tensor.layout == torch.sparse_csr:
                     tensor = tensor.detach().cpu()
                     self.tensors[f"{prefix}module_.{key}.crow_indices"] = tensor.crow_indices()
@@ -256,6 +266,8 @@ class Encoder:
                 fitted["sparse_layers"] = sparse
             fitted["mask_shapes"] = {}
             for key, tensor in estimator.masks_.state_dict().items():
+                if wrapped and key.startswith("_orig_mod."):
+                    key = key[len("_orig_mod.") :]
                 # one bit per weight (np.packbits), not one byte
                 packed = np.packbits(tensor.detach().cpu().numpy().astype(bool).ravel())
                 self.tensors[f"{prefix}masks_.{key}"] = torch.from_numpy(packed)
@@ -280,16 +292,6 @@ class Encoder:
                 fitted["optimizer_groups"] = self.encode(settings, f"{where}.optimizer_.param_groups")
             config["fitted"] = fitted
         return {"__net__": config, "prefix": prefix}
-
-
-def _same(value, default) -> bool:
-    """Whether a parameter value is its default (by identity, or equal and of the same type)."""
-    if value is default:
-        return True
-    try:
-        return type(value) is type(default) and bool(value == default)
-    except Exception:  # e.g. arrays: not a default
-        return False
 
 
 def _object_kind(name: str) -> str:

@@ -142,3 +142,13 @@ def parameter_default(cls, name: str):
 
 def has_default(value) -> bool:
     return value is not _NO_DEFAULT
+
+
+def same_value(value, default) -> bool:
+    """Whether a parameter value is its default (by identity, or equal and of the same type)."""
+    if value is default:
+        return True
+    try:
+        return type(value) is type(default) and bool(value == default)
+    except Exception:  # e.g. arrays: not a default
+        return False
