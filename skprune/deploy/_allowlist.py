@@ -27,7 +27,7 @@ from .._training import _data
 from .._training._log import TrainingLog
 from ..exceptions import PersistenceError
 
-__all__ = ["register_serializable", "resolve", "reference"]
+__all__ = ["register_serializable", "resolve", "reference", "is_allowed"]
 
 #: skorch callbacks that touch files or external services when initialized or
 #: trained; a file may not bring them in unless the user registers them.
@@ -316,6 +316,19 @@ def _legacy_skprune_path(path: str):
         if key.startswith("skprune.") and key.rsplit(".", 1)[-1] == name
     ]
     return matches[0] if len(matches) == 1 else None
+
+
+def is_path_allowed(path: str) -> bool:
+    """Whether a path named by a file resolves (allow-listed, registered, or a former skprune path)."""
+    if path in _REGISTERED or path in _builtin_allowed():
+        return True
+    return path.startswith("skprune.") and _legacy_skprune_path(path) is not None
+
+
+def is_allowed(obj) -> bool:
+    """Whether ``obj`` (a class or function) is on the allow-list or registered."""
+    path = _path_of(obj) if hasattr(obj, "__qualname__") else repr(obj)
+    return _REGISTERED.get(path) is obj or _builtin_allowed().get(path) is obj
 
 
 def reference(obj, where: str) -> dict:

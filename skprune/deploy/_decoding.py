@@ -40,6 +40,7 @@ from ._schema import (
     is_net_class,
     stored_as_state_class,
 )
+from ._skops import load_estimator
 from ._sparse_linear import SparseLinear
 
 __all__ = ["Decoder"]
@@ -64,9 +65,11 @@ def _leaves(value) -> tuple[int, int]:
 class Decoder(MemoryBudget):
     """Rebuild values from JSON, within a memory budget."""
 
-    def __init__(self, tensors: dict[str, torch.Tensor], budget: int, path, version: int = 3):
+    def __init__(self, tensors: dict[str, torch.Tensor], budget: int, path, version: int = 3, trusted=()):
         super().__init__(budget, path, n_tensors=len(tensors))
         self.tensors = tensors
+        #: types the caller trusts beyond skops' defaults (``skprune.load(path, trusted=[...])``)
+        self.trusted = tuple(trusted or ())
         #: files of format 3 and later never hold runtime parameters: one that does was edited
         self.refuse_runtime = version >= 3
 
@@ -166,6 +169,11 @@ class Decoder(MemoryBudget):
             return self.net(value["__net__"], str(value.get("prefix", "")))
         if "__scorer__" in value:
             return _RebuildScorer()
+        if "__skops__" in value:
+            name = str(value["__skops__"])
+            if not name.startswith("sklearn.") or name not in self.tensors:
+                raise PersistenceError(f"The file's configuration refers to a missing entry {name[:40]!r}.")
+            return load_estimator(self.tensors[name], self, self.trusted)
         raise PersistenceError(f"Unrecognized entry in the file's configuration: {sorted(value)[:5]}.")
 
     def params(self, params, cls=None) -> dict:

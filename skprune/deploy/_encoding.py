@@ -15,7 +15,7 @@ from torch import nn
 
 from .._params import _UNSET as UNSET
 from ..exceptions import PersistenceError
-from ._allowlist import reference
+from ._allowlist import is_allowed, reference
 from ._copying import group_settings
 from ._runtime import (
     RUNTIME,
@@ -27,6 +27,7 @@ from ._runtime import (
 )
 from ._safefile import DTYPE_NAMES
 from ._schema import NOT_JSON_ATTRIBUTES, is_fitted_name, is_net, stored_as_state
+from ._skops import dump_estimator
 from ._sparse_linear import SparseLinear
 
 __all__ = ["Encoder", "check_tensor"]
@@ -40,6 +41,7 @@ class Encoder:
         self.n_modules = 0
         self.n_nets = 0
         self.n_values = 0
+        self.n_sklearn = 0
         #: runtime parameters with a non-default value that were not written (``where.name``)
         self.not_kept: list[str] = []
 
@@ -212,6 +214,14 @@ class Encoder:
                 f"Cannot save {where}={type(obj).__name__}: save its refitted model instead, "
                 "skprune.save(search.best_estimator_, path) (a PrunedNet or a Pipeline ending with one)."
             )
+        if not is_allowed(type(obj)) and type(obj).__module__.startswith("sklearn."):
+            # LogisticRegression, HistGradientBoosting, stacking...: stored by skops.io (see _skops)
+            tensor, not_kept = dump_estimator(obj, where)
+            name = f"sklearn.{self.n_sklearn}"
+            self.n_sklearn += 1
+            self.tensors[name] = tensor
+            self.not_kept.extend(not_kept)
+            return {"__skops__": name}
         ref = reference(type(obj), where)
         state = obj.__getstate__() if hasattr(obj, "__getstate__") else dict(vars(obj))
         if not isinstance(state, dict):

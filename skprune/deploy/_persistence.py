@@ -54,6 +54,7 @@ from ._schema import FORMAT, FORMAT_VERSION, is_net
 
 __all__ = [
     "PersistenceError",
+    "get_untrusted_types",
     "RuntimeParametersNotSaved",
     "save",
     "load",
@@ -162,13 +163,23 @@ def _unshared(tensors: dict) -> dict:
     return out
 
 
-def load(path):
+def load(path, *, trusted=None):
     """Load what :func:`save` wrote; nothing is unpickled, memory and time are bounded.
+
+    A file holds the model only: runtime parameters (``compile``,
+    ``device``, ``n_jobs``, ``memory``, data-loader workers, callback sinks
+    and paths) get their defaults; set them after loading, e.g.
+    ``net.set_params(device="cuda")``.
 
     Parameters
     ----------
     path : str or path-like
         A regular file written by :func:`save` (any skprune version).
+    trusted : list of str, default=None
+        scikit-learn types stored through ``skops.io`` that skops does not
+        trust by default (for example a ``HistGradientBoostingClassifier``'s
+        ``TreePredictor``), which you trust in this file. See
+        :func:`get_untrusted_types`. Never pass a list you did not read.
 
     Returns
     -------
@@ -182,8 +193,10 @@ def load(path):
         If the file is not a skprune file (for example a pickle or a
         ``torch.save`` archive) or not a regular file, was written by a
         newer format version, is corrupted or was modified, names a class
-        outside the allow-list, or describes objects far larger than the
-        file itself.
+        outside the allow-list, holds a value outside its parameter's
+        schema, masks that disagree with the weights, a runtime parameter
+        (format 3), untrusted types, or describes objects far larger than
+        the file itself.
 
     Examples
     --------
@@ -196,14 +209,49 @@ def load(path):
     >>> type(skprune.load(path)).__name__
     'PrunedNetClassifier'
     """
+    if trusted is not None and not (
+        isinstance(trusted, (list, tuple)) and all(isinstance(t, str) for t in trusted)
+    ):
+        raise TypeError(f"trusted must be a list of type names (str), got {trusted!r}.")
+    metadata, tensors, config, version, size = _read_checked(path)
+    decoder = Decoder(tensors, BUDGET_BASE + BUDGET_PER_BYTE * size, path, version=version, trusted=trusted)
+    try:
+        with decoder.bounded_construction():
+            if version <= 1:
+                obj = decoder.net(config, prefix="")
+            elif "root" in config and isinstance(config["root"], dict):
+                obj = decoder.decode(config["root"])
+            else:
+                raise PersistenceError(f"{str(path)!r} has no valid configuration.")
+    except PersistenceError as exc:
+        raise _older(exc, metadata, version) from None
+    except RecursionError:
+        raise PersistenceError(f"{str(path)!r}: its configuration nests too deeply.") from None
+    except Exception as exc:  # any failure to rebuild an allow-listed object from bad values
+        raise _older(
+            PersistenceError(f"{str(path)!r} could not be restored: {type(exc).__name__}: {exc}"),
+            metadata,
+            version,
+        ) from exc
+
+    if not isinstance(obj, BaseEstimator) or isinstance(obj, nn.Module):
+        raise PersistenceError(
+            f"{str(path)!r} holds a {type(obj).__name__}, not an estimator; skprune.load returns only "
+            "estimators, pipelines and searches."
+        )
+    return obj
+
+
+def _read_checked(path):
+    """Metadata, tensors, parsed configuration, format version and size of a file with a valid checksum."""
     metadata, _, blob, body_start = _safefile.read_file(path)
     version = metadata.get("format_version")
     if not (isinstance(version, str) and version.isascii() and version.isdigit() and len(version) < 6):
-        raise PersistenceError(f"{str(path)!r} has an invalid format_version {version!r}.")
+        raise PersistenceError(f"{str(path)!r} has an invalid format_version {str(version)[:20]!r}.")
     if int(version) > FORMAT_VERSION:
         raise PersistenceError(
             f"{str(path)!r} was written in skprune file format version {version} (by skprune "
-            f"{metadata.get('skprune_version', '?')}); this skprune reads versions up to "
+            f"{str(metadata.get('skprune_version', '?'))[:20]}); this skprune reads versions up to "
             f"{FORMAT_VERSION}. Upgrade skprune to load it."
         )
     config_text = metadata.get("config")
@@ -222,25 +270,69 @@ def load(path):
     config = parse_json(config_text, "configuration", path)
     if not isinstance(config, dict):
         raise PersistenceError(f"{str(path)!r} has no valid configuration.")
-    decoder = Decoder(tensors, BUDGET_BASE + BUDGET_PER_BYTE * len(blob), path, version=int(version))
-    try:
-        with decoder.bounded_construction():
-            if int(version) <= 1:
-                obj = decoder.net(config, prefix="")
-            elif "root" in config and isinstance(config["root"], dict):
-                obj = decoder.decode(config["root"])
-            else:
-                raise PersistenceError(f"{str(path)!r} has no valid configuration.")
-    except PersistenceError:
-        raise
-    except RecursionError:
-        raise PersistenceError(f"{str(path)!r}: its configuration nests too deeply.") from None
-    except Exception as exc:  # any failure to rebuild an allow-listed object from bad values
-        raise PersistenceError(f"{str(path)!r} could not be restored: {type(exc).__name__}: {exc}") from exc
+    return metadata, tensors, config, int(version), len(blob)
 
-    if not isinstance(obj, BaseEstimator) or isinstance(obj, nn.Module):
-        raise PersistenceError(
-            f"{str(path)!r} holds a {type(obj).__name__}, not an estimator; skprune.load returns only "
-            "estimators, pipelines and searches."
-        )
-    return obj
+
+def _older(error: PersistenceError, metadata: dict, version: int) -> PersistenceError:
+    """``error``, with how to re-save the file when an older skprune wrote it."""
+    if version >= FORMAT_VERSION:
+        return error
+    writer = str(metadata.get("skprune_version", "0.1"))[:20]
+    return PersistenceError(
+        f"{error} This file was written by skprune {writer} (file format {version}), whose files could "
+        "hold values this version no longer accepts. If you trust the file, load it with that version "
+        f"(pip install skprune=={writer}), then save it again with this one: the new file holds only "
+        "the model."
+    )
+
+
+def get_untrusted_types(path) -> list[str]:
+    """The types a file holds beyond what :func:`load` accepts by default, without loading it.
+
+    These are scikit-learn types stored through ``skops.io`` that skops does
+    not trust by default, and classes or functions outside skprune's
+    allow-list (which need :func:`register_serializable`). Read the list,
+    then load with ``skprune.load(path, trusted=[...])`` (skops types) or
+    register your classes, only if you trust the file's source.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A file written by :func:`save`.
+
+    Returns
+    -------
+    list of str
+        Sorted type names; empty when the file holds only default types.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> import skprune
+    >>> X, y = load_iris(return_X_y=True)
+    >>> path = os.path.join(tempfile.mkdtemp(), "lr.skp")
+    >>> skprune.save(make_pipeline(LogisticRegression()).fit(X, y), path)
+    >>> skprune.get_untrusted_types(path)
+    []
+    """
+    from ._allowlist import is_path_allowed
+    from ._skops import untrusted_types
+
+    _, tensors, config, _, _ = _read_checked(path)
+    found: set[str] = set()
+    stack = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            for key in ("__ref__", "__object__", "__module__", "__estimator__"):
+                if isinstance(item.get(key), str) and not is_path_allowed(item[key]):
+                    found.add(item[key])
+            if isinstance(item.get("__skops__"), str) and item["__skops__"] in tensors:
+                found.update(untrusted_types(tensors[item["__skops__"]].numpy().tobytes()))
+            stack.extend(item.values())
+    return sorted(found)

@@ -68,6 +68,9 @@ CASE_NAMES = (
     "a_string_as_max_epochs_is_refused_by_the_schema",
     "scikit_learn_parameters_are_checked_against_its_own_constraints",
     "dunder_attributes_are_never_set",
+    # 10: scikit-learn estimators through skops.io
+    "skops_entry_expanding_like_a_zip_bomb_is_refused_before_decompression",
+    "skops_entry_that_is_not_an_archive_is_refused",
     # earlier cases
     "pickle_payload_is_never_unpickled",
     "torch_save_zip_archive_is_refused",
@@ -97,7 +100,10 @@ def base_models():
     pipe = make_pipeline(StandardScaler(), PrunedNetClassifier(**params)).fit(X, y)
     ct = ColumnTransformer([("log", FunctionTransformer(np.log1p), [0, 1])], remainder="passthrough")
     column = Pipeline([("ct", ct), ("net", PrunedNetClassifier(**params))]).fit(np.abs(X), y)
-    return {"net": net, "pipe": pipe, "column": column}, X, y
+    from sklearn.linear_model import LogisticRegression
+
+    linear = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    return {"net": net, "pipe": pipe, "column": column, "linear": linear}, X, y
 
 
 def split(blob: bytes) -> tuple[dict, dict]:
@@ -147,6 +153,10 @@ class _Payload:
         return (os.system, ("touch PWNED_BY_PICKLE",))
 
 
+def _bytes_tensor(data: bytes) -> torch.Tensor:
+    return torch.frombuffer(bytearray(data), dtype=torch.uint8)
+
+
 def write_corpus(folder) -> dict[str, tuple[str, str]]:
     """Write every attack file into ``folder``; return ``{case: (path, expected message regex)}``."""
     folder = Path(folder)
@@ -156,7 +166,7 @@ def write_corpus(folder) -> dict[str, tuple[str, str]]:
     for name, model in models.items():
         skprune.save(model, folder / f"good_{name}.skp")
         good[name] = (folder / f"good_{name}.skp").read_bytes()
-    net, pipe, column = good["net"], good["pipe"], good["column"]
+    net, pipe, column, linear = good["net"], good["pipe"], good["column"], good["linear"]
     cases: dict[str, tuple[bytes | None, str]] = {}
 
     def params(cfg):
@@ -299,6 +309,22 @@ def write_corpus(folder) -> dict[str, tuple[str, str]]:
     cases["dunder_attributes_are_never_set"] = (
         edit(pipe, lambda cfg: _step(cfg, 0)["state"].update(__class__="x")),
         "never sets",
+    )
+
+    # 10. skops entries: a zip bomb, garbage
+    import io
+    import zipfile
+
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("schema.json", b" " * (64 * 2**20))
+    cases["skops_entry_expanding_like_a_zip_bomb_is_refused_before_decompression"] = (
+        edit(linear, tensors=lambda t: t.update({"sklearn.0": _bytes_tensor(bomb.getvalue())})),
+        "expands",
+    )
+    cases["skops_entry_that_is_not_an_archive_is_refused"] = (
+        edit(linear, tensors=lambda t: t.update({"sklearn.0": _bytes_tensor(b"not a zip" * 100)})),
+        "not valid",
     )
 
     # earlier cases: pickles, archives, headers, offsets, shapes, nesting

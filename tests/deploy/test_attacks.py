@@ -36,6 +36,11 @@ def models():
     return base_models()
 
 
+@pytest.mark.skipif(os.name != "posix", reason="FIFOs and /dev/zero are POSIX")
+def test_the_corpus_holds_every_named_case(corpus):
+    assert set(corpus) == set(CASE_NAMES)
+
+
 @pytest.mark.parametrize("case", CASE_NAMES)
 def test_attack_file_is_refused_with_a_persistence_error(corpus, case):
     if case not in corpus:

@@ -183,3 +183,49 @@ def test_save_refuses_what_it_cannot_restore(tmp_path):
     with pytest.raises(PersistenceError, match="register_serializable"):
         skprune.save(pipe, tmp_path / "x.skp")
     assert not (tmp_path / "x.skp").exists()
+
+
+def test_ordinary_scikit_learn_estimators_in_a_pipeline_round_trip_through_skops(clf_data, tmp_path):
+    from sklearn.ensemble import HistGradientBoostingClassifier, StackingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = clf_data
+    plain = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    # was refused: "LogisticRegression is not in skprune's allow-list"
+    _same(plain, _round_trip(plain, tmp_path, "lr.skp"), X)
+    assert skprune.get_untrusted_types(tmp_path / "lr.skp") == []
+    stack = make_pipeline(
+        StandardScaler(),
+        StackingClassifier(
+            [
+                ("lr", LogisticRegression()),
+                ("hgb", HistGradientBoostingClassifier(max_iter=5, random_state=0)),
+            ]
+        ),
+    ).fit(X, y)
+    skprune.save(stack, tmp_path / "stack.skp")
+    untrusted = skprune.get_untrusted_types(tmp_path / "stack.skp")
+    # skops does not trust HistGradientBoosting's tree predictors by default (unchecked node indices)
+    assert any("TreePredictor" in name for name in untrusted)
+    with pytest.raises(PersistenceError, match=r"does not trust.*trusted="):
+        skprune.load(tmp_path / "stack.skp")
+    _same(stack, skprune.load(tmp_path / "stack.skp", trusted=untrusted), X)
+
+
+def test_skops_entries_keep_no_runtime_parameters_and_a_net_inside_one_is_refused(clf_data, tmp_path):
+    from sklearn.ensemble import StackingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from skprune.deploy import RuntimeParametersNotSaved
+
+    X, y = clf_data
+    stack = StackingClassifier([("a", LogisticRegression()), ("b", LogisticRegression(C=0.1))], n_jobs=2)
+    pipe = make_pipeline(StandardScaler(), stack).fit(X, y)
+    with pytest.warns(RuntimeParametersNotSaved, match="n_jobs"):
+        skprune.save(pipe, tmp_path / "s.skp")
+    loaded = skprune.load(tmp_path / "s.skp")
+    assert loaded[-1].n_jobs is None
+    _same(pipe, loaded, X)
+    inside = StackingClassifier([("net", PrunedNetClassifier(**FAST))])
+    with pytest.raises(PersistenceError, match="Put the net in a Pipeline"):
+        skprune.save(inside, tmp_path / "n.skp")
