@@ -53,6 +53,23 @@ def test_files_of_skprune_0_1_still_load_with_identical_predictions(stem):
     assert list(loaded.classes_) == ["ant", "bee", "cat"]
 
 
+def test_a_refused_file_of_skprune_0_1_says_how_to_save_it_again(tmp_path):
+    import struct
+
+    blob = (DATA / "v0_1_classifier.skp").read_bytes()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + n])
+    config = json.loads(header["__metadata__"]["config"])
+    # files of 0.1 could name any torch.nn module: a recurrent one is no longer built from a file
+    config["estimator"]["params"]["module"] = {"__ref__": "torch.nn.modules.rnn.RNN"}
+    header["__metadata__"]["config"] = json.dumps(config)
+    text = json.dumps(header).encode()
+    (tmp_path / "old.skp").write_bytes(struct.pack("<Q", len(text)) + text + blob[8 + n :])
+    how = r"written by skprune 0\.1\.0.*pip install skprune==0\.1\.0.*save"
+    with pytest.raises(PersistenceError, match=how):
+        skprune.load(tmp_path / "old.skp")
+
+
 def test_pipeline_with_column_transformer_round_trips(tmp_path):
     rng = np.random.RandomState(0)
     frame = pd.DataFrame(
