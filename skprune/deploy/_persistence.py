@@ -2,34 +2,22 @@
 
 A file is a `safetensors <https://huggingface.co/docs/safetensors>`_ file
 written and read by the ``safetensors`` library (see :mod:`._safefile` for
-the checks made before any tensor is built). Its ``__metadata__`` holds
+the checks made before any tensor is read). Its ``__metadata__`` holds
 
-* ``format``: ``"skprune"`` and ``format_version``: ``"2"`` (``"1"``: files of
-  skprune 0.1, still read),
-* ``config``: the object as allow-listed JSON (parameters, fitted
+* ``format``: ``"skprune"`` and ``format_version``: ``"3"`` (``"1"``: files of
+  skprune 0.1 and ``"2"``, still read; their runtime parameters are ignored),
+* ``config``: the object as typed JSON (model parameters, fitted
   attributes, nested estimators),
 * ``sha256``: a digest of the configuration and of every tensor.
 
-What can be saved: a :class:`~skprune.PrunedNet` (dense, pruned, compacted,
-or with CSR layers from :func:`~skprune.to_sparse`), a fitted
-:class:`~skprune.PrunedNetCV`, and ``Pipeline`` / ``ColumnTransformer``
-objects made of scikit-learn transformers with a ``PrunedNet`` inside (for
-example ``GridSearchCV(...).best_estimator_``). Torch tensors go to the
-safetensors part; scikit-learn objects are stored as their state
-(``__getstate__``) in JSON and rebuilt with ``__setstate__``, like
-``skops.io`` does, only for allow-listed classes.
-
-Loading parses JSON and copies bytes into tensors; nothing is unpickled, so
-an untrusted file cannot run code. Classes (the estimator, module,
-optimizer, pruner, transformers, ...) are referenced by import path and
-resolved only from an allow-list: public classes of ``skprune``,
-``torch.nn``, ``torch.optim``, ``skorch``'s callbacks and datasets,
-scikit-learn's preprocessing, imputation, composition, feature selection and
-decomposition estimators and CV splitters, plus what the user registered
-with :func:`register_serializable`. Nothing is imported because a file
-names it. Memory is bounded too: modules are first built on the ``meta``
-device and arrays counted before allocation, against a budget proportional
-to the file's size. Any tool that reads safetensors can read the weights
+A file holds the model, never the runtime (:mod:`._runtime` lists which
+parameters are which). Classes are resolved only from an allow-list
+(:mod:`._allowlist`), values are checked against a schema
+(:mod:`._schema`) and charged against a memory budget (:mod:`._budget`),
+modules are built on the ``meta`` device and given the stored tensors, and
+scikit-learn estimators outside the allow-list go through ``skops.io``
+(:mod:`._skops`). Nothing is imported because a file names it, and nothing
+is unpickled. Any tool that reads safetensors can read the weights
 (``module_.*`` entries).
 """
 
@@ -66,9 +54,23 @@ __all__ = [
 class RuntimeParametersNotSaved(UserWarning):
     """Warned by :func:`save` when runtime parameters with non-default values were not written.
 
-    The message names them (``net.device``, ``net.compile``,
-    ``pipeline.steps[0].memory``...). See :mod:`skprune.deploy._runtime` for
-    the list of runtime parameters.
+    The message names them (``PrunedNetClassifier.device``,
+    ``Pipeline.memory``...). See :mod:`skprune.deploy._runtime` for the list
+    of runtime parameters; :func:`load` gives them their defaults.
+
+    Examples
+    --------
+    >>> import os, tempfile, warnings
+    >>> import skprune
+    >>> from skprune.deploy import RuntimeParametersNotSaved
+    >>> path = os.path.join(tempfile.mkdtemp(), "net.skp")
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     skprune.save(skprune.PrunedNetClassifier(verbose=1), path)
+    >>> caught[0].category is RuntimeParametersNotSaved
+    True
+    >>> skprune.load(path).verbose
+    0
     """
 
 
