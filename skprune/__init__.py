@@ -104,3 +104,7 @@ __all__ = [
     "to_onnx",
     "to_sparse",
 ]
+
+from ._serializable import register_builtin as _register_builtin  # noqa: E402
+
+_register_builtin(PrunedNet, PrunedNetClassifier, PrunedNetRegressor)  # load may rebuild these from a file

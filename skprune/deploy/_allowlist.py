@@ -20,11 +20,7 @@ import torch.optim.lr_scheduler
 from sklearn.base import BaseEstimator
 from torch import nn
 
-from .. import nn as _nn_package
-from .. import pruners
-from .._doc_link import DocLinkMixin
-from .._training import _data
-from .._training._log import TrainingLog
+from .. import _serializable
 from ..exceptions import PersistenceError
 
 __all__ = ["register_serializable", "resolve", "reference", "is_allowed"]
@@ -159,6 +155,11 @@ def register_serializable(obj):
 
 
 def _builtin_allowed() -> dict[str, object]:
+    """Third-party classes and functions on the allow-list, and skprune's (registered by each subpackage)."""
+    return {**_third_party_allowed(), **_serializable.BUILTIN}
+
+
+def _third_party_allowed() -> dict[str, object]:
     global _BUILTIN
     if _BUILTIN is not None:
         return _BUILTIN
@@ -169,18 +170,6 @@ def _builtin_allowed() -> dict[str, object]:
         if isinstance(obj, type):
             found[_path_of(obj)] = obj
 
-    for namespace in (_nn_package, pruners, _data):
-        for name in getattr(namespace, "__all__", []):
-            add(getattr(namespace, name, None))
-    add(TrainingLog)
-    from .. import model_selection  # imported here: it imports the estimators, which import deploy
-
-    for name in model_selection.__all__:  # PrunedNetCV, OneStandardErrorRule, sparsity_scorer, ...
-        obj = getattr(model_selection, name)
-        if isinstance(obj, type) or (inspect.isfunction(obj) and name != "register_dask_backend"):
-            found[_path_of(obj)] = obj
-    for cls in _public_skprune_classes(DocLinkMixin):  # estimators, pruners, schedules
-        add(cls)
     for cls in _TORCH_LAYERS:
         add(cls)
     for name in dir(nn.modules.loss):  # criterion classes: built from criterion__* values only
@@ -278,18 +267,6 @@ def _sklearn_allowed() -> dict[str, object]:
         obj = getattr(np, name, None)
         if isinstance(obj, np.ufunc) and name == obj.__name__:
             found[f"numpy.{name}"] = obj
-    return found
-
-
-def _public_skprune_classes(base: type) -> list[type]:
-    """Public skprune classes deriving from ``base``, found without importing them here."""
-    found, stack = [], [base]
-    while stack:
-        cls = stack.pop()
-        for sub in cls.__subclasses__():
-            stack.append(sub)
-            if sub.__module__.startswith("skprune.") and not sub.__name__.startswith("_"):
-                found.append(sub)
     return found
 
 

@@ -15,7 +15,6 @@ from sklearn.metrics import check_scoring
 from skorch.history import History
 from torch import nn
 
-from .. import pruners
 from .._params import _UNSET as UNSET
 from .._training._prepare import module_kwargs, module_to_device
 from ..exceptions import PersistenceError
@@ -180,7 +179,7 @@ class Decoder(MemoryBudget):
         if not isinstance(params, dict):
             raise PersistenceError("Invalid parameters in the file's configuration.")
         out = {str(k): self.decode(v) for k, v in params.items()}
-        if cls is not None and isinstance(cls, type) and issubclass(cls, pruners.BasePruner):
+        if isinstance(cls, type) and cls.__module__.startswith("skprune.pruners."):  # a skprune pruner
             accepted = inspect.signature(cls).parameters
             for old, new in _RENAMED_PRUNER_PARAMS.items():
                 if old in out and old not in accepted and new in accepted and new not in out:

@@ -23,3 +23,7 @@ __all__ = [
     "removed_units",
     "trace_unit_groups",
 ]
+
+from .._serializable import register_builtin  # noqa: E402  (load may rebuild these from a file)
+
+register_builtin(MLP, ConvNet, Dropout, UnitGroup)

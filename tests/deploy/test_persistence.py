@@ -402,3 +402,27 @@ def test_parameters_set_after_fit_do_not_change_the_loaded_network(tmp_path):
         with pytest.raises(ValueError, match="module__activation.*changed after the network was fitted"):
             est.partial_fit(X, y)
     assert isinstance(loaded.set_params(criterion=nn.CrossEntropyLoss).fit(X, y).module_.layers.act0, nn.Tanh)
+
+
+def test_each_subpackage_registers_its_types_and_the_allow_list_imports_none_of_them():
+    import ast
+    import inspect as inspect_module
+
+    from skprune import model_selection, nn, pruners
+    from skprune.deploy import _allowlist
+
+    tree = ast.parse(inspect_module.getsource(_allowlist))
+    imported = set()
+    for node in ast.walk(tree):  # relative imports: from ..x import y, from .. import y
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            imported |= {node.module} if node.module else {alias.name for alias in node.names}
+    assert imported <= {"_serializable", "exceptions"}, imported
+    for package in (nn, pruners):
+        for name in package.__all__:
+            obj = getattr(package, name)
+            if isinstance(obj, type):
+                assert _allowlist.resolve(f"{obj.__module__}.{obj.__qualname__}") is obj
+    for obj in (model_selection.PrunedNetCV, model_selection.sparsity_scorer, PrunedNetClassifier):
+        assert _allowlist.resolve(f"{obj.__module__}.{obj.__qualname__}") is obj
+    with pytest.raises(PersistenceError, match="allow-list"):
+        _allowlist.resolve("skprune.model_selection._plots.plot_sparsity_path")  # draws: not pure
