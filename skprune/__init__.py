@@ -16,6 +16,7 @@ from .deploy import (
     OnnxPredictor,
     compact_module,
     compression_report,
+    get_untrusted_types,
     load,
     quantize_int8,
     register_serializable,
@@ -99,8 +100,13 @@ __all__ = [
     "plot_sparsity_path",
     "quantize_int8",
     "register_serializable",
+    "get_untrusted_types",
     "save",
     "sparsity_scorer",
     "to_onnx",
     "to_sparse",
 ]
+
+from ._serializable import register_builtin as _register_builtin  # noqa: E402
+
+_register_builtin(PrunedNet, PrunedNetClassifier, PrunedNetRegressor)  # load may rebuild these from a file

@@ -220,3 +220,8 @@ class BatchIterator:
             else:
                 batch_index = index[start:end]
             yield base.take(batch_index)
+
+
+from .._serializable import register_builtin  # noqa: E402  (load may rebuild these from a file)
+
+register_builtin(ArrayDataset, BatchIterator)

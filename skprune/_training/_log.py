@@ -167,3 +167,8 @@ class TrainingLog(PrintLog):
         state = self.__dict__.copy()
         state["bar_"] = None
         return state
+
+
+from .._serializable import register_builtin  # noqa: E402  (load may rebuild it from a file)
+
+register_builtin(TrainingLog)

@@ -17,18 +17,13 @@ import skorch.callbacks
 import skorch.dataset
 import skorch.utils
 import torch.optim.lr_scheduler
-import torch.utils.data
 from sklearn.base import BaseEstimator
 from torch import nn
 
-from .. import nn as _nn_package
-from .. import pruners
-from .._doc_link import DocLinkMixin
-from .._training import _data
-from .._training._log import TrainingLog
+from .. import _serializable
 from ..exceptions import PersistenceError
 
-__all__ = ["register_serializable", "resolve", "reference"]
+__all__ = ["register_serializable", "resolve", "reference", "is_allowed"]
 
 #: skorch callbacks that touch files or external services when initialized or
 #: trained; a file may not bring them in unless the user registers them.
@@ -43,6 +38,73 @@ _UNSAFE_CALLBACKS = {
     "WandbLogger",
 }
 
+
+#: Schedulers that take a user function (``lr_lambda``): functions are limited to PURE_FUNCTIONS.
+_CALLABLE_SCHEDULERS = {"LambdaLR", "MultiplicativeLR", "SequentialLR", "ChainedScheduler"}
+
+#: The torch layers a file may build by name: leaves whose construction cost is bounded by the
+#: tensors stored with them (checked after building them on the meta device), and parameter-free
+#: activations, pooling and reshaping layers. Recurrent, transformer and other composite layers
+#: are not on it (an RNN's num_layers builds whatever the file asks for); register your own
+#: module classes with register_serializable.
+_TORCH_LAYERS = (
+    nn.Sequential,
+    nn.Linear,
+    nn.Bilinear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.Embedding,
+    nn.Identity,
+    nn.Flatten,
+    nn.Unflatten,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Softplus,
+    nn.Softsign,
+    nn.Softmax,
+    nn.LogSoftmax,
+    nn.Tanhshrink,
+)
+
+#: The only functions a file may name that are not the user's (register_serializable): pure
+#: functions of their arguments, without side effects (no ``print``, no I/O). numpy's ufuncs
+#: (np.log1p, np.sqrt, ...) and scikit-learn's feature-selection score functions are added to it.
+PURE_FUNCTIONS = (skorch.utils.to_numpy, skorch.utils.noop)
 
 _REGISTERED: dict[str, object] = {}
 _BUILTIN: dict[str, object] | None = None
@@ -93,6 +155,11 @@ def register_serializable(obj):
 
 
 def _builtin_allowed() -> dict[str, object]:
+    """Third-party classes and functions on the allow-list, and skprune's (registered by each subpackage)."""
+    return {**_third_party_allowed(), **_serializable.BUILTIN}
+
+
+def _third_party_allowed() -> dict[str, object]:
     global _BUILTIN
     if _BUILTIN is not None:
         return _BUILTIN
@@ -103,21 +170,11 @@ def _builtin_allowed() -> dict[str, object]:
         if isinstance(obj, type):
             found[_path_of(obj)] = obj
 
-    for namespace in (_nn_package, pruners, _data):
-        for name in getattr(namespace, "__all__", []):
-            add(getattr(namespace, name, None))
-    add(TrainingLog)
-    from .. import model_selection  # imported here: it imports the estimators, which import deploy
-
-    for name in model_selection.__all__:  # PrunedNetCV, OneStandardErrorRule, sparsity_scorer, ...
-        obj = getattr(model_selection, name)
-        if isinstance(obj, type) or (inspect.isfunction(obj) and name != "register_dask_backend"):
-            found[_path_of(obj)] = obj
-    for cls in _public_skprune_classes(DocLinkMixin):  # estimators, pruners, schedules
+    for cls in _TORCH_LAYERS:
         add(cls)
-    for name in dir(nn):
-        obj = getattr(nn, name)
-        if isinstance(obj, type) and issubclass(obj, nn.Module):
+    for name in dir(nn.modules.loss):  # criterion classes: built from criterion__* values only
+        obj = getattr(nn.modules.loss, name)
+        if isinstance(obj, type) and issubclass(obj, nn.modules.loss._Loss) and not name.startswith("_"):
             add(obj)
     for name in dir(torch.optim):
         obj = getattr(torch.optim, name)
@@ -125,18 +182,19 @@ def _builtin_allowed() -> dict[str, object]:
             add(obj)
     for name in dir(torch.optim.lr_scheduler):
         obj = getattr(torch.optim.lr_scheduler, name)
-        if isinstance(obj, type) and obj.__module__.startswith("torch.optim"):
+        if (
+            isinstance(obj, type)
+            and obj.__module__.startswith("torch.optim")
+            and name not in _CALLABLE_SCHEDULERS
+        ):
             add(obj)
     for name in getattr(skorch.callbacks, "__all__", []):
         if name not in _UNSAFE_CALLBACKS:
             add(getattr(skorch.callbacks, name))
-    # the callables skorch's callbacks take by default (EarlyStopping(sink=print), EpochScoring's
-    # target_extractor=to_numpy, ParamMapper(fn=noop)): without them no such callback could be saved
-    for default in (print, skorch.utils.to_numpy, skorch.utils.noop):
-        found[_path_of(default)] = default
+    for function in PURE_FUNCTIONS:
+        found[_path_of(function)] = function
     add(skorch.dataset.ValidSplit)
     add(skorch.dataset.Dataset)
-    add(torch.utils.data.DataLoader)
     found.update(_sklearn_allowed())
     _BUILTIN = found
     return found
@@ -177,7 +235,6 @@ _NUMPY_TYPES = (
 def _sklearn_allowed() -> dict[str, object]:
     """Standard scikit-learn transformers, compositions, CV splitters, score functions; numpy types."""
 
-
     found: dict[str, object] = {}
     for module_name in _SKLEARN_MODULES:
         module = importlib.import_module(module_name)
@@ -213,18 +270,6 @@ def _sklearn_allowed() -> dict[str, object]:
     return found
 
 
-def _public_skprune_classes(base: type) -> list[type]:
-    """Public skprune classes deriving from ``base``, found without importing them here."""
-    found, stack = [], [base]
-    while stack:
-        cls = stack.pop()
-        for sub in cls.__subclasses__():
-            stack.append(sub)
-            if sub.__module__.startswith("skprune.") and not sub.__name__.startswith("_"):
-                found.append(sub)
-    return found
-
-
 def resolve(path: str):
     obj = _REGISTERED.get(path) or _builtin_allowed().get(path)
     if obj is None and path.startswith("skprune."):
@@ -248,6 +293,19 @@ def _legacy_skprune_path(path: str):
         if key.startswith("skprune.") and key.rsplit(".", 1)[-1] == name
     ]
     return matches[0] if len(matches) == 1 else None
+
+
+def is_path_allowed(path: str) -> bool:
+    """Whether a path named by a file resolves (allow-listed, registered, or a former skprune path)."""
+    if path in _REGISTERED or path in _builtin_allowed():
+        return True
+    return path.startswith("skprune.") and _legacy_skprune_path(path) is not None
+
+
+def is_allowed(obj) -> bool:
+    """Whether ``obj`` (a class or function) is on the allow-list or registered."""
+    path = _path_of(obj) if hasattr(obj, "__qualname__") else repr(obj)
+    return _REGISTERED.get(path) is obj or _builtin_allowed().get(path) is obj
 
 
 def reference(obj, where: str) -> dict:

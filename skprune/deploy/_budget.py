@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import torch
 from torch import nn
+from torch.nn.modules import module as _module_hooks
 
 from .._training._prepare import module_kwargs
 from ..exceptions import PersistenceError
 
-__all__ = ["BUDGET_BASE", "BUDGET_PER_BYTE", "MemoryBudget"]
+__all__ = ["BUDGET_BASE", "BUDGET_PER_BYTE", "MemoryBudget", "MAX_REGISTRATIONS_BASE"]
+
+#: Modules, parameters and buffers that building the objects of a file may register: this plus
+#: ``MAX_REGISTRATIONS_PER_TENSOR`` per tensor stored in the file. A module costs what it
+#: registers, so no declared module (an RNN with num_layers=10000, an MLP with 50,000 layers) can
+#: cost more construction work than the tensors stored with it.
+MAX_REGISTRATIONS_BASE = 2048
+MAX_REGISTRATIONS_PER_TENSOR = 16
 
 #: Memory that objects rebuilt from a file may take: this plus ``BUDGET_PER_BYTE`` per file byte.
 BUDGET_BASE = 64 * 2**20
@@ -18,10 +29,40 @@ BUDGET_PER_BYTE = 64
 class MemoryBudget:
     """Count the bytes of arrays and modules rebuilt from ``path``; refuse the file past ``budget``."""
 
-    def __init__(self, budget: int, path):
+    def __init__(self, budget: int, path, n_tensors: int = 0):
         self.budget = budget
         self.used = 0
         self.path = path
+        self.max_registrations = MAX_REGISTRATIONS_BASE + MAX_REGISTRATIONS_PER_TENSOR * n_tensors
+        self.registrations = 0
+
+    @contextlib.contextmanager
+    def bounded_construction(self):
+        """Count what modules built in this block register (on this thread); refuse past the cap."""
+        thread = threading.get_ident()
+
+        def count(*args):
+            if threading.get_ident() != thread:
+                return None
+            self.registrations += 1
+            if self.registrations > self.max_registrations:
+                raise PersistenceError(
+                    f"{str(self.path)!r}: building its modules registers more than "
+                    f"{self.max_registrations} modules, parameters and buffers, far more than the "
+                    "tensors it stores; the file is refused."
+                )
+            return None
+
+        handles = [
+            _module_hooks.register_module_module_registration_hook(count),
+            _module_hooks.register_module_parameter_registration_hook(count),
+            _module_hooks.register_module_buffer_registration_hook(count),
+        ]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def charge(self, nbytes: int, what: str) -> None:
         self.used += int(nbytes)

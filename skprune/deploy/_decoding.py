@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import warnings
@@ -14,14 +15,31 @@ from sklearn.metrics import check_scoring
 from skorch.history import History
 from torch import nn
 
-from .. import pruners
 from .._params import _UNSET as UNSET
+from .._training._prepare import module_kwargs, module_to_device
 from ..exceptions import PersistenceError
 from ._allowlist import resolve
 from ._budget import MemoryBudget
 from ._copying import restore_group_settings
 from ._restore import resize_leaves, sparse_state
-from ._schema import NOT_JSON_ATTRIBUTES, as_list, is_fitted_name, is_net_class, stored_as_state_class
+from ._runtime import (
+    RUNTIME,
+    has_default,
+    is_object_runtime_parameter,
+    net_parameter_kind,
+    parameter_default,
+    same_value,
+)
+from ._schema import (
+    NOT_JSON_ATTRIBUTES,
+    as_list,
+    check_module_params,
+    check_net_params,
+    is_fitted_name,
+    is_net_class,
+    stored_as_state_class,
+)
+from ._skops import load_estimator
 from ._sparse_linear import SparseLinear
 
 __all__ = ["Decoder"]
@@ -30,18 +48,52 @@ __all__ = ["Decoder"]
 _RENAMED_PRUNER_PARAMS = {"fraction": "sparsity", "criterion": "importance"}
 
 
-def _leaves(value) -> int:
-    if isinstance(value, list):
-        return sum(_leaves(v) for v in value)
-    return 1
+def _leaves(value) -> tuple[int, int]:
+    """Number of leaves of nested lists, and the length of the longest string among them."""
+    count, longest, stack = 0, 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        else:
+            count += 1
+            longest = max(longest, len(item) if isinstance(item, str) else 32)
+    return count, longest
 
 
 class Decoder(MemoryBudget):
     """Rebuild values from JSON, within a memory budget."""
 
-    def __init__(self, tensors: dict[str, torch.Tensor], budget: int, path):
-        super().__init__(budget, path)
+    def __init__(self, tensors: dict[str, torch.Tensor], budget: int, path, version: int = 3, trusted=()):
+        super().__init__(budget, path, n_tensors=len(tensors))
         self.tensors = tensors
+        #: types the caller trusts beyond skops' defaults (``skprune.load(path, trusted=[...])``)
+        self.trusted = tuple(trusted or ())
+        #: files of format 3 and later never hold runtime parameters: one that does was edited
+        self.refuse_runtime = version >= 3
+
+    def _model_params(self, params, kind, owner: str) -> dict:
+        """``params`` (still encoded) without runtime parameters: those are never read from a file."""
+        if not isinstance(params, dict):
+            raise PersistenceError("Invalid parameters in the file's configuration.")
+        kept = {}
+        for name, value in params.items():
+            name = str(name)
+            found = kind(name)
+            if found is None:
+                raise PersistenceError(
+                    f"{str(self.path)!r} sets {owner} parameter {name[:60]!r}, which is not a parameter "
+                    "of that estimator."
+                )
+            if found != RUNTIME:
+                kept[name] = value
+            elif self.refuse_runtime:
+                raise PersistenceError(
+                    f"{str(self.path)!r} sets the runtime parameter {owner}.{name[:60]}, which skprune.save "
+                    "never writes (a file holds the model, not how or where it runs): the file was edited "
+                    "and is refused."
+                )
+        return kept
 
     def decode(self, value):
         if isinstance(value, list):
@@ -97,7 +149,9 @@ class Decoder(MemoryBudget):
             name = str(value["__tensor__"])
             if not name.startswith("values.") or name not in self.tensors:
                 raise PersistenceError(f"The file's configuration refers to a missing tensor {name[:40]!r}.")
-            return self.tensors[name].clone()
+            tensor = self.tensors[name]
+            self.charge(tensor.numel() * tensor.element_size(), f"tensor {name!r}")  # each reference
+            return tensor.clone()
         if "__ref__" in value:
             return resolve(str(value["__ref__"]))
         if "__module__" in value:
@@ -106,20 +160,26 @@ class Decoder(MemoryBudget):
             cls = resolve(str(value["__object__"]))
             if not isinstance(cls, type) or issubclass(cls, nn.Module) or is_net_class(cls):
                 raise PersistenceError(f"{value['__object__']!r} cannot be rebuilt as a plain object.")
-            return cls(**self.params(value.get("params"), cls))
+            params = self._model_params(value.get("params"), _object_kind, cls.__name__)
+            return cls(**self.params(params, cls))
         if "__estimator__" in value:
             return self._state_object(value)
         if "__net__" in value:
             return self.net(value["__net__"], str(value.get("prefix", "")))
         if "__scorer__" in value:
             return _RebuildScorer()
+        if "__skops__" in value:
+            name = str(value["__skops__"])
+            if not name.startswith("sklearn.") or name not in self.tensors:
+                raise PersistenceError(f"The file's configuration refers to a missing entry {name[:40]!r}.")
+            return load_estimator(self.tensors[name], self, self.trusted)
         raise PersistenceError(f"Unrecognized entry in the file's configuration: {sorted(value)[:5]}.")
 
     def params(self, params, cls=None) -> dict:
         if not isinstance(params, dict):
             raise PersistenceError("Invalid parameters in the file's configuration.")
         out = {str(k): self.decode(v) for k, v in params.items()}
-        if cls is not None and isinstance(cls, type) and issubclass(cls, pruners.BasePruner):
+        if isinstance(cls, type) and cls.__module__.startswith("skprune.pruners."):  # a skprune pruner
             accepted = inspect.signature(cls).parameters
             for old, new in _RENAMED_PRUNER_PARAMS.items():
                 if old in out and old not in accepted and new in accepted and new not in out:
@@ -151,7 +211,11 @@ class Decoder(MemoryBudget):
             out[:] = items
             return out.reshape(shape)
         dtype = self._dtype(value.get("dtype"), "biufU")
-        self.charge(max(dtype.itemsize, 1) * _leaves(data), f"an array of dtype {dtype}")
+        n, longest = _leaves(data)
+        itemsize = dtype.itemsize
+        if dtype.kind == "U" and itemsize == 0:  # numpy pads every element to the longest string
+            itemsize = 4 * longest
+        self.charge(max(itemsize, 1) * n, f"an array of dtype {dtype}")
         try:
             return np.asarray(data, dtype=dtype)
         except (TypeError, ValueError, OverflowError) as exc:
@@ -185,6 +249,18 @@ class Decoder(MemoryBudget):
                 raise PersistenceError(
                     f"The file tries to set attribute {str(key)[:40]!r}, which load never sets."
                 )
+            default = parameter_default(cls, key) if is_object_runtime_parameter(key) else None
+            if has_default(default) and is_object_runtime_parameter(key):
+                # n_jobs, memory, verbose...: never read from a file; the default applies. save writes
+                # the default, so another value in a file of format 3 means the file was edited.
+                if self.refuse_runtime and not (item is None or same_value(self._plain(item), default)):
+                    raise PersistenceError(
+                        f"{str(self.path)!r} sets the runtime parameter {cls.__name__}.{key} to "
+                        f"{str(item)[:60]!r}; skprune.save never writes those (a file holds the model, not "
+                        "how or where it runs): the file was edited and is refused."
+                    )
+                decoded[key] = default
+                continue
             decoded[key] = self.decode(item)
         obj = cls.__new__(cls)
         with warnings.catch_warnings():
@@ -195,16 +271,50 @@ class Decoder(MemoryBudget):
             else:
                 obj.__dict__.update(decoded)
         if isinstance(obj.__dict__.get("scorer_"), _RebuildScorer):
-
             obj.scorer_ = check_scoring(obj.estimator, scoring=obj.scoring)
+        if getattr(obj, "_parameter_constraints", None) and hasattr(obj, "_validate_params"):
+            try:  # scikit-learn's own schema of its parameters: types and ranges
+                obj._validate_params()
+            except (TypeError, ValueError) as exc:
+                raise PersistenceError(
+                    f"{str(self.path)!r}: its {cls.__name__} has an invalid parameter: {exc}"
+                ) from None
         return obj
 
+    @staticmethod
+    def _plain(item):
+        """A JSON scalar as stored (runtime values are compared, never decoded into objects)."""
+        return item if isinstance(item, (str, int, float, bool)) else object()
+
     def _module(self, spec: dict) -> nn.Module:
-        module = self._build_module(spec)
+        """A torch module: built on the meta device, then given the stored tensors (``assign=True``).
+
+        What the module declares must be exactly what the file stores, so building it
+        costs no more memory than the file's tensors.
+        """
         prefix = spec.get("state")
+        state = {}
         if prefix is not None:
             prefix = str(prefix)
             state = {k[len(prefix) :]: t for k, t in self.tensors.items() if k.startswith(prefix)}
+        with torch.random.fork_rng(), torch.device("meta"):
+            module = self._build_module(spec)
+        resize_leaves(module, state)
+        declared = module.state_dict()
+        for key in sorted(set(declared) | set(state)):
+            if (
+                key not in state
+                or key not in declared
+                or tuple(declared[key].shape) != tuple(state[key].shape)
+            ):
+                raise PersistenceError(
+                    f"{str(self.path)!r}: module {type(module).__name__} declares tensor {key[:60]!r} "
+                    f"{tuple(declared[key].shape) if key in declared else '(none)'} but the file stores "
+                    f"{tuple(state[key].shape) if key in state else 'none'}."
+                )
+        module.load_state_dict(state, strict=True, assign=True)
+        if _has_meta(module):  # non-persistent buffers: build it for real (charged), then load
+            module = self.construct(lambda: self._build_module(spec), type(module).__name__)
             resize_leaves(module, state)
             module.load_state_dict(state, strict=True)
         return module
@@ -214,14 +324,14 @@ class Decoder(MemoryBudget):
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
             raise PersistenceError(f"{spec['__module__']!r} is not a torch module class.")
         if "children" in spec:
-
             children = OrderedDict()
             for item in as_list(spec["children"]):
                 name, child = as_list(item, 2)
                 children[str(name)] = self._build_module(child)
             return cls(children)
         params = self.params(spec.get("params"))
-        return self.construct(lambda: cls(**params), cls.__name__)
+        check_module_params(params, cls.__name__, len(self.tensors))
+        return cls(**params)
 
     def net(self, config, prefix: str):
         """A PrunedNet from its configuration and its tensors under ``prefix``."""
@@ -232,19 +342,11 @@ class Decoder(MemoryBudget):
         if not (isinstance(spec, dict) and is_net_class(resolve(str(spec.get("__object__"))))):
             raise PersistenceError("The file's network entry is not a skprune estimator.")
         cls = resolve(spec["__object__"])
-        estimator = cls(**self.params(spec.get("params")))
+        params = self._model_params(spec.get("params"), _net_kind(cls), cls.__name__)
+        estimator = cls(**self.params(params))
         fitted = config.get("fitted")
         if not fitted:
             return estimator
-        fallback = _unavailable_device(estimator.device)
-        if fallback is not None:
-            warnings.warn(
-                f"{str(self.path)!r} holds a net fitted on device={estimator.device!r}, which is not "
-                f"available here; it is loaded on {fallback!r} (its device parameter is set to it).",
-                UserWarning,
-                stacklevel=4,
-            )
-            estimator.device = fallback
         params = set(estimator.get_params(deep=False))
         for name, value in dict(fitted["attributes"]).items():
             if not (name.isidentifier() and is_fitted_name(name)) or name in NOT_JSON_ATTRIBUTES | params:
@@ -255,32 +357,22 @@ class Decoder(MemoryBudget):
         built_with = self._built_with(fitted.get("built_with"), estimator)
         latest = {key: estimator.__dict__.get(key, UNSET) for values in built_with.values() for key in values}
         _set_values(estimator, {key: v for values in built_with.values() for key, v in values.items()})
+        check_net_params(estimator, len(self.tensors))
         self._charge_module(estimator)
-        with torch.random.fork_rng():
-            estimator.initialize()
         module_prefix = f"{prefix}module_."
         module_state = {
             k[len(module_prefix) :]: t for k, t in self.tensors.items() if k.startswith(module_prefix)
         }
-        for name, (out_features, in_features) in dict(fitted.get("sparse_layers", {})).items():
-            module_state = sparse_state(
-                estimator.module_, name, int(out_features), int(in_features), module_state
-            )
-        resize_leaves(estimator.module_, module_state)
-        estimator.module_.load_state_dict(module_state, strict=True)
+        self._initialize_on_meta(estimator)
+        sparse_layers = dict(fitted.get("sparse_layers", {}))
+        _load_module_state(estimator.module_, sparse_layers, dict(module_state), assign=True)
+        if _has_meta(estimator.module_):  # e.g. non-persistent buffers: build it for real (charged above)
+            with torch.random.fork_rng():
+                estimator.initialize_module()
+            _load_module_state(estimator.module_, sparse_layers, dict(module_state), assign=False)
         if not any(isinstance(m, SparseLinear) for m in estimator.module_.modules()):
-            estimator.module_.to(estimator.device)
-        masks = {}
-        for key, shape in dict(fitted.get("mask_shapes", {})).items():
-            packed = self.tensors[f"{prefix}masks_.{key}"]
-            if not (isinstance(shape, list) and all(type(s) is int and s >= 0 for s in shape)):
-                raise PersistenceError(f"Invalid mask shape for {key!r} in the file.")
-            n = math.prod(shape)
-            if packed.dtype != torch.uint8 or packed.numel() != (n + 7) // 8:
-                raise PersistenceError(f"The mask of {key!r} does not match its declared shape {shape}.")
-            bits = np.unpackbits(packed.numpy(), count=n).astype(bool)
-            masks[key] = torch.from_numpy(bits).reshape(shape)
-        estimator.masks_.load_state_dict(masks)
+            estimator.module_ = module_to_device(estimator.module_, estimator.device)
+        estimator.masks_.load_state_dict(self._masks(fitted, prefix, estimator.module_))
         estimator.masks_.to(estimator.device)
         if not any(isinstance(m, SparseLinear) for m in estimator.module_.modules()):
             estimator.initialize_optimizer()
@@ -293,6 +385,70 @@ class Decoder(MemoryBudget):
             _set_values(estimator, latest)
             estimator.__dict__["_stale_components"] = built_with
         return estimator
+
+    def _initialize_on_meta(self, estimator) -> None:
+        """``estimator.initialize()`` with the module built on the meta device (no memory, no init work)."""
+
+        def on_meta():
+            with torch.device("meta"):
+                kwargs = module_kwargs(estimator)
+                module = estimator.module
+                if isinstance(module, nn.Module):  # an instance: copied as initialize_module does
+                    built = type(module)(**kwargs) if kwargs else copy.deepcopy(module)
+                else:
+                    built = module(**kwargs)
+            if not isinstance(built, nn.Module):
+                raise PersistenceError(f"{str(self.path)!r}: its module did not build a torch module.")
+            with estimator._current_init_context("module"):
+                estimator.module_ = built
+            return estimator
+
+        # skorch's _initialize_module builds, then moves to the device (and compiles): here it only builds
+        estimator.__dict__["_initialize_module"] = on_meta
+        try:
+            with torch.random.fork_rng():
+                estimator.initialize()
+        finally:
+            del estimator.__dict__["_initialize_module"]
+
+    def _masks(self, fitted: dict, prefix: str, module: nn.Module) -> dict:
+        """The stored masks, checked against the module: existing parameters, same shapes, and every
+        pruned entry exactly zero in the stored weight."""
+        parameters = dict(module.named_parameters())
+        parameters.update({k: v for k, v in module.state_dict().items() if k not in parameters})
+        shapes = fitted.get("mask_shapes", {})
+        if not isinstance(shapes, dict):
+            raise PersistenceError(f"{str(self.path)!r}: invalid masks in the file's configuration.")
+        masks = {}
+        for key, shape in shapes.items():
+            packed = self.tensors.get(f"{prefix}masks_.{key}")
+            if packed is None:
+                raise PersistenceError(f"{str(self.path)!r}: the mask of {str(key)[:60]!r} is missing.")
+            if not (isinstance(shape, list) and all(type(s) is int and s >= 0 for s in shape)):
+                raise PersistenceError(f"Invalid mask shape for {key!r} in the file.")
+            n = math.prod(shape)
+            if packed.dtype != torch.uint8 or packed.numel() != (n + 7) // 8:
+                raise PersistenceError(f"The mask of {key!r} does not match its declared shape {shape}.")
+            weight = parameters.get(key)
+            if weight is None:
+                raise PersistenceError(
+                    f"{str(self.path)!r} holds a mask for {str(key)[:60]!r}, which is not a parameter "
+                    "of its network."
+                )
+            if tuple(weight.shape) != tuple(shape):
+                raise PersistenceError(
+                    f"{str(self.path)!r}: the mask of {key!r} has shape {shape}, its weight "
+                    f"{list(weight.shape)}."
+                )
+            bits = torch.from_numpy(np.unpackbits(packed.numpy(), count=n).astype(bool)).reshape(shape)
+            dense = weight.to_dense() if weight.layout != torch.strided else weight
+            if bits.any() and bool((dense.detach().cpu()[bits] != 0).any()):
+                raise PersistenceError(
+                    f"{str(self.path)!r}: the mask of {key!r} marks weights as pruned that are not zero "
+                    "in the stored weight; masks and weights disagree, the file is refused."
+                )
+            masks[key] = bits
+        return masks
 
     def _built_with(self, entry, estimator) -> dict:
         """The values the fitted components were built with, where ``set_params`` changed them after fit."""
@@ -307,7 +463,8 @@ class Decoder(MemoryBudget):
                 raise PersistenceError("Invalid pending parameters in the file's configuration.")
             for key, value in values.items():
                 root = str(key).split("__", 1)[0]
-                if not (key in params or "__" in key) or root not in _COMPONENT_ROOTS:
+                kind = net_parameter_kind(str(key))
+                if not (key in params or "__" in key) or root not in _COMPONENT_ROOTS or kind != "model":
                     raise PersistenceError(f"{str(self.path)!r} tries to set parameter {str(key)[:40]!r}.")
                 if not (isinstance(value, dict) and set(value) in ({"unset"}, {"value"})):
                     raise PersistenceError("Invalid pending parameters in the file's configuration.")
@@ -317,7 +474,7 @@ class Decoder(MemoryBudget):
 
 
 #: Parameters whose change after fit waits for the next fit (see ``set_params``), by first name part.
-_COMPONENT_ROOTS = ("module", "criterion", "optimizer", "compile")
+_COMPONENT_ROOTS = ("module", "criterion", "optimizer")
 
 
 def _set_values(estimator, values: dict) -> None:
@@ -329,25 +486,34 @@ def _set_values(estimator, values: dict) -> None:
             estimator.__dict__[key] = value
 
 
-def _unavailable_device(device) -> str | None:
-    """``"cpu"`` if ``device`` (a saved net's) does not exist on this machine, else ``None``.
+def _load_module_state(module: nn.Module, sparse_layers: dict, state: dict, assign: bool) -> None:
+    """Put the stored tensors into ``module``: CSR layers, compacted shapes, then the state dict."""
+    for name, (out_features, in_features) in sparse_layers.items():
+        state = sparse_state(module, name, int(out_features), int(in_features), state)
+    resize_leaves(module, state)
+    module.load_state_dict(state, strict=True, assign=assign)
 
-    A net fitted on a GPU is often served on a machine without one; skorch's
-    unpickling moves it to the CPU the same way.
-    """
-    if device is None:
-        return None
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        return None  # left to torch's own error
-    if device.type == "cuda":
-        available = torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
-    elif device.type == "mps":
-        available = torch.backends.mps.is_available()
-    else:
-        return None
-    return None if available else "cpu"
+
+def _has_meta(module: nn.Module) -> bool:
+    return any(t.is_meta for t in (*module.parameters(), *module.buffers()))
+
+
+def _object_kind(name: str) -> str:
+    return RUNTIME if is_object_runtime_parameter(name) else "model"
+
+
+def _net_kind(cls):
+    """Kinds of a net class's parameters; a registered user subclass's own parameters are model ones."""
+    own = cls.__module__.startswith("skprune.")
+    accepted = set(inspect.signature(cls).parameters)
+
+    def kind(name: str):
+        found = net_parameter_kind(name)
+        if found is None and not own and name in accepted:
+            return "model"
+        return found
+
+    return kind
 
 
 class _RebuildScorer:

@@ -15,10 +15,19 @@ from torch import nn
 
 from .._params import _UNSET as UNSET
 from ..exceptions import PersistenceError
-from ._allowlist import reference
+from ._allowlist import is_allowed, reference
 from ._copying import group_settings
+from ._runtime import (
+    RUNTIME,
+    has_default,
+    is_object_runtime_parameter,
+    net_parameter_kind,
+    parameter_default,
+    same_value,
+)
 from ._safefile import DTYPE_NAMES
 from ._schema import NOT_JSON_ATTRIBUTES, is_fitted_name, is_net, stored_as_state
+from ._skops import dump_estimator
 from ._sparse_linear import SparseLinear
 
 __all__ = ["Encoder", "check_tensor"]
@@ -32,6 +41,9 @@ class Encoder:
         self.n_modules = 0
         self.n_nets = 0
         self.n_values = 0
+        self.n_sklearn = 0
+        #: runtime parameters with a non-default value that were not written (``where.name``)
+        self.not_kept: list[str] = []
 
     def encode(self, value, where: str):
         if value is None or isinstance(value, (bool, int, str)):
@@ -170,9 +182,25 @@ class Encoder:
             "params": {k: self.encode(v, f"{where}.{k}") for k, v in params.items()},
         }
 
+    def _without_runtime(self, obj, params: dict, where: str, kind) -> dict:
+        """``params`` without the runtime ones (see :mod:`._runtime`), noting those set to non-defaults."""
+        kept = {}
+        for name, value in params.items():
+            if kind(name) != RUNTIME:
+                kept[name] = value
+                continue
+            default = parameter_default(type(obj), name)
+            if not (has_default(default) and same_value(value, default)):
+                self.not_kept.append(f"{where}.{name}")
+        return kept
+
     def _encode_object(self, obj, where: str):
         ref = reference(type(obj), where)
         params = self._init_params(obj, where)
+        if is_net(obj):
+            params = self._without_runtime(obj, params, where, _net_kind(obj))
+        else:
+            params = self._without_runtime(obj, params, where, _object_kind)
         return {
             "__object__": ref["__ref__"],
             "params": {k: self.encode(v, f"{where}.{k}") for k, v in params.items()},
@@ -186,14 +214,29 @@ class Encoder:
                 f"Cannot save {where}={type(obj).__name__}: save its refitted model instead, "
                 "skprune.save(search.best_estimator_, path) (a PrunedNet or a Pipeline ending with one)."
             )
+        if not is_allowed(type(obj)) and type(obj).__module__.startswith("sklearn."):
+            # LogisticRegression, HistGradientBoosting, stacking...: stored by skops.io (see _skops)
+            tensor, not_kept = dump_estimator(obj, where)
+            name = f"sklearn.{self.n_sklearn}"
+            self.n_sklearn += 1
+            self.tensors[name] = tensor
+            self.not_kept.extend(not_kept)
+            return {"__skops__": name}
         ref = reference(type(obj), where)
         state = obj.__getstate__() if hasattr(obj, "__getstate__") else dict(vars(obj))
         if not isinstance(state, dict):
             raise PersistenceError(f"Cannot save {where}={type(obj).__name__}: its state is not a dict.")
         encoded = {}
+        init_params = set(obj.get_params(deep=False)) if hasattr(obj, "get_params") else set()
+        runtime = self._without_runtime(
+            obj, {k: state[k] for k in init_params if k in state}, where, _object_kind
+        )
         for key, value in state.items():
             if not isinstance(key, str):
                 raise PersistenceError(f"Cannot save {where}: attribute names must be strings.")
+            if key in init_params and key not in runtime:  # a runtime parameter: its default is stored
+                default = parameter_default(type(obj), key)
+                value = default if has_default(default) else None
             if key == "scorer_" and (getattr(obj, "scoring", 0) is None or isinstance(obj.scoring, str)):
                 encoded[key] = {"__scorer__": None}  # rebuilt from `scoring` when loading
                 continue
@@ -215,10 +258,13 @@ class Encoder:
                 )
                 fitted["history"] = []
             sparse = {}
-            for name, layer in estimator.module_.named_modules():
+            # torch.compile's wrapper (compile=True) is runtime: the module it wraps is stored
+            module = getattr(estimator.module_, "_orig_mod", estimator.module_)
+            wrapped = module is not estimator.module_
+            for name, layer in module.named_modules():
                 if isinstance(layer, SparseLinear):
                     sparse[name] = [layer.out_features, layer.in_features]
-            for key, tensor in estimator.module_.state_dict().items():
+            for key, tensor in module.state_dict().items():
                 if isinstance(tensor, torch.Tensor) and tensor.layout == torch.sparse_csr:
                     tensor = tensor.detach().cpu()
                     self.tensors[f"{prefix}module_.{key}.crow_indices"] = tensor.crow_indices()
@@ -230,11 +276,19 @@ class Encoder:
                 fitted["sparse_layers"] = sparse
             fitted["mask_shapes"] = {}
             for key, tensor in estimator.masks_.state_dict().items():
+                if wrapped and key.startswith("_orig_mod."):
+                    key = key[len("_orig_mod.") :]
                 # one bit per weight (np.packbits), not one byte
                 packed = np.packbits(tensor.detach().cpu().numpy().astype(bool).ravel())
                 self.tensors[f"{prefix}masks_.{key}"] = torch.from_numpy(packed)
                 fitted["mask_shapes"][key] = list(tensor.shape)
             pending = estimator.__dict__.get("_stale_components")
+            kind = _net_kind(estimator)
+            pending = {
+                component: {key: value for key, value in values.items() if kind(key) != RUNTIME}
+                for component, values in (pending or {}).items()
+            }
+            pending = {component: values for component, values in pending.items() if values}
             if pending:  # set_params after fit: the fitted components were built with these values
                 fitted["built_with"] = {
                     component: {
@@ -248,6 +302,25 @@ class Encoder:
                 fitted["optimizer_groups"] = self.encode(settings, f"{where}.optimizer_.param_groups")
             config["fitted"] = fitted
         return {"__net__": config, "prefix": prefix}
+
+
+def _object_kind(name: str) -> str:
+    return RUNTIME if is_object_runtime_parameter(name) else "model"
+
+
+def _net_kind(estimator):
+    """The kind of each parameter of a net; unclassified ones of user subclasses are model parameters."""
+
+    def kind(name: str) -> str:
+        found = net_parameter_kind(name)
+        if found is None and type(estimator).__module__.startswith("skprune."):
+            raise PersistenceError(
+                f"Cannot save {type(estimator).__name__}: its parameter {name!r} is not classified as "
+                "a model or a runtime parameter (skprune/deploy/_runtime.py). Please report this."
+            )
+        return found or "model"
+
+    return kind
 
 
 def check_tensor(name: str, tensor) -> torch.Tensor:

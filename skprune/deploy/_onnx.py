@@ -109,7 +109,6 @@ def _net_graph(estimator, X_sample, input_type=None, gemm=True):
             g, logits = translate(module, sample, gemm)
             method = "fx"
         except Unsupported:
-
             g, logits, opsets = _torch_export(copy.deepcopy(module).cpu().eval(), sample)
             method = "torch.onnx.export"
     finally:

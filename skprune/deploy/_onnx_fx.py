@@ -170,6 +170,7 @@ def _module_node(g: GraphBuilder, module: nn.Module, x: str, name: str, rank: in
 
 def translate(module: nn.Module, sample: torch.Tensor, gemm: bool = True):
     """ONNX nodes computing ``module(X)`` (as ``logits``) from its fx graph; raises Unsupported."""
+
     class Tracer(fx.Tracer):
         def is_leaf_module(self, m, qualname):
             # Dropout subclasses (skprune.nn.Dropout) are identities at inference, like nn.Dropout

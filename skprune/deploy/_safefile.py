@@ -116,8 +116,12 @@ def tensor_digest(config: str, tensors: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def _read_regular(path) -> bytes:
-    """The bytes of ``path`` if it is a regular file (symlinks followed), without blocking."""
+def _open_regular(path) -> tuple[int, int]:
+    """An open descriptor of ``path`` and its size, if it is a regular file (symlinks followed).
+
+    Opened without blocking (a FIFO never blocks the open) and checked on the
+    descriptor itself, so nothing can be swapped between the check and the read.
+    """
     try:
         info = os.stat(path)
     except OSError as exc:
@@ -128,37 +132,59 @@ def _read_regular(path) -> bytes:
             "skprune.load reads only regular files."
         )
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    fd = os.open(path, flags)
     try:
-        info = os.fstat(fd)  # the file opened, not the one stat()ed: no swap in between
-        if not stat.S_ISREG(info.st_mode):
-            raise PersistenceError(f"{str(path)!r} is not a regular file; skprune.load reads only those.")
-        size = info.st_size
-        chunks, remaining = [], size
-        while remaining:
-            chunk = os.read(fd, min(remaining, 2**24))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
-    finally:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise PersistenceError(f"Cannot read {str(path)!r}: {exc.strerror or exc}.") from None
+    info = os.fstat(fd)  # the file opened, not the one stat()ed: no swap in between
+    if not stat.S_ISREG(info.st_mode):
         os.close(fd)
+        raise PersistenceError(f"{str(path)!r} is not a regular file; skprune.load reads only those.")
+    return fd, info.st_size
+
+
+def _read_exactly(fd, size: int) -> bytes:
+    chunks, remaining = [], size
+    while remaining:
+        chunk = os.read(fd, min(remaining, 2**24))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
 
 
 def read_file(path) -> tuple[dict, dict, bytes, int]:
     """Parse and check a skprune file.
 
+    The 8-byte header length is read first, then the header (at most
+    :data:`MAX_HEADER` bytes, within the file), and every tensor description
+    is checked against the file's size before the tensor bytes are read.
     Returns ``(metadata, entries, blob, body_start)``: the ``__metadata__``
-    strings, the tensor descriptions (already checked against the bytes
-    present) and the file's bytes. No tensor is allocated yet.
+    strings, the tensor descriptions and the file's bytes. No tensor is
+    allocated yet.
     """
-    blob = _read_regular(path)
-    if len(blob) < 8:
-        raise not_skprune(path, f"it has {len(blob)} bytes, fewer than a header needs")
-    (n,) = struct.unpack("<Q", blob[:8])
-    if n > len(blob) - 8 or n > MAX_HEADER or n < 2:
-        raise not_skprune(path, _guess(blob))
+    fd, size = _open_regular(path)
+    try:
+        first = _read_exactly(fd, 8)
+        if len(first) < 8:
+            raise not_skprune(path, f"it has {len(first)} bytes, fewer than a header needs")
+        (n,) = struct.unpack("<Q", first)
+        if n > size - 8 or n > MAX_HEADER or n < 2:
+            raise not_skprune(path, _guess(first + _read_exactly(fd, min(size - 8, 16))))
+        head = _read_exactly(fd, n)
+        metadata, header = _parse_header(path, first + head, n, size - 8 - n)
+        body = _read_exactly(fd, size - 8 - n)
+    finally:
+        os.close(fd)
+    blob = first + head + body
+    if len(blob) != size:
+        raise PersistenceError(f"{str(path)!r} changed while it was read.")
+    return metadata, header, blob, 8 + n
+
+
+def _parse_header(path, blob: bytes, n: int, body_size: int) -> tuple[dict, dict]:
+    """The metadata and tensor descriptions of a header, checked against a body of ``body_size`` bytes."""
     try:
         text = blob[8 : 8 + n].decode("utf-8")
     except UnicodeDecodeError:
@@ -172,11 +198,9 @@ def read_file(path) -> tuple[dict, dict, bytes, int]:
     metadata = header.pop("__metadata__", None)
     if not isinstance(metadata, dict) or metadata.get("format") != "skprune":
         marker = metadata.get("format") if isinstance(metadata, dict) else None
-        raise not_skprune(path, f"a safetensors file with format marker {marker!r}, not 'skprune'")
+        raise not_skprune(path, f"a safetensors file with format marker {str(marker)[:40]!r}, not 'skprune'")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
         raise PersistenceError(f"{str(path)!r}: its metadata must map strings to strings.")
-    body_start = 8 + n
-    body_size = len(blob) - body_start
     ranges = []
     for name, info in header.items():
         try:
@@ -211,7 +235,7 @@ def read_file(path) -> tuple[dict, dict, bytes, int]:
         if start < position:
             raise PersistenceError(f"{str(path)!r}: tensor {name!r} overlaps another tensor's bytes.")
         position = end
-    return metadata, header, blob, body_start
+    return metadata, header
 
 
 def _guess(blob: bytes) -> str:
@@ -245,6 +269,7 @@ def write_file(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str])
 
     data = st_save(tensors, metadata=metadata)
     path = Path(path)
+    _check_target(path)
     if path.is_dir():
         raise IsADirectoryError(
             f"{str(path)!r} is a directory; skprune.save needs a file path, e.g. model.skp."
@@ -261,6 +286,7 @@ def write_file(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str])
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        _check_target(path)  # again: nothing may have been put there meanwhile
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -268,6 +294,36 @@ def write_file(path, tensors: dict[str, torch.Tensor], metadata: dict[str, str])
         except OSError:
             pass
         raise
+
+
+def _check_target(path: Path) -> None:
+    """Refuse to replace anything at ``path`` but a regular file: no symlink, device, FIFO or socket.
+
+    ``save`` replaces the path itself (a rename), so a symbolic link would be
+    replaced, not followed; it is refused instead, so that saving never
+    silently turns a link into a file.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise PersistenceError(f"Cannot save to {str(path)!r}: {exc.strerror or exc}.") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(
+            f"{str(path)!r} is a directory; skprune.save needs a file path, e.g. model.skp."
+        )
+    if stat.S_ISLNK(info.st_mode):
+        raise PersistenceError(
+            f"{str(path)!r} is a symbolic link; skprune.save writes only regular files and never "
+            f"replaces or follows a link. Save to the file it points to ({os.path.realpath(path)!r}) "
+            "or remove the link first."
+        )
+    if not stat.S_ISREG(info.st_mode):
+        raise PersistenceError(
+            f"{str(path)!r} exists and is not a regular file (a device, FIFO or socket); "
+            "skprune.save replaces only regular files. Choose another path."
+        )
 
 
 def _file_mode(path: Path) -> int:

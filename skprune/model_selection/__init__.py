@@ -14,3 +14,7 @@ __all__ = [
     "register_dask_backend",
     "sparsity_scorer",
 ]
+
+from .._serializable import register_builtin  # noqa: E402  (load may rebuild these from a file)
+
+register_builtin(PrunedNetCV, OneStandardErrorRule, one_standard_error_index, sparsity_scorer)

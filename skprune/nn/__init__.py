@@ -28,3 +28,7 @@ __all__ = [
     "trace_residual_blocks",
     "trace_unit_groups",
 ]
+
+from .._serializable import register_builtin  # noqa: E402  (load may rebuild these from a file)
+
+register_builtin(MLP, ConvNet, Dropout, UnitGroup)

@@ -39,3 +39,7 @@ __all__ = [
     "TaylorPruning",
     "is_pruner",
 ]
+
+from .._serializable import register_builtin  # noqa: E402  (load may rebuild these from a file)
+
+register_builtin(*(obj for obj in map(globals().get, __all__) if isinstance(obj, type)))

@@ -310,20 +310,23 @@ def test_loaded_net_continues_its_learning_rate_schedule(tmp_path):
     assert loaded.optimizer_.param_groups[0]["lr"] == net.optimizer_.param_groups[0]["lr"] == 0.0125
 
 
-def test_net_saved_on_an_absent_gpu_loads_on_cpu_with_a_warning(tmp_path):
+def test_a_net_saved_on_a_gpu_loads_on_the_default_device_and_save_says_device_was_not_kept(tmp_path):
+    from skprune.deploy import RuntimeParametersNotSaved
+
     X, y = np.random.RandomState(0).randn(60, 4).astype(np.float32), np.arange(60) % 2
     net = PrunedNetClassifier(pruner=MagnitudePruning(0.5), max_epochs=2, random_state=0).fit(X, y)
     expected = net.predict_proba(X)
     net.__dict__["device"] = "cuda:99"  # as saved on a GPU machine: no such device here
-    skprune.save(net, tmp_path / "gpu.skp")
-    with pytest.warns(UserWarning, match="cuda:99.*not available.*cpu"):
-        loaded = skprune.load(tmp_path / "gpu.skp")  # raised PersistenceError (torch's device error)
+    with pytest.warns(RuntimeParametersNotSaved, match=r"PrunedNetClassifier\.device"):
+        skprune.save(net, tmp_path / "gpu.skp")
+    loaded = skprune.load(tmp_path / "gpu.skp")
     assert loaded.device == "cpu" and loaded.sparsity_ == net.sparsity_
     np.testing.assert_array_equal(loaded.predict_proba(X), expected)
     loaded.partial_fit(X, y)
-    # an unfitted net keeps its configuration: it builds nothing until fit
-    skprune.save(PrunedNetClassifier(device="cuda:99"), tmp_path / "u.skp")
-    assert skprune.load(tmp_path / "u.skp").device == "cuda:99"
+    # an unfitted net: the device is runtime too, the default applies
+    with pytest.warns(RuntimeParametersNotSaved):
+        skprune.save(PrunedNetClassifier(device="cuda:99", compile=True), tmp_path / "u.skp")
+    assert skprune.load(tmp_path / "u.skp").get_params()["device"] == "cpu"
 
 
 def test_loss_class_weights_given_as_tensors_round_trip(tmp_path):
@@ -399,3 +402,27 @@ def test_parameters_set_after_fit_do_not_change_the_loaded_network(tmp_path):
         with pytest.raises(ValueError, match="module__activation.*changed after the network was fitted"):
             est.partial_fit(X, y)
     assert isinstance(loaded.set_params(criterion=nn.CrossEntropyLoss).fit(X, y).module_.layers.act0, nn.Tanh)
+
+
+def test_each_subpackage_registers_its_types_and_the_allow_list_imports_none_of_them():
+    import ast
+    import inspect as inspect_module
+
+    from skprune import model_selection, nn, pruners
+    from skprune.deploy import _allowlist
+
+    tree = ast.parse(inspect_module.getsource(_allowlist))
+    imported = set()
+    for node in ast.walk(tree):  # relative imports: from ..x import y, from .. import y
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            imported |= {node.module} if node.module else {alias.name for alias in node.names}
+    assert imported <= {"_serializable", "exceptions"}, imported
+    for package in (nn, pruners):
+        for name in package.__all__:
+            obj = getattr(package, name)
+            if isinstance(obj, type):
+                assert _allowlist.resolve(f"{obj.__module__}.{obj.__qualname__}") is obj
+    for obj in (model_selection.PrunedNetCV, model_selection.sparsity_scorer, PrunedNetClassifier):
+        assert _allowlist.resolve(f"{obj.__module__}.{obj.__qualname__}") is obj
+    with pytest.raises(PersistenceError, match="allow-list"):
+        _allowlist.resolve("skprune.model_selection._plots.plot_sparsity_path")  # draws: not pure

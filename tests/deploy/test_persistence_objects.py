@@ -53,6 +53,23 @@ def test_files_of_skprune_0_1_still_load_with_identical_predictions(stem):
     assert list(loaded.classes_) == ["ant", "bee", "cat"]
 
 
+def test_a_refused_file_of_skprune_0_1_says_how_to_save_it_again(tmp_path):
+    import struct
+
+    blob = (DATA / "v0_1_classifier.skp").read_bytes()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8 : 8 + n])
+    config = json.loads(header["__metadata__"]["config"])
+    # files of 0.1 could name any torch.nn module: a recurrent one is no longer built from a file
+    config["estimator"]["params"]["module"] = {"__ref__": "torch.nn.modules.rnn.RNN"}
+    header["__metadata__"]["config"] = json.dumps(config)
+    text = json.dumps(header).encode()
+    (tmp_path / "old.skp").write_bytes(struct.pack("<Q", len(text)) + text + blob[8 + n :])
+    how = r"written by skprune 0\.1\.0.*pip install skprune==0\.1\.0.*save"
+    with pytest.raises(PersistenceError, match=how):
+        skprune.load(tmp_path / "old.skp")
+
+
 def test_pipeline_with_column_transformer_round_trips(tmp_path):
     rng = np.random.RandomState(0)
     frame = pd.DataFrame(
@@ -183,3 +200,49 @@ def test_save_refuses_what_it_cannot_restore(tmp_path):
     with pytest.raises(PersistenceError, match="register_serializable"):
         skprune.save(pipe, tmp_path / "x.skp")
     assert not (tmp_path / "x.skp").exists()
+
+
+def test_ordinary_scikit_learn_estimators_in_a_pipeline_round_trip_through_skops(clf_data, tmp_path):
+    from sklearn.ensemble import HistGradientBoostingClassifier, StackingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = clf_data
+    plain = make_pipeline(StandardScaler(), LogisticRegression()).fit(X, y)
+    # was refused: "LogisticRegression is not in skprune's allow-list"
+    _same(plain, _round_trip(plain, tmp_path, "lr.skp"), X)
+    assert skprune.get_untrusted_types(tmp_path / "lr.skp") == []
+    stack = make_pipeline(
+        StandardScaler(),
+        StackingClassifier(
+            [
+                ("lr", LogisticRegression()),
+                ("hgb", HistGradientBoostingClassifier(max_iter=5, random_state=0)),
+            ]
+        ),
+    ).fit(X, y)
+    skprune.save(stack, tmp_path / "stack.skp")
+    untrusted = skprune.get_untrusted_types(tmp_path / "stack.skp")
+    # skops does not trust HistGradientBoosting's tree predictors by default (unchecked node indices)
+    assert any("TreePredictor" in name for name in untrusted)
+    with pytest.raises(PersistenceError, match=r"does not trust.*trusted="):
+        skprune.load(tmp_path / "stack.skp")
+    _same(stack, skprune.load(tmp_path / "stack.skp", trusted=untrusted), X)
+
+
+def test_skops_entries_keep_no_runtime_parameters_and_a_net_inside_one_is_refused(clf_data, tmp_path):
+    from sklearn.ensemble import StackingClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    from skprune.deploy import RuntimeParametersNotSaved
+
+    X, y = clf_data
+    stack = StackingClassifier([("a", LogisticRegression()), ("b", LogisticRegression(C=0.1))], n_jobs=2)
+    pipe = make_pipeline(StandardScaler(), stack).fit(X, y)
+    with pytest.warns(RuntimeParametersNotSaved, match="n_jobs"):
+        skprune.save(pipe, tmp_path / "s.skp")
+    loaded = skprune.load(tmp_path / "s.skp")
+    assert loaded[-1].n_jobs is None
+    _same(pipe, loaded, X)
+    inside = StackingClassifier([("net", PrunedNetClassifier(**FAST))])
+    with pytest.raises(PersistenceError, match="Put the net in a Pipeline"):
+        skprune.save(inside, tmp_path / "n.skp")

@@ -137,7 +137,7 @@ def test_resource_bombs_in_the_configuration_are_refused(saved, tmp_path):
         huge_layers: "more than",
         huge_dtype: "more than",
         deep: "nested deeper",
-        bare_module: "not an estimator",
+        bare_module: "declares tensor",  # a module must store the tensors it declares
         big_mask: "does not match",
     }
     for edit, message in cases.items():
