@@ -28,7 +28,6 @@ from ._training._data import ArrayDataset, BatchIterator, batch_without_weights
 from ._training._guards import reapply_masks_after_callbacks
 from ._training._hooks import EngineHooksMixin
 from ._training._log import TrainingLog
-from ._training._masks import MaskStore
 from ._training._predict import fast_predict_proba
 from ._training._prepare import module_kwargs, module_to_device, prepare_fit_data, prepare_predict_data
 from ._training._snapshot import restored_on_failure
@@ -37,6 +36,7 @@ from ._training._weights import fit_sample_weight
 from ._validation import check_alpha, check_device, check_loop_params
 from .deploy._compaction import compact_estimator
 from .nn._networks import MLP
+from .pruners._masks import MaskStore
 from .pruners._protocol import is_pruner, missing_hooks
 
 __all__ = ["PrunedNet"]

@@ -20,7 +20,10 @@ PACKAGE = pathlib.Path(skprune.__file__).parent
 #: Bottom first. A unit is a subpackage (``nn``) or a top-level module (``_estimator``).
 LAYERS: list[tuple[str, set[str]]] = [
     # foundations: import nothing of skprune but each other
-    ("foundations", {"_version", "_doc_link", "exceptions", "_random", "_validation", "_params"}),
+    (
+        "foundations",
+        {"_version", "_doc_link", "exceptions", "_random", "_validation", "_params", "_serializable"},
+    ),
     ("networks", {"nn"}),
     ("pruners", {"pruners"}),  # the protocol, the mask store, the strategies, the schedules
     ("training", {"_training"}),  # the engine of one fit, data preparation, the training step
@@ -34,11 +37,7 @@ LAYERS: list[tuple[str, set[str]]] = [
 ]
 
 #: Upward arrows that another branch is removing; each entry says which and why.
-KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    # deploy/_allowlist.py imports model_selection inside a function to list its public classes;
-    # issue 22 makes allow-listed types register themselves from their own subpackage. Drop at merge.
-    ("deploy", "model_selection"): "issue 22",
-}
+KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 def _unit_of(module: str) -> str:

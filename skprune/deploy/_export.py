@@ -28,7 +28,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .._training._masks import MaskStore
+from ..pruners._masks import MaskStore
 from ._copying import copy_with_module
 from ._onnx_runtime import quantize_int8
 from ._schema import is_net

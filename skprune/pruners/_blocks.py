@@ -25,8 +25,8 @@ import torch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from torch import nn
 
-from .._training._masks import MaskStore
 from ..nn._residual import ResidualBlockInfo, trace_residual_blocks
+from ._masks import MaskStore
 from ._protocol import PrunerProtocol, PruningContext
 from ._schedules import BaseSchedule
 
