@@ -1,0 +1,97 @@
+"""skorch's contract on PrunedNet: callbacks, history, set_params, load_params, closures (issue 23)."""
+
+from unittest.mock import Mock
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import (
+    BatchScoring,
+    Callback,
+    Checkpoint,
+    LoadInitState,
+    TrainEndCheckpoint,
+)
+from skorch.dataset import ValidSplit
+
+from skprune import MagnitudePruning, PrunedNetClassifier
+
+FAST = dict(module__hidden_layer_sizes=(16,), max_epochs=3, batch_size=64, lr=0.01, random_state=0)
+
+
+def test_a_callback_whose_hooks_are_instance_attributes_hears_every_batch(clf_data):
+    X, y = clf_data  # 300 rows: 5 batches an epoch
+    callback = Mock(spec=Callback)
+    net = PrunedNetClassifier(callbacks=[("mock", callback)], **FAST).fit(X, y)
+    assert callback.on_batch_begin.call_count == 5 * FAST["max_epochs"]
+    assert callback.on_batch_end.call_count == 5 * FAST["max_epochs"]
+    assert callback.on_grad_computed.call_count == 5 * FAST["max_epochs"]
+    assert len(net.history[-1]["batches"]) == 5
+
+
+def test_history_has_valid_batch_entries_with_a_validation_split(clf_data):
+    X, y = clf_data
+    net = PrunedNetClassifier(train_split=ValidSplit(5), **FAST).fit(X, y)
+    batches = net.history[-1]["batches"]
+    train = [b for b in batches if "train_loss" in b]
+    valid = [b for b in batches if "valid_loss" in b]
+    assert sum(b["train_batch_size"] for b in train) == 240
+    assert sum(b["valid_batch_size"] for b in valid) == 60
+
+
+def test_checkpoints_and_load_init_state_work_without_a_validation_split(clf_data, tmp_path):
+    X, y = clf_data
+    checkpoint = Checkpoint(dirname=str(tmp_path / "cp"), monitor="train_loss_best")
+    net = PrunedNetClassifier(
+        callbacks=[checkpoint, TrainEndCheckpoint(dirname=str(tmp_path / "end"))], **FAST
+    ).fit(X, y)
+    assert (tmp_path / "cp" / "params.pt").exists()
+    assert (tmp_path / "end" / "train_end_params.pt").exists()
+    resumed = PrunedNetClassifier(
+        callbacks=[LoadInitState(Checkpoint(dirname=str(tmp_path / "cp"), monitor="train_loss_best"))],
+        **dict(FAST, max_epochs=1),
+    ).fit(X, y)
+    assert len(resumed.history) == len(net.history) + 1  # the history went on from the checkpoint
+
+
+def test_batch_scoring_records_a_score_for_every_batch(clf_data):
+    X, y = clf_data
+    net = PrunedNetClassifier(
+        callbacks=[BatchScoring("accuracy", on_train=True, name="batch_acc")], **FAST
+    ).fit(X, y)
+    assert all("batch_acc" in b for b in net.history[-1]["batches"])
+    assert 0.0 <= net.history[-1, "batch_acc"] <= 1.0
+
+
+class ClosureOnly(torch.optim.SGD):
+    """An optimizer that, like LBFGS, needs the closure (it evaluates the loss itself)."""
+
+    def step(self, closure):
+        loss = closure()
+        super().step()
+        return loss
+
+
+def test_optimizer_step_gets_skorchs_closure(clf_data):
+    X, y = clf_data
+    net = PrunedNetClassifier(optimizer=ClosureOnly, pruner=MagnitudePruning(0.5), **FAST).fit(X, y)
+    assert np.isfinite(net.history[-1, "train_loss"])
+    assert net.history[-1, "train_loss"] < net.history[0, "train_loss"]
+
+
+class RecordsBatchValues(PrunedNetClassifier):
+    """skorch's custom-loss pattern: a get_loss override that records batch values."""
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        loss = super().get_loss(y_pred, y_true, X=X, training=training)
+        self.history.record_batch("custom_loss", float(loss))
+        return loss
+
+
+def test_history_record_batch_works_inside_a_get_loss_override(clf_data):
+    X, y = clf_data
+    net = RecordsBatchValues(**FAST).fit(X, y)
+    batches = net.history[-1]["batches"]
+    assert len(batches) == 5 and all("custom_loss" in b and "train_loss" in b for b in batches)
+    assert batches[0]["custom_loss"] == pytest.approx(batches[0]["train_loss"], rel=1e-5)
+
