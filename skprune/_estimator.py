@@ -294,7 +294,9 @@ class PrunedNet(
             weight = self.__dict__.get("_fit_sample_weight") if y is not None else None
             if weight is not None and len(weight) != len(y):
                 weight = None
-            return ArrayDataset(X, y, device=self.device, sample_weight=weight)
+            given = self.__dict__.get("_fit_data")  # (X_t, X, y) of this fit: scorers get X, y
+            data = given[1:] if given is not None and X is given[0] else None
+            return ArrayDataset(X, y, device=self.device, sample_weight=weight, data=data)
         return super().get_dataset(X, y)
 
     def get_split_datasets(self, X, y=None, **fit_params):
@@ -370,6 +372,7 @@ class PrunedNet(
             X_t, y_t = prepare_fit_data(self, X, y, reset=reset, sample_weight=sample_weight)
             with self._training_context():
                 self._fit_sample_weight = fit_sample_weight(self, sample_weight, X_t, y_t)
+                self._fit_data = (X_t, X, y)
                 if fresh:
                     self.initialize()
                 else:
@@ -411,6 +414,7 @@ class PrunedNet(
             )
             with self._training_context():
                 self._fit_sample_weight = fit_sample_weight(self, sample_weight, X_t, y_t)
+                self._fit_data = (X_t, X, y)
                 if not fresh:
                     rebuild_stale_components(self)
                 NeuralNet.partial_fit(self, X_t, y_t, **fit_params)
@@ -425,7 +429,7 @@ class PrunedNet(
             with rng.active():
                 yield
         finally:
-            for attr in ("_rng", "_engine", "_trainer", "_fit_sample_weight"):
+            for attr in ("_rng", "_engine", "_trainer", "_fit_sample_weight", "_fit_data"):
                 self.__dict__.pop(attr, None)
 
     # ------------------------------------------------------------ prediction

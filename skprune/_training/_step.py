@@ -380,7 +380,7 @@ class Trainer:
                 "(skprune.nn.Dropout) in a CUDA graph (CUDAGraph.register_generator_state)"
             )
         if reason is None:
-            X = _resolve(iterator.dataset)[0].X
+            X = _resolve(iterator.dataset)[0].features
             if not isinstance(X, torch.Tensor) or X.device.type != "cuda":
                 reason = "X is not a dense tensor on the GPU"
         if reason is not None and not self._graph_reason_warned:
@@ -394,12 +394,12 @@ class Trainer:
         base, order = iterator.epoch_index()
         n, size = len(iterator.dataset), iterator.batch_size
         if order is None:
-            order = torch.arange(n, device=base.X.device)
+            order = torch.arange(n, device=base.features.device)
         if self.graph is None or not self._same_key(self._graph_key):
             self.graph = None
             self._n_warm = 0
-            self._static_index = torch.zeros(size, dtype=torch.long, device=base.X.device)
-            self._graph_data = (base.X, base.y)
+            self._static_index = torch.zeros(size, dtype=torch.long, device=base.features.device)
+            self._graph_data = (base.features, base.targets)
         n_full = n // size
         if getattr(self, "_batch_losses", None) is None or self._batch_losses.numel() < n_full:
             # per-batch losses written on the device by the graph itself (read once per epoch)

@@ -9,6 +9,7 @@ from skorch.callbacks import (
     BatchScoring,
     Callback,
     Checkpoint,
+    EpochScoring,
     LoadInitState,
     TrainEndCheckpoint,
 )
@@ -52,6 +53,27 @@ def test_checkpoints_and_load_init_state_work_without_a_validation_split(clf_dat
         **dict(FAST, max_epochs=1),
     ).fit(X, y)
     assert len(resumed.history) == len(net.history) + 1  # the history went on from the checkpoint
+
+
+@pytest.mark.parametrize("where", ["callback", "net"])
+def test_scoring_without_caching_gets_the_users_X_and_y(clf_data, where):
+    X, y = clf_data
+    labels = np.array(["ant", "bee", "cat"])[y]
+    seen = []
+
+    def scorer(net, X_score, y_score):
+        seen.append((X_score, y_score))
+        return float(np.mean(net.predict(X_score) == y_score))
+
+    caching = dict(use_caching=False) if where == "callback" else {}
+    net_caching = dict(use_caching=False) if where == "net" else {}
+    net = PrunedNetClassifier(
+        callbacks=[EpochScoring(scorer, on_train=True, name="train_acc", **caching)], **FAST, **net_caching
+    ).fit(X, labels)
+    X_score, y_score = seen[-1]
+    np.testing.assert_array_equal(X_score, X)
+    np.testing.assert_array_equal(y_score, labels)
+    assert 0.0 <= net.history[-1, "train_acc"] <= 1.0
 
 
 def test_batch_scoring_records_a_score_for_every_batch(clf_data):
