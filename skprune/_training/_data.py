@@ -217,8 +217,9 @@ class BatchIterator:
         if self.shuffle:
             order = torch.randperm(len(self.dataset), generator=self.generator)
             index = order if index is None else index[order]
-        if index is not None and isinstance(base.features, torch.Tensor) and index.device != base.features.device:
-            index = index.to(base.features.device)  # one transfer per epoch, not per batch
+        features = base.features
+        if index is not None and isinstance(features, torch.Tensor) and index.device != features.device:
+            index = index.to(features.device)  # one transfer per epoch, not per batch
         return base, index
 
     def __iter__(self) -> Iterator:
