@@ -22,7 +22,7 @@ from skorch.utils import is_dataset
 
 from ._doc_link import DocLinkMixin
 from ._fitted_figures import FittedFiguresMixin
-from ._params import ParamsMixin, check_continuable, rebuild_stale_components
+from ._params import ParamsMixin, apply_pending_device, check_continuable, rebuild_stale_components
 from ._random import FitRandomness, seed_from_random_state, seeded_valid_split
 from ._training._data import ArrayDataset, BatchIterator, batch_without_weights
 from ._training._guards import reapply_masks_after_callbacks
@@ -368,6 +368,8 @@ class PrunedNet(
         if not fresh and seen_data:
             check_continuable(self, "fit with warm_start=True")
         with restored_on_failure(self, fresh=fresh):  # a failed or interrupted refit loses nothing
+            apply_pending_device(self, fresh=fresh)
+            check_device(self.device)
             reset = fresh or not seen_data
             X_t, y_t = prepare_fit_data(self, X, y, reset=reset, sample_weight=sample_weight)
             with self._training_context():
@@ -408,6 +410,8 @@ class PrunedNet(
         if not fresh and seen_data:
             check_continuable(self, "partial_fit")
         with restored_on_failure(self, fresh=fresh):
+            apply_pending_device(self, fresh=fresh)
+            check_device(self.device)
             reset = fresh or not seen_data
             X_t, y_t = prepare_fit_data(
                 self, X, y, reset=reset, sample_weight=sample_weight, classes=classes

@@ -8,7 +8,16 @@ import inspect
 import torch
 from sklearn.base import BaseEstimator
 
-__all__ = ["ParamsMixin", "check_continuable", "rebuild_stale_components", "with_default_criterion"]
+from ._training._masks import MaskStore
+
+__all__ = [
+    "ParamsMixin",
+    "apply_pending_device",
+    "check_continuable",
+    "is_fitted_outside_fit",
+    "rebuild_stale_components",
+    "with_default_criterion",
+]
 
 _PRUNER_PREFIX = "pruner__"
 
@@ -54,6 +63,14 @@ class ParamsMixin:
         dynamic = [k for k in self.__dict__ if ("__" in k or k in extra) and not k.endswith("_")]
         return sorted(set(explicit) | set(dynamic))
 
+    def get_params(self, deep=True):
+        """Parameters; a ``device`` set on a fitted net is reported though the next fit applies it."""
+        params = super().get_params(deep=deep)
+        pending = self.__dict__.get("_pending_device", _UNSET)
+        if pending is not _UNSET and "device" in params:
+            params["device"] = pending
+        return params
+
     def set_params(self, **params):
         """Set parameters; ``pruner__<name>`` is routed to the pruner.
 
@@ -85,7 +102,19 @@ class ParamsMixin:
             if key.startswith(_PRUNER_PREFIX)
         }
         other = {key: value for key, value in params.items() if not key.startswith(_PRUNER_PREFIX)}
-        stale = _stale_components(self, other) if self.initialized_ else {}
+        # only a fitted net outside its fit defers: right after initialize(), during fit and in
+        # callbacks, skorch's behaviour (rebuild at once; e.g. InputShapeSetter) is kept
+        fitted = is_fitted_outside_fit(self)
+        stale = _stale_components(self, other) if fitted else {}
+        if "device" in other:
+            device = other.pop("device")
+            if fitted and not _same(device, self.device):
+                # the fitted module stays where it is and predicts there: the new device is
+                # the one the next fit trains on (get_params reports it already)
+                self.__dict__["_pending_device"] = device
+            else:
+                self.__dict__.pop("_pending_device", None)
+                object.__setattr__(self, "device", device)
         if "callbacks" in other:
             # a plain value, validated when callbacks are initialized at fit
             # (skorch would initialize them here and raise on a bad value)
@@ -116,6 +145,7 @@ class ParamsMixin:
             self.__dict__["_stale_components"] = pending
         elif other:
             super().set_params(**other)
+            _rebind_engine(self)
         if pruner_params:
             if self.pruner is None or not hasattr(self.pruner, "set_params"):
                 raise ValueError(
@@ -125,6 +155,38 @@ class ParamsMixin:
                 )
             self.pruner.set_params(**pruner_params)
         return self
+
+
+def is_fitted_outside_fit(net) -> bool:
+    """Whether ``net`` holds a fitted model and no fit is running (then ``set_params`` defers rebuilds)."""
+    return bool(net.initialized_) and "n_features_in_" in net.__dict__ and "_rng" not in net.__dict__
+
+
+def _rebind_engine(net) -> None:
+    """During a fit, rebuild the engine after ``set_params`` rebuilt the module or optimizer (as skorch does)."""
+    engine, trainer = net.__dict__.get("_engine"), net.__dict__.get("_trainer")
+    if engine is None or trainer is None:
+        return
+    if engine.module is not net.module_ or trainer.optimizer is not getattr(net, "optimizer_", None):
+        if engine.module is not net.module_:
+            net.masks_ = MaskStore()  # masks of the replaced module do not apply to the new one
+        net._start_engine()
+
+
+def apply_pending_device(net, *, fresh: bool) -> None:
+    """At the start of a fit, take the ``device`` set on the fitted net; a continuing fit refuses it."""
+    device = net.__dict__.get("_pending_device", _UNSET)
+    if device is _UNSET:
+        return
+    if not fresh:
+        raise ValueError(
+            f"device was set to {device!r} after the network was fitted on {net.device!r}; partial_fit "
+            "and fit with warm_start=True continue the fitted network where it is. Call fit "
+            "(warm_start=False) to train a new network on the new device, or set device back. The "
+            "fitted model is unchanged."
+        )
+    del net.__dict__["_pending_device"]
+    object.__setattr__(net, "device", device)
 
 
 def with_default_criterion(estimator_class, criterion, **extra):

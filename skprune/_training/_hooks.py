@@ -32,6 +32,11 @@ class EngineHooksMixin:
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Copy the pruner to ``pruner_`` and start the pruning engine of this fit."""
+        self._start_engine()
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+
+    def _start_engine(self):
+        """Build this fit's engine and trainer (again when a callback rebuilds the module, as skorch allows)."""
         self.pruner_ = clone(self.pruner) if self.pruner is not None else None
         self._engine = PruningEngine(
             self.pruner_,
@@ -43,7 +48,6 @@ class EngineHooksMixin:
         )
         overridden = type(self).train_step is not EngineHooksMixin.train_step
         self._trainer = Trainer(self, self._engine, step_overridden=overridden)
-        super().on_train_begin(net, X=X, y=y, **kwargs)
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Run the pruning step scheduled before this epoch, if any."""

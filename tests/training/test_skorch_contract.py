@@ -5,17 +5,20 @@ from unittest.mock import Mock
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from skorch.callbacks import (
     BatchScoring,
     Callback,
     Checkpoint,
     EpochScoring,
+    Freezer,
+    InputShapeSetter,
     LoadInitState,
     TrainEndCheckpoint,
 )
 from skorch.dataset import ValidSplit
 
-from skprune import MagnitudePruning, PrunedNetClassifier
+from skprune import MagnitudePruning, PrunedNetClassifier, PrunedNetRegressor
 
 FAST = dict(module__hidden_layer_sizes=(16,), max_epochs=3, batch_size=64, lr=0.01, random_state=0)
 
@@ -83,6 +86,44 @@ def test_batch_scoring_records_a_score_for_every_batch(clf_data):
     ).fit(X, y)
     assert all("batch_acc" in b for b in net.history[-1]["batches"])
     assert 0.0 <= net.history[-1, "batch_acc"] <= 1.0
+
+
+def test_set_params_of_the_module_after_initialize_takes_effect(clf_data):
+    X, y = clf_data
+    net = PrunedNetClassifier(module__hidden_layer_sizes=(16,), module__n_features_in=4,
+                              module__n_outputs=3, max_epochs=1, random_state=0)
+    net.initialize()
+    net.set_params(module__n_features_in=10)
+    first = next(p for p in net.module_.parameters() if p.ndim == 2)
+    assert first.shape[1] == 10
+    net.partial_fit(X, y)  # 10 features: the new size is the one trained
+
+
+def test_input_shape_setter_sets_the_module_input_size_during_fit(clf_data):
+    X, y = clf_data
+    net = PrunedNetClassifier(
+        module__hidden_layer_sizes=(16,), module__n_features_in=3, max_epochs=2, random_state=0,
+        callbacks=[InputShapeSetter(param_name="n_features_in")],
+    ).fit(X, y)
+    first = next(p for p in net.module_.parameters() if p.ndim == 2)
+    assert first.shape[1] == X.shape[1]
+    assert net.predict(X).shape == (len(X),)
+
+
+def test_set_params_device_on_a_fitted_net_waits_for_the_next_fit(clf_data):
+    X, y = clf_data
+    net = PrunedNetClassifier(**FAST).fit(X, y)
+    before = net.predict_proba(X)
+    net.set_params(device="meta")  # a device nothing can predict on: taking effect would break predict
+    np.testing.assert_array_equal(net.predict_proba(X), before)
+    assert next(net.module_.parameters()).device.type == "cpu"
+    assert net.get_params()["device"] == "meta"  # reported, and taken by clone and the next fit
+    assert clone(net).device == "meta"
+    with pytest.raises(ValueError, match="device was set to 'meta' after the network was fitted"):
+        net.partial_fit(X, y)
+    np.testing.assert_array_equal(net.predict_proba(X), before)
+    net.set_params(device="cpu")  # set back: nothing pending
+    net.partial_fit(X, y)
 
 
 class ClosureOnly(torch.optim.SGD):
