@@ -163,7 +163,7 @@ def is_fitted_outside_fit(net) -> bool:
 
 
 def _rebind_engine(net) -> None:
-    """During a fit, rebuild the engine after ``set_params`` rebuilt the module or optimizer (as skorch does)."""
+    """During a fit, rebuild the engine after ``set_params`` rebuilt the module or optimizer (as in skorch)."""
     engine, trainer = net.__dict__.get("_engine"), net.__dict__.get("_trainer")
     if engine is None or trainer is None:
         return

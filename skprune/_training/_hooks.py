@@ -36,7 +36,7 @@ class EngineHooksMixin:
         super().on_train_begin(net, X=X, y=y, **kwargs)
 
     def _start_engine(self):
-        """Build this fit's engine and trainer (again when a callback rebuilds the module, as skorch allows)."""
+        """Build the engine and trainer of this fit (again when a callback rebuilds the module)."""
         self.pruner_ = clone(self.pruner) if self.pruner is not None else None
         self._engine = PruningEngine(
             self.pruner_,

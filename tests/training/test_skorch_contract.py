@@ -11,14 +11,13 @@ from skorch.callbacks import (
     Callback,
     Checkpoint,
     EpochScoring,
-    Freezer,
     InputShapeSetter,
     LoadInitState,
     TrainEndCheckpoint,
 )
 from skorch.dataset import ValidSplit
 
-from skprune import MagnitudePruning, PrunedNetClassifier, PrunedNetRegressor
+from skprune import MagnitudePruning, PrunedNetClassifier
 
 FAST = dict(module__hidden_layer_sizes=(16,), max_epochs=3, batch_size=64, lr=0.01, random_state=0)
 
