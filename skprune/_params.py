@@ -163,7 +163,7 @@ def is_fitted_outside_fit(net) -> bool:
 
 
 def _rebind_engine(net) -> None:
-    """During a fit, rebuild the engine after ``set_params`` rebuilt the module or optimizer (as in skorch)."""
+    """During a fit, rebuild the engine after ``set_params`` rebuilt the module or the optimizer."""
     engine, trainer = net.__dict__.get("_engine"), net.__dict__.get("_trainer")
     if engine is None or trainer is None:
         return
