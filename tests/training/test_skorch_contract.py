@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from skorch.callbacks import (
     BatchScoring,
     Callback,
@@ -17,7 +18,7 @@ from skorch.callbacks import (
 )
 from skorch.dataset import ValidSplit
 
-from skprune import MagnitudePruning, PrunedNetClassifier
+from skprune import MagnitudePruning, PrunedNetClassifier, PrunedNetRegressor
 
 FAST = dict(module__hidden_layer_sizes=(16,), max_epochs=3, batch_size=64, lr=0.01, random_state=0)
 
@@ -125,6 +126,46 @@ def test_set_params_device_on_a_fitted_net_waits_for_the_next_fit(clf_data):
     net.partial_fit(X, y)
 
 
+def test_load_params_after_initialize_restores_a_classifier_given_its_classes(clf_data, tmp_path):
+    X, y = clf_data
+    labels = np.array(["ant", "bee", "cat"])[y]
+    kwargs = dict(FAST, pruner=MagnitudePruning(0.5), classes=["ant", "bee", "cat"], module__n_features_in=10)
+    net = PrunedNetClassifier(**kwargs).fit(X, labels)
+    net.save_params(f_params=str(tmp_path / "p.pt"))
+    new = PrunedNetClassifier(**kwargs).initialize()
+    new.load_params(f_params=str(tmp_path / "p.pt"))
+    np.testing.assert_array_equal(new.predict(X), net.predict(X))
+    np.testing.assert_allclose(new.predict_proba(X), net.predict_proba(X), rtol=1e-6)
+
+
+def test_load_params_after_initialize_without_classes_says_to_use_skprune_load(clf_data, tmp_path):
+    X, y = clf_data
+    kwargs = dict(FAST, module__n_features_in=10, module__n_outputs=3)
+    net = PrunedNetClassifier(**kwargs).fit(X, y)
+    net.save_params(f_params=str(tmp_path / "p.pt"))
+    new = PrunedNetClassifier(**kwargs).initialize()
+    new.load_params(f_params=str(tmp_path / "p.pt"))
+    with pytest.raises(AttributeError, match=r"classes=\[\.\.\.\].*skprune\.save / skprune\.load"):
+        new.predict(X)
+
+
+def test_load_params_after_initialize_never_returns_standardized_regression_numbers(reg_data, tmp_path):
+    X, y = reg_data
+    y = y * 30 + 95
+    kwargs = dict(FAST, module__n_features_in=8, module__n_outputs=1)
+    net = PrunedNetRegressor(**kwargs).fit(X, y)
+    net.save_params(f_params=str(tmp_path / "p.pt"))
+    new = PrunedNetRegressor(**kwargs).initialize()
+    new.load_params(f_params=str(tmp_path / "p.pt"))
+    with pytest.raises(NotFittedError, match=r"y_mean_.*skprune\.load"):
+        new.predict(X)
+    raw = PrunedNetRegressor(normalize_y=False, **kwargs).fit(X, y)  # no target scaling to restore
+    raw.save_params(f_params=str(tmp_path / "raw.pt"))
+    new = PrunedNetRegressor(normalize_y=False, **kwargs).initialize()
+    new.load_params(f_params=str(tmp_path / "raw.pt"))
+    np.testing.assert_allclose(new.predict(X).ravel(), raw.predict(X), rtol=1e-5)
+
+
 class ClosureOnly(torch.optim.SGD):
     """An optimizer that, like LBFGS, needs the closure (it evaluates the loss itself)."""
 
@@ -156,4 +197,12 @@ def test_history_record_batch_works_inside_a_get_loss_override(clf_data):
     batches = net.history[-1]["batches"]
     assert len(batches) == 5 and all("custom_loss" in b and "train_loss" in b for b in batches)
     assert batches[0]["custom_loss"] == pytest.approx(batches[0]["train_loss"], rel=1e-5)
+
+
+def test_skorchs_classes_parameter_fixes_the_classes(clf_data):
+    X, y = clf_data
+    net = PrunedNetClassifier(classes=[0, 1, 2, 3], **FAST).fit(X, y)
+    np.testing.assert_array_equal(net.classes_, [0, 1, 2, 3])
+    assert net.predict_proba(X).shape == (len(X), 4)
+    assert net.get_params()["classes"] == [0, 1, 2, 3]
 
