@@ -12,6 +12,7 @@ from skorch.callbacks import (
     Callback,
     Checkpoint,
     EpochScoring,
+    Freezer,
     InputShapeSetter,
     LoadInitState,
     TrainEndCheckpoint,
@@ -206,3 +207,23 @@ def test_skorchs_classes_parameter_fixes_the_classes(clf_data):
     assert net.predict_proba(X).shape == (len(X), 4)
     assert net.get_params()["classes"] == [0, 1, 2, 3]
 
+
+def test_frozen_parameters_are_not_pruned(clf_data):
+    X, y = clf_data
+    net = PrunedNetClassifier(
+        pruner=MagnitudePruning(0.5),
+        callbacks=[Freezer("layers.fc0.*")],
+        **{**FAST, "max_epochs": 4, "module__hidden_layer_sizes": (16, 16)},
+    ).fit(X, y)
+    assert net.layer_sparsity_["layers.fc0"] == 0.0
+    assert net.layer_sparsity_["layers.fc1"] > 0.0
+
+
+def test_a_frozen_layer_is_pruned_when_named_in_layers(clf_data):
+    X, y = clf_data
+    net = PrunedNetClassifier(
+        pruner=MagnitudePruning(0.5, layers=["layers.fc0"]),
+        callbacks=[Freezer("layers.fc0.*")],
+        **{**FAST, "max_epochs": 4, "module__hidden_layer_sizes": (16, 16)},
+    ).fit(X, y)
+    assert net.layer_sparsity_["layers.fc0"] > 0.0
