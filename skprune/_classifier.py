@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 import torch
+from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
@@ -171,7 +172,7 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
         if given is not None:
             return given
         if self.initialized_:
-            raise AttributeError(
+            raise NotFittedError(
                 f"{type(self).__name__} has no classes_: it was initialized, not fitted, so it does not "
                 "know which label each output is (load_params restores weights only). Pass "
                 "classes=[...] in the order of the outputs, or save and load the fitted estimator "

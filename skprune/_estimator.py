@@ -16,6 +16,7 @@ import copy
 from contextlib import contextmanager
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from skorch import NeuralNet
 from skorch.utils import is_dataset
@@ -291,6 +292,12 @@ class PrunedNet(
         if is_dataset(X):
             return X
         if self.dataset is ArrayDataset:
+            if not isinstance(X, torch.Tensor) and not sp.issparse(X):
+                # data as given, from a skorch helper outside fit (e.g. skorch.scoring.loss_scoring):
+                # validated and converted as for predict, targets encoded as at fit
+                X = prepare_predict_data(self, X)
+                if y is not None:
+                    y = self._encode_y(y, reset=False).to(self.device)
             weight = self.__dict__.get("_fit_sample_weight") if y is not None else None
             if weight is not None and len(weight) != len(y):
                 weight = None

@@ -146,7 +146,7 @@ def test_load_params_after_initialize_without_classes_says_to_use_skprune_load(c
     net.save_params(f_params=str(tmp_path / "p.pt"))
     new = PrunedNetClassifier(**kwargs).initialize()
     new.load_params(f_params=str(tmp_path / "p.pt"))
-    with pytest.raises(AttributeError, match=r"classes=\[\.\.\.\].*skprune\.save / skprune\.load"):
+    with pytest.raises(NotFittedError, match=r"classes=\[\.\.\.\].*skprune\.save / skprune\.load"):
         new.predict(X)
 
 
@@ -227,3 +227,26 @@ def test_a_frozen_layer_is_pruned_when_named_in_layers(clf_data):
         **{**FAST, "max_epochs": 4, "module__hidden_layer_sizes": (16, 16)},
     ).fit(X, y)
     assert net.layer_sparsity_["layers.fc0"] > 0.0
+
+
+def test_skorchs_loss_scoring_gets_a_dataset_of_tensors_from_raw_data(clf_data):
+    from skorch.scoring import loss_scoring
+
+    X, y = clf_data
+    labels = np.array(["ant", "bee", "cat"])[y]
+    net = PrunedNetClassifier(**FAST).fit(X, labels)
+    loss = loss_scoring(net, X, labels)
+    assert np.isfinite(loss) and loss > 0
+
+
+def test_a_user_predict_nonlinearity_is_called_per_batch_as_in_skorch(clf_data):
+    X, y = clf_data
+    calls = []
+
+    def nonlinearity(logits):
+        calls.append(len(logits))
+        return np.zeros((len(logits), 3))  # numpy, not a tensor: skorch accepts it
+
+    net = PrunedNetClassifier(predict_nonlinearity=nonlinearity, **FAST).fit(X, y)
+    proba = net.predict_proba(X)
+    assert calls == [64, 64, 64, 64, 44] and proba.shape == (300, 3)
