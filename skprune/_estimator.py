@@ -78,7 +78,9 @@ class PrunedNet(
     lr : float, default=1e-3
         Learning rate.
     max_epochs : int, default=50
-        Training epochs, pruning and fine-tuning included.
+        Training epochs, pruning and fine-tuning included. ``0`` builds the
+        network for the data without training it, as in skorch (with
+        ``pruner=None`` only).
     batch_size : int, default=64
         Mini-batch size (``-1`` for full batch).
     pruner : pruner or None, default=None

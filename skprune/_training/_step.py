@@ -249,20 +249,22 @@ class Trainer:
             torch._foreach_add_(list(grads), list(weights), alpha=self.alpha / n)
 
     def eager_step(self, batch, fit_params, *, compiled: bool = False):
-        """One optimizer step on ``batch``; returns ``(detached loss, y_pred, n)``.
+        """One optimizer step on ``batch``; returns ``(loss, y_pred, n)``.
 
         As in skorch's ``train_step``, the optimizer's ``step`` gets the
         closure (zero the gradients, forward, loss, backward, the L2 term,
         ``on_grad_computed``), so an optimizer that re-evaluates the loss
-        (``LBFGS``) or needs a closure works; the first evaluation's loss
-        and prediction are kept (skorch's ``FirstStepAccumulator``).
+        (``LBFGS``) or needs a closure works; the estimator's
+        ``get_train_step_accumulator`` (skorch's ``FirstStepAccumulator`` by
+        default) picks the loss and prediction returned. The loss is not
+        detached (callbacks see ``loss.requires_grad`` as in skorch).
         """
         Xi, yi = unpack_data(batch)
         n = get_len(Xi)
         forward_loss = self.compiled if compiled and self.compiled is not None else self._forward_loss
         _, weight = split_weights(yi)  # with sample weights, the L2 term is divided by their sum
         denominator = None
-        first: list = []
+        accumulator = self.net.get_train_step_accumulator()
 
         def closure():
             nonlocal denominator
@@ -284,19 +286,19 @@ class Trainer:
                     self.engine.observe_gradients()
                 if self.engine.masks_gradients:
                     self.engine.mask_gradients()
-            if not first:
-                first.append((loss, y_pred))
+            accumulator.store_step({"loss": loss, "y_pred": y_pred})
             return loss
 
         try:
             self.optimizer.step(closure)
         finally:  # an interrupt between the step and the masks must not leave pruned weights alive
             self.engine.apply_masks()
-        loss, y_pred = first[0]
-        loss = loss.detach()
+        step = accumulator.get_step()
+        loss, y_pred = step["loss"], step["y_pred"]
+        detached = loss.detach()
         if self.first_loss is None:
-            self.first_loss = float(loss)  # one host sync per fit: the loss before any update
-        self.loss_sum.add_(loss, alpha=n)
+            self.first_loss = float(detached)  # one host sync per fit: the loss before any update
+        self.loss_sum.add_(detached, alpha=n)
         return loss, y_pred, n
 
     # ------------------------------------------------------------- an epoch
@@ -334,7 +336,7 @@ class Trainer:
                     history.record_batch(prefix + "_batch_size", n)
                     net.notify("on_batch_end", batch=batch, training=True, loss=loss, y_pred=y_pred)
                 else:
-                    losses.append(loss)
+                    losses.append(loss.detach())
                     history.record_batch(prefix + "_batch_size", n)
                     for callback in self.end_listeners:
                         callback.on_batch_end(net, batch=batch, training=True, loss=loss, y_pred=y_pred)
@@ -424,7 +426,7 @@ class Trainer:
         if n % size:
             history.new_batch()
             history.record_batch(prefix + "_batch_size", n - n_full * size)
-            losses.append(self.eager_step(base.take(order[n_full * size :]), {})[0])
+            losses.append(self.eager_step(base.take(order[n_full * size :]), {})[0].detach())
             n_batches += 1
         return n, n_batches, losses
 

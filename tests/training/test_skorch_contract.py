@@ -250,3 +250,22 @@ def test_a_user_predict_nonlinearity_is_called_per_batch_as_in_skorch(clf_data):
     net = PrunedNetClassifier(predict_nonlinearity=nonlinearity, **FAST).fit(X, y)
     proba = net.predict_proba(X)
     assert calls == [64, 64, 64, 64, 44] and proba.shape == (300, 3)
+
+
+def test_max_epochs_zero_builds_the_network_for_the_data_without_training(clf_data):
+    X, y = clf_data
+    net = PrunedNetClassifier(**{**FAST, "max_epochs": 0}).fit(X, y)
+    np.testing.assert_array_equal(net.classes_, [0, 1, 2])
+    assert len(net.history) == 0 and net.predict_proba(X).shape == (len(X), 3)
+
+
+def test_the_loss_a_batch_callback_sees_carries_its_graph_as_in_skorch(clf_data):
+    X, y = clf_data
+    seen = []
+    callback = Mock(spec=Callback)
+    callback.on_batch_end.side_effect = lambda net, loss=None, training=None, **kw: seen.append(
+        (training, loss.requires_grad)
+    )
+    PrunedNetClassifier(callbacks=[callback], train_split=ValidSplit(5), **FAST).fit(X, y)
+    assert {grad for training, grad in seen if training} == {True}
+    assert {grad for training, grad in seen if not training} == {False}
