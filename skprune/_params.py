@@ -78,9 +78,13 @@ class ParamsMixin:
         never updates the pruner; here it calls ``self.pruner.set_params``.
 
         On a fitted net, nothing fitted is lost: where skorch would rebuild
-        the module or the criterion at once (``module__*``, ``criterion__*``,
-        ``module=``, ``criterion=``, ``optimizer=``, ``compile``), the values
-        are stored and take effect at the next ``fit``. ``partial_fit`` and
+        the module at once (``module__*``, ``module=``, ``optimizer=``,
+        ``compile``), the values are stored and take effect at the next
+        ``fit``; ``device`` too (the fitted module predicts where it is). A
+        changed criterion (``criterion=``, ``criterion__*``) is rebuilt at
+        once, its optimizer at the next continuing fit. Right after
+        ``initialize()``, during ``fit`` and in callbacks, ``set_params``
+        rebuilds at once, as in skorch (e.g. ``InputShapeSetter``). ``partial_fit`` and
         ``fit`` with ``warm_start=True`` continue the fitted network: they
         rebuild a changed criterion or optimizer, and refuse a changed module
         with a ``ValueError``. Optimizer settings such as ``lr`` or
@@ -143,6 +147,10 @@ class ParamsMixin:
                 else:
                     del pending[component]
             self.__dict__["_stale_components"] = pending
+            if "criterion" in stale:
+                # the criterion holds nothing fitted: rebuilt at once (e.g. criterion__reduction for
+                # skorch's loss_scoring); the optimizer follows at the next continuing fit
+                self._initialize_criterion()
         elif other:
             super().set_params(**other)
             _rebind_engine(self)

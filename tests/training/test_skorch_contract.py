@@ -269,3 +269,17 @@ def test_the_loss_a_batch_callback_sees_carries_its_graph_as_in_skorch(clf_data)
     PrunedNetClassifier(callbacks=[callback], train_split=ValidSplit(5), **FAST).fit(X, y)
     assert {grad for training, grad in seen if training} == {True}
     assert {grad for training, grad in seen if not training} == {False}
+
+
+def test_a_criterion_parameter_set_on_a_fitted_net_applies_to_loss_scoring_at_once(clf_data):
+    from skorch.scoring import loss_scoring
+
+    X, y = clf_data
+    net = PrunedNetClassifier(**FAST).fit(X, y)
+    before = net.predict_proba(X)
+    mean = loss_scoring(net, X, y)
+    net.set_params(criterion__reduction="none")
+    per_sample = loss_scoring(net, X, y)
+    assert per_sample.shape == (len(X),)
+    np.testing.assert_allclose(per_sample.mean(), mean, rtol=1e-5)
+    np.testing.assert_array_equal(net.predict_proba(X), before)
