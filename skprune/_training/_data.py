@@ -94,6 +94,10 @@ class ArrayDataset(SkorchDataset):
     """
 
     def __init__(self, X, y=None, device="cpu", sample_weight=None, data=None):
+        if not isinstance(X, torch.Tensor) and not sp.issparse(X):
+            X = to_tensor_once(X, torch.float32, device)  # arrays, as skorch's Dataset takes them
+        if y is not None and not isinstance(y, (torch.Tensor, tuple, list)):
+            y = torch.as_tensor(np.asarray(y)).to(device)
         self.features = X
         self.targets = y
         self.device = device
