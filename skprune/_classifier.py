@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 import torch
+from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
@@ -23,6 +24,26 @@ def _encoded_accuracy(net, X, y):
     """Accuracy of ``argmax(predict_proba)`` against encoded labels (internal validation)."""
     y_pred = net.predict_proba(X).argmax(axis=1)
     return float(np.mean(y_pred == to_numpy(y).ravel()))
+
+
+def _given_classes(net):
+    """The ``classes`` parameter as an array (``None`` when not given or empty); refused if unusable."""
+    classes = net.__dict__.get("classes")
+    if classes is None:
+        return None
+    try:
+        array = np.asarray(classes)
+    except Exception:  # ragged or otherwise not an array of labels
+        array = None
+    if array is None or array.ndim != 1:
+        raise ValueError(f"classes must be a 1-D list of class labels or None, got {classes!r}.")
+    if len(array) == 0:
+        return None
+    if len(np.unique(array)) != len(array):
+        raise ValueError(f"classes must not repeat a label, got {list(array)}.")
+    if len(array) < 2:
+        raise ValueError(f"{type(net).__name__} needs at least 2 classes in classes; got {list(array)}.")
+    return array
 
 
 class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
@@ -53,6 +74,12 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
         ``n_samples / (n_classes * np.bincount(y))`` (computed on the ``y``
         of each ``fit``/``partial_fit`` call). Multiplied with
         ``sample_weight`` when both are given.
+    classes : array-like of shape (n_classes,) or None, default=None
+        skorch's parameter: the class labels, in the order of the module's
+        outputs. ``None`` (or an empty list) takes them from the ``y`` of
+        ``fit``, sorted. Given, ``classes_`` is known before ``fit`` (e.g.
+        after ``initialize()`` and ``load_params``), ``y`` may lack some of
+        them and a label outside them is refused.
     **kwargs
         See :class:`PrunedNet` for every other parameter.
 
@@ -77,7 +104,7 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
     _multi_output = False
     _y_numeric = False
 
-    __init__ = with_default_criterion(PrunedNet, torch.nn.CrossEntropyLoss, class_weight=None)
+    __init__ = with_default_criterion(PrunedNet, torch.nn.CrossEntropyLoss, class_weight=None, classes=None)
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -91,6 +118,7 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
                 "two logits is the sigmoid of their difference). For several labels per sample, use "
                 "sklearn.multioutput.MultiOutputClassifier."
             )
+        _given_classes(self)  # validates ``classes``
         class_weight = self.class_weight
         if not (class_weight is None or class_weight == "balanced" or isinstance(class_weight, dict)):
             raise ValueError(
@@ -135,11 +163,22 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
 
     @property
     def classes_(self):
-        """Class labels seen at ``fit``."""
+        """Class labels seen at ``fit`` (or given as ``classes``)."""
         try:
             return self.__dict__["_classes"]
         except KeyError:
-            raise AttributeError(f"{type(self).__name__} has no classes_ before fit.") from None
+            pass
+        given = _given_classes(self)
+        if given is not None:
+            return given
+        if self.initialized_:
+            raise NotFittedError(
+                f"{type(self).__name__} has no classes_: it was initialized, not fitted, so it does not "
+                "know which label each output is (load_params restores weights only). Pass "
+                "classes=[...] in the order of the outputs, or save and load the fitted estimator "
+                "with skprune.save / skprune.load, which keep classes_."
+            )
+        raise AttributeError(f"{type(self).__name__} has no classes_ before fit.")
 
     def _encode_y(self, y, *, reset: bool, sample_weight=None, classes=None):
         y = np.asarray(y)
@@ -147,11 +186,14 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
             y = y.ravel()
         check_classification_targets(y)
         declared = None if classes is None else np.unique(np.asarray(classes))  # partial_fit's classes
-        if declared is not None and not reset and not np.array_equal(declared, self.classes_):
+        if declared is not None and not reset and not np.array_equal(declared, np.unique(self.classes_)):
             raise ValueError(
                 f"classes={list(declared)} is not the same as the classes the network was fitted on, "
                 f"{list(self.classes_)}. The fitted model is unchanged."
             )
+        given = _given_classes(self)
+        if declared is None and given is not None:
+            declared = given
         if reset:
             found = declared if declared is not None else LabelEncoder().fit(y).classes_
             if len(found) < 2:
@@ -175,10 +217,13 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
                 f"{classes[:10]}; call fit (warm_start=False) to train on other classes. The fitted "
                 "model is unchanged."
             )
-        return torch.as_tensor(np.searchsorted(classes, y), dtype=torch.long)
+        order = np.argsort(classes, kind="stable")  # ``classes`` keeps the order it was given in
+        return torch.as_tensor(order[np.searchsorted(classes[order], y)], dtype=torch.long)
 
     def _n_module_outputs(self):
         classes = self.__dict__.get("_classes")
+        if classes is None:
+            classes = _given_classes(self)
         return None if classes is None else len(classes)
 
     def predict_proba(self, X):

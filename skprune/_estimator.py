@@ -16,13 +16,14 @@ import copy
 from contextlib import contextmanager
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from skorch import NeuralNet
 from skorch.utils import is_dataset
 
 from ._doc_link import DocLinkMixin
 from ._fitted_figures import FittedFiguresMixin
-from ._params import ParamsMixin, check_continuable, rebuild_stale_components
+from ._params import ParamsMixin, apply_pending_device, check_continuable, rebuild_stale_components
 from ._random import FitRandomness, seed_from_random_state, seeded_valid_split
 from ._training._data import ArrayDataset, BatchIterator, batch_without_weights
 from ._training._guards import reapply_masks_after_callbacks
@@ -77,7 +78,9 @@ class PrunedNet(
     lr : float, default=1e-3
         Learning rate.
     max_epochs : int, default=50
-        Training epochs, pruning and fine-tuning included.
+        Training epochs, pruning and fine-tuning included. ``0`` builds the
+        network for the data without training it, as in skorch (with
+        ``pruner=None`` only).
     batch_size : int, default=64
         Mini-batch size (``-1`` for full batch).
     pruner : pruner or None, default=None
@@ -291,10 +294,18 @@ class PrunedNet(
         if is_dataset(X):
             return X
         if self.dataset is ArrayDataset:
+            if not isinstance(X, torch.Tensor) and not sp.issparse(X):
+                # data as given, from a skorch helper outside fit (e.g. skorch.scoring.loss_scoring):
+                # validated and converted as for predict, targets encoded as at fit
+                X = prepare_predict_data(self, X)
+                if y is not None:
+                    y = self._encode_y(y, reset=False).to(self.device)
             weight = self.__dict__.get("_fit_sample_weight") if y is not None else None
             if weight is not None and len(weight) != len(y):
                 weight = None
-            return ArrayDataset(X, y, device=self.device, sample_weight=weight)
+            given = self.__dict__.get("_fit_data")  # (X_t, X, y) of this fit: scorers get X, y
+            data = given[1:] if given is not None and X is given[0] else None
+            return ArrayDataset(X, y, device=self.device, sample_weight=weight, data=data)
         return super().get_dataset(X, y)
 
     def get_split_datasets(self, X, y=None, **fit_params):
@@ -366,10 +377,13 @@ class PrunedNet(
         if not fresh and seen_data:
             check_continuable(self, "fit with warm_start=True")
         with restored_on_failure(self, fresh=fresh):  # a failed or interrupted refit loses nothing
+            apply_pending_device(self, fresh=fresh)
+            check_device(self.device)
             reset = fresh or not seen_data
             X_t, y_t = prepare_fit_data(self, X, y, reset=reset, sample_weight=sample_weight)
             with self._training_context():
                 self._fit_sample_weight = fit_sample_weight(self, sample_weight, X_t, y_t)
+                self._fit_data = (X_t, X, y)
                 if fresh:
                     self.initialize()
                 else:
@@ -405,12 +419,15 @@ class PrunedNet(
         if not fresh and seen_data:
             check_continuable(self, "partial_fit")
         with restored_on_failure(self, fresh=fresh):
+            apply_pending_device(self, fresh=fresh)
+            check_device(self.device)
             reset = fresh or not seen_data
             X_t, y_t = prepare_fit_data(
                 self, X, y, reset=reset, sample_weight=sample_weight, classes=classes
             )
             with self._training_context():
                 self._fit_sample_weight = fit_sample_weight(self, sample_weight, X_t, y_t)
+                self._fit_data = (X_t, X, y)
                 if not fresh:
                     rebuild_stale_components(self)
                 NeuralNet.partial_fit(self, X_t, y_t, **fit_params)
@@ -425,7 +442,7 @@ class PrunedNet(
             with rng.active():
                 yield
         finally:
-            for attr in ("_rng", "_engine", "_trainer", "_fit_sample_weight"):
+            for attr in ("_rng", "_engine", "_trainer", "_fit_sample_weight", "_fit_data"):
                 self.__dict__.pop(attr, None)
 
     # ------------------------------------------------------------ prediction

@@ -8,7 +8,14 @@ import inspect
 import torch
 from sklearn.base import BaseEstimator
 
-__all__ = ["ParamsMixin", "check_continuable", "rebuild_stale_components", "with_default_criterion"]
+__all__ = [
+    "ParamsMixin",
+    "apply_pending_device",
+    "check_continuable",
+    "is_fitted_outside_fit",
+    "rebuild_stale_components",
+    "with_default_criterion",
+]
 
 _PRUNER_PREFIX = "pruner__"
 
@@ -54,6 +61,14 @@ class ParamsMixin:
         dynamic = [k for k in self.__dict__ if ("__" in k or k in extra) and not k.endswith("_")]
         return sorted(set(explicit) | set(dynamic))
 
+    def get_params(self, deep=True):
+        """Parameters; a ``device`` set on a fitted net is reported though the next fit applies it."""
+        params = super().get_params(deep=deep)
+        pending = self.__dict__.get("_pending_device", _UNSET)
+        if pending is not _UNSET and "device" in params:
+            params["device"] = pending
+        return params
+
     def set_params(self, **params):
         """Set parameters; ``pruner__<name>`` is routed to the pruner.
 
@@ -61,9 +76,13 @@ class ParamsMixin:
         never updates the pruner; here it calls ``self.pruner.set_params``.
 
         On a fitted net, nothing fitted is lost: where skorch would rebuild
-        the module or the criterion at once (``module__*``, ``criterion__*``,
-        ``module=``, ``criterion=``, ``optimizer=``, ``compile``), the values
-        are stored and take effect at the next ``fit``. ``partial_fit`` and
+        the module at once (``module__*``, ``module=``, ``optimizer=``,
+        ``compile``), the values are stored and take effect at the next
+        ``fit``; ``device`` too (the fitted module predicts where it is). A
+        changed criterion (``criterion=``, ``criterion__*``) is rebuilt at
+        once, its optimizer at the next continuing fit. Right after
+        ``initialize()``, during ``fit`` and in callbacks, ``set_params``
+        rebuilds at once, as in skorch (e.g. ``InputShapeSetter``). ``partial_fit`` and
         ``fit`` with ``warm_start=True`` continue the fitted network: they
         rebuild a changed criterion or optimizer, and refuse a changed module
         with a ``ValueError``. Optimizer settings such as ``lr`` or
@@ -85,7 +104,19 @@ class ParamsMixin:
             if key.startswith(_PRUNER_PREFIX)
         }
         other = {key: value for key, value in params.items() if not key.startswith(_PRUNER_PREFIX)}
-        stale = _stale_components(self, other) if self.initialized_ else {}
+        # only a fitted net outside its fit defers: right after initialize(), during fit and in
+        # callbacks, skorch's behaviour (rebuild at once; e.g. InputShapeSetter) is kept
+        fitted = is_fitted_outside_fit(self)
+        stale = _stale_components(self, other) if fitted else {}
+        if "device" in other:
+            device = other.pop("device")
+            if fitted and not _same(device, self.device):
+                # the fitted module stays where it is and predicts there: the new device is
+                # the one the next fit trains on (get_params reports it already)
+                self.__dict__["_pending_device"] = device
+            else:
+                self.__dict__.pop("_pending_device", None)
+                object.__setattr__(self, "device", device)
         if "callbacks" in other:
             # a plain value, validated when callbacks are initialized at fit
             # (skorch would initialize them here and raise on a bad value)
@@ -114,8 +145,13 @@ class ParamsMixin:
                 else:
                     del pending[component]
             self.__dict__["_stale_components"] = pending
+            if "criterion" in stale:
+                # the criterion holds nothing fitted: rebuilt at once (e.g. criterion__reduction for
+                # skorch's loss_scoring); the optimizer follows at the next continuing fit
+                self._initialize_criterion()
         elif other:
             super().set_params(**other)
+            self._follow_rebuilt_components()
         if pruner_params:
             if self.pruner is None or not hasattr(self.pruner, "set_params"):
                 raise ValueError(
@@ -125,6 +161,27 @@ class ParamsMixin:
                 )
             self.pruner.set_params(**pruner_params)
         return self
+
+
+def is_fitted_outside_fit(net) -> bool:
+    """Whether ``net`` holds a fitted model and no fit is running (then ``set_params`` defers rebuilds)."""
+    return bool(net.initialized_) and "n_features_in_" in net.__dict__ and "_rng" not in net.__dict__
+
+
+def apply_pending_device(net, *, fresh: bool) -> None:
+    """At the start of a fit, take the ``device`` set on the fitted net; a continuing fit refuses it."""
+    device = net.__dict__.get("_pending_device", _UNSET)
+    if device is _UNSET:
+        return
+    if not fresh:
+        raise ValueError(
+            f"device was set to {device!r} after the network was fitted on {net.device!r}; partial_fit "
+            "and fit with warm_start=True continue the fitted network where it is. Call fit "
+            "(warm_start=False) to train a new network on the new device, or set device back. The "
+            "fitted model is unchanged."
+        )
+    del net.__dict__["_pending_device"]
+    object.__setattr__(net, "device", device)
 
 
 def with_default_criterion(estimator_class, criterion, **extra):

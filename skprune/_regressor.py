@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.exceptions import NotFittedError
 from skorch import NeuralNetRegressor
 
 from ._estimator import PrunedNet
@@ -128,6 +129,13 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
         -------
         ndarray of shape (n_samples,) or (n_samples, n_targets)
         """
+        if self.normalize_y and "y_mean_" not in self.__dict__ and self.initialized_:
+            raise NotFittedError(
+                f"This {type(self).__name__} was initialized, not fitted: its network predicts the target "
+                "standardized with the y_mean_ and y_scale_ of a fit, which load_params does not restore "
+                "(skorch's parameter files hold weights only), so its numbers would be wrong. Save and load "
+                "the fitted estimator with skprune.save / skprune.load, which keep them, or fit it."
+            )
         # float64 like every scikit-learn regressor (the network computes in float32)
         y_pred = PrunedNet.predict_proba(self, X).astype(np.float64)
         y_pred = y_pred * getattr(self, "y_scale_", 1.0) + getattr(self, "y_mean_", 0.0)

@@ -311,8 +311,14 @@ def _is_int(value) -> bool:
 
 def check_loop_params(estimator) -> None:
     """Validate ``max_epochs``, ``batch_size`` and ``lr`` (booleans are refused, not read as 0/1)."""
-    if not _is_int(estimator.max_epochs) or estimator.max_epochs < 1:
-        raise ValueError(f"max_epochs must be an integer >= 1, got {estimator.max_epochs!r}.")
+    if not _is_int(estimator.max_epochs) or estimator.max_epochs < 0:
+        raise ValueError(f"max_epochs must be an integer >= 0, got {estimator.max_epochs!r}.")
+    if estimator.max_epochs == 0 and getattr(estimator, "pruner", None) is not None:
+        raise ValueError(
+            "max_epochs=0 fits the network to the data's shape without training it (as in skorch), "
+            f"which leaves the pruner {type(estimator.pruner).__name__} no epoch to prune in; use "
+            "max_epochs >= 1, or pruner=None."
+        )
     batch_size = estimator.batch_size
     if not _is_int(batch_size) or (batch_size < 1 and batch_size != -1):
         raise ValueError(f"batch_size must be a positive integer or -1 (full batch), got {batch_size!r}.")

@@ -128,7 +128,8 @@ def test_unknown_device(data):
     "params, match",
     [
         ({"alpha": -1.0}, "alpha must be >= 0"),
-        ({"max_epochs": 0}, "max_epochs"),
+        ({"max_epochs": -1}, "max_epochs"),
+        ({"max_epochs": 0, "pruner": MagnitudePruning(0.5)}, "max_epochs=0 .* no epoch to prune"),
         ({"batch_size": 0}, "batch_size"),
         ({"lr": -0.1}, "lr must be a positive"),
         ({"module__hidden_layer_sizes": (0,)}, "hidden_layer_sizes"),

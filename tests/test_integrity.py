@@ -18,10 +18,10 @@ from torch import nn
 
 from skprune import MagnitudePruning, PrunedNetClassifier, PrunedNetRegressor
 from skprune._cli import main
-from skprune._training._masks import MaskStore
 from skprune._version import __version__
 from skprune.exceptions import TrainingDivergedError
 from skprune.pruners import Iterative, OneShot
+from skprune.pruners._masks import MaskStore
 
 FAST = dict(max_epochs=6, batch_size=32, random_state=0, module__hidden_layer_sizes=(16,))
 

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import numpy as np
 import scipy.sparse as sp
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from skorch.dataset import Dataset as SkorchDataset
+from torch.utils.data import DataLoader, Subset
 
 __all__ = ["ArrayDataset", "BatchIterator", "batch_without_weights", "split_weights", "to_tensor_once"]
 
@@ -64,8 +65,13 @@ def to_tensor_once(data, dtype: torch.dtype, device: str | torch.device = "cpu")
     return torch.as_tensor(array, dtype=dtype).to(device)
 
 
-class ArrayDataset(Dataset):
+class ArrayDataset(SkorchDataset):
     """A dataset that holds the whole ``X`` (and ``y``) in memory.
+
+    A skorch ``Dataset`` for skorch's helpers: its ``X`` and ``y`` are the
+    data as given to ``fit`` (``data``), which skorch's ``EpochScoring`` and
+    ``BatchScoring`` hand to a scorer when caching is off; batches are
+    sliced from the converted tensors ``features`` and ``targets``.
 
     Parameters
     ----------
@@ -78,37 +84,59 @@ class ArrayDataset(Dataset):
     sample_weight : torch.Tensor or None
         One weight per sample; when given, batches yield ``y`` as the pair
         ``(targets, weights)`` (see :func:`split_weights`).
+    data : tuple or None
+        ``(X, y)`` as the user gave them to ``fit`` (``X``, ``y`` of this
+        dataset); ``None``: the tensors themselves.
+
+    Attributes
+    ----------
+    features, targets : the converted ``X`` and ``y``.
     """
 
-    def __init__(self, X, y=None, device="cpu", sample_weight=None):
-        self.X = X
-        self.y = y
+    def __init__(self, X, y=None, device="cpu", sample_weight=None, data=None):
+        if not isinstance(X, torch.Tensor) and not sp.issparse(X):
+            X = to_tensor_once(X, torch.float32, device)  # arrays, as skorch's Dataset takes them
+        if y is not None and not isinstance(y, (torch.Tensor, tuple, list)):
+            y = torch.as_tensor(np.asarray(y)).to(device)
+        self.features = X
+        self.targets = y
         self.device = device
         self.sample_weight = sample_weight
+        self.data = data
+
+    @property
+    def X(self):
+        """``X`` as given to ``fit`` (the features tensor when not known)."""
+        return self.features if self.data is None else self.data[0]
+
+    @property
+    def y(self):
+        """``y`` as given to ``fit`` (the targets tensor when not known)."""
+        return self.targets if self.data is None else self.data[1]
 
     def __len__(self) -> int:
-        return self.X.shape[0]
+        return self.features.shape[0]
 
     def take(self, index):
         """Return the batch ``(X[index], y[index])`` as tensors."""
-        if sp.issparse(self.X):
+        if sp.issparse(self.features):
             if isinstance(index, torch.Tensor):
                 index = index.cpu().numpy()
-            Xb = torch.as_tensor(self.X[index].toarray(), dtype=torch.float32)
+            Xb = torch.as_tensor(self.features[index].toarray(), dtype=torch.float32)
             Xb = Xb.to(self.device)
         else:
-            if isinstance(index, torch.Tensor) and index.device != self.X.device:
-                index = index.to(self.X.device)
-            Xb = self.X[index]
-        if self.y is None:
+            if isinstance(index, torch.Tensor) and index.device != self.features.device:
+                index = index.to(self.features.device)
+            Xb = self.features[index]
+        if self.targets is None:
             return Xb, None
         if isinstance(index, np.ndarray):
             index = torch.as_tensor(index)
-        if isinstance(index, torch.Tensor) and index.device != self.y.device:
-            index = index.to(self.y.device)
+        if isinstance(index, torch.Tensor) and index.device != self.targets.device:
+            index = index.to(self.targets.device)
         if self.sample_weight is not None:
-            return Xb, (self.y[index], self.sample_weight[index])
-        return Xb, self.y[index]
+            return Xb, (self.targets[index], self.sample_weight[index])
+        return Xb, self.targets[index]
 
     def __getitem__(self, i):
         Xi, yi = self.take(slice(i, i + 1))
@@ -193,8 +221,9 @@ class BatchIterator:
         if self.shuffle:
             order = torch.randperm(len(self.dataset), generator=self.generator)
             index = order if index is None else index[order]
-        if index is not None and isinstance(base.X, torch.Tensor) and index.device != base.X.device:
-            index = index.to(base.X.device)  # one transfer per epoch, not per batch
+        features = base.features
+        if index is not None and isinstance(features, torch.Tensor) and index.device != features.device:
+            index = index.to(features.device)  # one transfer per epoch, not per batch
         return base, index
 
     def __iter__(self) -> Iterator:

@@ -103,7 +103,7 @@ def _trivial_loss(net, dataset) -> float | None:
     if isinstance(criterion, nn.CrossEntropyLoss):
         n_classes = net._n_module_outputs()
         return math.log(n_classes) if n_classes and n_classes > 1 else None
-    y = getattr(dataset, "y", None)
+    y = getattr(dataset, "targets", getattr(dataset, "y", None))  # ArrayDataset: the tensors
     if isinstance(criterion, nn.MSELoss) and isinstance(y, torch.Tensor) and y.is_floating_point():
         return float(y.var(dim=0, unbiased=False).mean()) if len(y) > 1 else None
     return None
@@ -111,10 +111,10 @@ def _trivial_loss(net, dataset) -> float | None:
 
 def _scale_hint(net, dataset) -> str:
     parts = []
-    x_max = _max_abs(getattr(dataset, "X", None))
+    x_max = _max_abs(getattr(dataset, "features", getattr(dataset, "X", None)))
     if x_max is not None:
         parts.append(f"the inputs reach |X| = {x_max:.3g}")
-    y = getattr(dataset, "y", None)
+    y = getattr(dataset, "targets", getattr(dataset, "y", None))
     if isinstance(y, torch.Tensor) and y.is_floating_point():
         parts.append(f"the targets reach |y| = {_max_abs(y):.3g}")
     return " and ".join(parts) if parts else "check the scale of X and y"

@@ -21,6 +21,7 @@ from sklearn.base import clone
 
 from ..nn._layers import iter_prunable_weights
 from ..nn._networks import MLP, ConvNet
+from ..pruners._masks import MaskStore
 from . import _guards
 from ._data import split_weights
 from ._engine import PruningEngine, run_sensitivity_pass
@@ -36,6 +37,15 @@ class EngineHooksMixin:
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Copy the pruner to ``pruner_`` and start the pruning engine of this fit."""
+        self._start_engine()
+        try:
+            super().on_train_begin(net, X=X, y=y, **kwargs)
+        except BaseException as error:
+            self._engine.close(error)
+            raise
+
+    def _start_engine(self):
+        """Build the engine and trainer of this fit (again when a callback rebuilds the module)."""
         self.pruner_ = clone(self.pruner) if self.pruner is not None else None
         self._engine = PruningEngine(
             self.pruner_,
@@ -49,10 +59,26 @@ class EngineHooksMixin:
         try:
             overridden = type(self).train_step is not EngineHooksMixin.train_step
             self._trainer = Trainer(self, self._engine, step_overridden=overridden)
-            super().on_train_begin(net, X=X, y=y, **kwargs)
         except BaseException as error:
             self._engine.close(error)
             raise
+
+    def _follow_rebuilt_components(self) -> None:
+        """During a fit, restart the engine after ``set_params`` rebuilt the module or the optimizer.
+
+        The engine of the replaced module is closed first (its activation
+        hooks removed, the pruner's ``on_fit_end`` called), and the masks of
+        a replaced module are dropped: they do not apply to the new one.
+        """
+        engine, trainer = self.__dict__.get("_engine"), self.__dict__.get("_trainer")
+        if engine is None or trainer is None:
+            return
+        if engine.module is self.module_ and trainer.optimizer is getattr(self, "optimizer_", None):
+            return
+        engine.close()
+        if engine.module is not self.module_:
+            self.masks_ = MaskStore()
+        self._start_engine()
 
     def notify(self, method_name, **cb_kwargs):
         """skorch's ``notify``; the engine is closed if a callback's ``on_train_begin`` raises."""

@@ -35,6 +35,7 @@ def fast_predict_proba(net, X) -> np.ndarray | None:
         and not X.is_sparse
         and net.dataset is ArrayDataset
         and net.iterator_valid is BatchIterator
+        and not _user_nonlinearity(net)  # called per batch of batch_size, as skorch does
     ):
         return None
     module = net.module_
@@ -53,3 +54,9 @@ def fast_predict_proba(net, X) -> np.ndarray | None:
     if not outputs:
         return None
     return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+
+def _user_nonlinearity(net) -> bool:
+    """Whether ``predict_nonlinearity`` is a user's callable (not ``"auto"`` or ``None``)."""
+    nonlinearity = net.predict_nonlinearity
+    return nonlinearity is not None and not (isinstance(nonlinearity, str) and nonlinearity == "auto")

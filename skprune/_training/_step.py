@@ -1,19 +1,22 @@
-"""The training step: an eager fast path, and an opt-in compiled or graphed step.
+"""The training loop of :class:`skprune.PrunedNet`: skorch's protocol, one host sync per epoch.
 
 skorch's loop reads every batch loss with ``loss.item()`` (a host sync per
 step), notifies every callback at every batch and builds the L2 penalty
-through autograd. :class:`Trainer` runs one training epoch of
-:class:`skprune.PrunedNet` instead:
+through autograd. :class:`Trainer` runs the training epochs with the same
+protocol (``on_batch_begin``/``on_batch_end``/``on_grad_computed`` for every
+callback that may listen, the batch entries ``train_loss`` and
+``train_batch_size``, ``optimizer.step(closure)``) at less cost:
 
-* the loss is accumulated on the device and read once per epoch (the
-  estimator's once-per-epoch divergence check reads it);
+* the batch losses stay on the device and are written to the history at the
+  end of the epoch (one host sync per epoch) unless code that may read them
+  during the epoch is present: then the per-step path records each batch
+  live, exactly as skorch does (see :attr:`Trainer.live`, ``docs/speed.md``);
+* callbacks whose batch hooks are skorch's no-ops are not called;
 * the L2 penalty ``0.5 * alpha * ||W||^2 / n`` is added to the gradients as
   ``alpha * W / n`` (one ``torch._foreach_add_``), which is the same update
   without an autograd graph; the logged ``train_loss`` is therefore the
   criterion plus the pruner's penalty, without the L2 term;
 * masks are applied by one ``torch._foreach_mul_`` per step;
-* per-batch callback events and per-batch history entries happen only when
-  a callback listens to training batches (see :func:`wants_training_batches`).
 
 With ``compile="step"`` the step is compiled: on CUDA the whole step
 (batch gather, forward, backward, L2 term, optimizer step, masks, loss
@@ -27,6 +30,7 @@ static.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import torch
@@ -86,14 +90,44 @@ def optimizer_defaults(net, optimizer_cls, kwargs: dict) -> dict:
     return kwargs
 
 
-def wants_training_batches(callback, net) -> bool:
-    """Whether a callback listens to training batches (then they are notified and recorded)."""
-    if isinstance(callback, EpochScoring):
-        return bool(callback.on_train)
-    if isinstance(callback, TrainingLog):
-        return (net.verbose or 0) >= 2  # the progress bar
-    cls = type(callback)
-    return any(getattr(cls, hook) is not getattr(Callback, hook) for hook in _BATCH_HOOKS)
+def _hook_overridden(obj, hook: str, base) -> bool:
+    """Whether ``obj``'s ``hook`` is anything but ``base``'s no-op (instance attributes count)."""
+    attr = getattr(obj, hook, None)
+    if attr is None:
+        return False
+    return getattr(attr, "__func__", attr) is not getattr(base, hook)
+
+
+def wants_training_batches(callback, net, hooks=_BATCH_HOOKS) -> bool:
+    """Whether a callback may listen to training batches (then it is notified at every batch).
+
+    Any hook that is not :class:`skorch.callbacks.Callback`'s no-op counts,
+    including hooks set on the instance (e.g. ``Mock(spec=Callback)``).
+    skorch's ``EpochScoring`` listens to training batches only with
+    ``on_train=True``; the :class:`TrainingLog` only for its progress bar.
+    """
+    if isinstance(callback, EpochScoring) and type(callback).on_batch_end is EpochScoring.on_batch_end:
+        return bool(callback.on_train) and "on_batch_end" in hooks
+    if isinstance(callback, TrainingLog) and type(callback).on_batch_end is TrainingLog.on_batch_end:
+        return (net.verbose or 0) >= 2 and "on_batch_end" in hooks  # the progress bar
+    return any(_hook_overridden(callback, hook, Callback) for hook in hooks)
+
+
+def _reads_batches_later(callback) -> bool:
+    """Whether a batch listener is known to need no live history entry (it gets the loss as a tensor)."""
+    return (
+        isinstance(callback, EpochScoring) and type(callback).on_batch_end is EpochScoring.on_batch_end
+    ) or (isinstance(callback, TrainingLog) and type(callback).on_batch_end is TrainingLog.on_batch_end)
+
+
+def _own_get_loss(net) -> bool:
+    """Whether the estimator's ``get_loss`` is skprune's own (not overridden by a user subclass)."""
+    from ._hooks import EngineHooksMixin  # the hooks import this module
+
+    for klass in type(net).__mro__:
+        if "get_loss" in vars(klass):
+            return klass is EngineHooksMixin
+    return False
 
 
 class EpochLoss(PassthroughScoring):
@@ -162,13 +196,11 @@ class Trainer:
             and type(net).train_step_single is NeuralNet.train_step_single
             and list(net._optimizers) == ["optimizer"]
             and isinstance(self.optimizer, torch.optim.Optimizer)
-            and not isinstance(self.optimizer, torch.optim.LBFGS)  # its closure re-evaluates the loss
         )
         #: the L2 term goes to the gradients (the estimator's ``get_loss`` then leaves it out)
         self.l2_as_gradient = self.active
         self.alpha = float(net.alpha)
         self.device = torch.device(net.device)
-        self.batch_events = any(wants_training_batches(cb, net) for _, cb in net.callbacks_)
         self.loss_sum = torch.zeros((), device=self.device)
         self.compiled = None
         if self.active and net.compile == "step" and self.device.type != "cuda":
@@ -178,6 +210,29 @@ class Trainer:
         self._graph_reason_warned = False
         #: the loss of the fit's first batch, before any update (read by the divergence check)
         self.first_loss: float | None = None
+        self.update_listeners()
+
+    def update_listeners(self) -> None:
+        """Look up which callbacks listen to training batches (at fit begin; callbacks may change)."""
+        net = self.net
+        callbacks = [cb for _, cb in net.callbacks_]
+        listening = functools.partial(wants_training_batches, net=net)
+        self.begin_listeners = [cb for cb in callbacks if listening(cb, hooks=("on_batch_begin",))]
+        self.end_listeners = [cb for cb in callbacks if listening(cb, hooks=("on_batch_end",))]
+        net_hooks = [h for h in _BATCH_HOOKS[:2] if getattr(type(net), h) is not getattr(NeuralNet, h)]
+        #: callbacks see every gradient (skorch's ``on_grad_computed`` with the parameters)
+        self.grad_events = any(wants_training_batches(cb, net, ("on_grad_computed",)) for cb in callbacks)
+        #: the per-step path: batch entries written live, with one host sync per batch, because
+        #: user code may read them during the epoch (a batch listener skprune does not know,
+        #: a ``get_loss`` override that records batch values, an overridden batch hook of the net)
+        self.live = (
+            not self.active
+            or bool(net_hooks)
+            or not _own_get_loss(net)
+            or not all(_reads_batches_later(cb) for cb in self.begin_listeners + self.end_listeners)
+        )
+        #: kept for the CUDA graph check: whether any callback hears training batches
+        self.batch_events = bool(self.begin_listeners or self.end_listeners or self.grad_events or self.live)
 
     # -------------------------------------------------------------- a step
     def _forward_loss(self, Xi, yi, **fit_params):
@@ -194,57 +249,97 @@ class Trainer:
             torch._foreach_add_(list(grads), list(weights), alpha=self.alpha / n)
 
     def eager_step(self, batch, fit_params, *, compiled: bool = False):
-        """One optimizer step on ``batch``; returns ``(detached loss, y_pred, n)``."""
+        """One optimizer step on ``batch``; returns ``(loss, y_pred, n)``.
+
+        As in skorch's ``train_step``, the optimizer's ``step`` gets the
+        closure (zero the gradients, forward, loss, backward, the L2 term,
+        ``on_grad_computed``), so an optimizer that re-evaluates the loss
+        (``LBFGS``) or needs a closure works; the estimator's
+        ``get_train_step_accumulator`` (skorch's ``FirstStepAccumulator`` by
+        default) picks the loss and prediction returned. The loss is not
+        detached (callbacks see ``loss.requires_grad`` as in skorch).
+        """
         Xi, yi = unpack_data(batch)
         n = get_len(Xi)
-        self.optimizer.zero_grad(set_to_none=True)
         forward_loss = self.compiled if compiled and self.compiled is not None else self._forward_loss
-        loss, y_pred = forward_loss(Xi, yi, **fit_params)
-        loss.backward()
         _, weight = split_weights(yi)  # with sample weights, the L2 term is divided by their sum
-        self._add_l2(n if weight is None else float(penalty_denominator(yi, weight)))
-        if self.batch_events:
-            self.net.notify(
-                "on_grad_computed",
-                named_parameters=TeeGenerator(self.net.get_all_learnable_params()),
-                batch=batch,
-                training=True,
-            )
-        else:
-            if self.engine.observes_gradients:
-                self.engine.observe_gradients()
-            if self.engine.masks_gradients:
-                self.engine.mask_gradients()
+        denominator = None
+        accumulator = self.net.get_train_step_accumulator()
+
+        def closure():
+            nonlocal denominator
+            self.optimizer.zero_grad(set_to_none=True)
+            loss, y_pred = forward_loss(Xi, yi, **fit_params)
+            loss.backward()
+            if denominator is None:
+                denominator = n if weight is None else float(penalty_denominator(yi, weight))
+            self._add_l2(denominator)
+            if self.grad_events:
+                self.net.notify(
+                    "on_grad_computed",
+                    named_parameters=TeeGenerator(self.net.get_all_learnable_params()),
+                    batch=batch,
+                    training=True,
+                )
+            else:
+                if self.engine.observes_gradients:
+                    self.engine.observe_gradients()
+                if self.engine.masks_gradients:
+                    self.engine.mask_gradients()
+            accumulator.store_step({"loss": loss, "y_pred": y_pred})
+            return loss
+
         try:
-            self.optimizer.step()
+            self.optimizer.step(closure)
         finally:  # an interrupt between the step and the masks must not leave pruned weights alive
             self.engine.apply_masks()
-        loss = loss.detach()
+        step = accumulator.get_step()
+        loss, y_pred = step["loss"], step["y_pred"]
+        detached = loss.detach()
         if self.first_loss is None:
-            self.first_loss = float(loss)  # one host sync per fit: the loss before any update
-        self.loss_sum.add_(loss, alpha=n)
+            self.first_loss = float(detached)  # one host sync per fit: the loss before any update
+        self.loss_sum.add_(detached, alpha=n)
         return loss, y_pred, n
 
     # ------------------------------------------------------------- an epoch
     def run_epoch(self, iterator, prefix: str, **fit_params) -> None:
-        """Train one epoch, record ``<prefix>_loss`` once, raise if it is not finite."""
+        """Train one epoch, with skorch's batch events and history entries; record ``<prefix>_loss``.
+
+        On the fast path the per-batch losses stay on the device and are
+        written to the batch entries at the end of the epoch (one host sync
+        per epoch); on the per-step path (``live``) each batch is recorded
+        and notified exactly as skorch's ``run_single_epoch`` does.
+        """
         net = self.net
+        history = net.history
         net._set_training(True)
         self.loss_sum.zero_()
+        first_batch = len(history[-1]["batches"]) if len(history) else 0
+        losses: list = []
         if self._graph_applies(iterator, fit_params):
-            n_seen, n_batches = self._graph_epoch(iterator)
+            n_seen, n_batches, losses = self._graph_epoch(iterator, prefix)
         else:
             n_seen = n_batches = 0
             full = getattr(iterator, "batch_size", None)
+            live = self.live
             for batch in iterator:
-                if self.batch_events:
+                if live:
                     net.notify("on_batch_begin", batch=batch, training=True)
+                else:
+                    history.new_batch()  # the net's own on_batch_begin
+                    for callback in self.begin_listeners:
+                        callback.on_batch_begin(net, batch=batch, training=True)
                 compiled = self.compiled is not None and get_len(unpack_data(batch)[0]) == full
                 loss, y_pred, n = self.eager_step(batch, fit_params, compiled=compiled)
-                if self.batch_events:
-                    net.history.record_batch(prefix + "_loss", loss.item())
-                    net.history.record_batch(prefix + "_batch_size", n)
+                if live:
+                    history.record_batch(prefix + "_loss", loss.item())
+                    history.record_batch(prefix + "_batch_size", n)
                     net.notify("on_batch_end", batch=batch, training=True, loss=loss, y_pred=y_pred)
+                else:
+                    losses.append(loss.detach())
+                    history.record_batch(prefix + "_batch_size", n)
+                    for callback in self.end_listeners:
+                        callback.on_batch_end(net, batch=batch, training=True, loss=loss, y_pred=y_pred)
                 n_seen += n
                 n_batches += 1
         if n_batches == 0:
@@ -255,11 +350,15 @@ class Trainer:
                 "(iterator_train__drop_last). Nothing would be trained; use a smaller batch_size, -1 for "
                 "full batch, or keep the last batch."
             )
-        net.history.record(prefix + "_batch_count", n_batches)
-        mean = self.loss_sum.item() / max(n_seen, 1)  # the epoch's one host sync
+        if losses:  # the epoch's one host sync: every batch loss at once
+            batches = history[-1]["batches"]
+            for entry, value in zip(batches[first_batch:], torch.stack(losses).tolist()):
+                entry[prefix + "_loss"] = value
+        history.record(prefix + "_batch_count", n_batches)
+        mean = self.loss_sum.item() / max(n_seen, 1)
         # a non-finite or explosive mean is raised by the estimator's divergence
         # check at the end of this epoch (``_guards.check_divergence``), with its cause
-        net.history.record(prefix + "_loss", mean)
+        history.record(prefix + "_loss", mean)
 
     # -------------------------------------------------------- the CUDA graph
     def _graph_applies(self, iterator, fit_params) -> bool:
@@ -283,7 +382,7 @@ class Trainer:
                 "(skprune.nn.Dropout) in a CUDA graph (CUDAGraph.register_generator_state)"
             )
         if reason is None:
-            X = _resolve(iterator.dataset)[0].X
+            X = _resolve(iterator.dataset)[0].features
             if not isinstance(X, torch.Tensor) or X.device.type != "cuda":
                 reason = "X is not a dense tensor on the GPU"
         if reason is not None and not self._graph_reason_warned:
@@ -293,18 +392,28 @@ class Trainer:
             return False  # the pruner reads every step's gradients: eager steps until its last step
         return reason is None
 
-    def _graph_epoch(self, iterator) -> tuple[int, int]:
+    def _graph_epoch(self, iterator, prefix: str) -> tuple[int, int, list]:
         base, order = iterator.epoch_index()
         n, size = len(iterator.dataset), iterator.batch_size
         if order is None:
-            order = torch.arange(n, device=base.X.device)
+            order = torch.arange(n, device=base.features.device)
         if self.graph is None or not self._same_key(self._graph_key):
             self.graph = None
             self._n_warm = 0
-            self._static_index = torch.zeros(size, dtype=torch.long, device=base.X.device)
-            self._graph_data = (base.X, base.y)
+            self._static_index = torch.zeros(size, dtype=torch.long, device=base.features.device)
+            self._graph_data = (base.features, base.targets)
         n_full = n // size
+        if getattr(self, "_batch_losses", None) is None or self._batch_losses.numel() < n_full:
+            # per-batch losses written on the device by the graph itself (read once per epoch)
+            self._batch_losses = torch.zeros(max(n_full, 1), device=self.device)
+            self._loss_position = torch.zeros(1, dtype=torch.long, device=self.device)
+            self.graph = None  # the graph writes into these buffers: capture it again
+            self._n_warm = 0
+        self._loss_position.zero_()
+        history = self.net.history
         for b in range(n_full):
+            history.new_batch()
+            history.record_batch(prefix + "_batch_size", size)
             self._static_index.copy_(order[b * size : (b + 1) * size], non_blocking=True)
             if self.graph is None:
                 if self._n_warm < _N_WARMUP:
@@ -312,11 +421,14 @@ class Trainer:
                     continue
                 self._capture(size)
             self.graph.replay()
+        losses = list(self._batch_losses[:n_full].unbind()) if n_full else []
         n_batches = n_full
         if n % size:
-            self.eager_step(base.take(order[n_full * size :]), {})
+            history.new_batch()
+            history.record_batch(prefix + "_batch_size", n - n_full * size)
+            losses.append(self.eager_step(base.take(order[n_full * size :]), {})[0].detach())
             n_batches += 1
-        return n, n_batches
+        return n, n_batches, losses
 
     def _current_key(self) -> tuple:
         """What a captured graph depends on: bound masks, optimizer state objects, learning rates."""
@@ -339,6 +451,8 @@ class Trainer:
         self.optimizer.step()
         self.engine.apply_masks()
         self.loss_sum.add_(loss.detach(), alpha=size)
+        self._batch_losses.index_copy_(0, self._loss_position, loss.detach().reshape(1))
+        self._loss_position.add_(1)
         return loss.detach()
 
     def _warm_step(self, size: int) -> None:

@@ -82,7 +82,9 @@ class BasePruner(PrunerProtocol):
     layers : str, type, or list of them, or None, default=None
         Which Linear/Conv layers to prune: module names (``"layers.fc0"``),
         glob patterns (``"layers.fc*"``) or module types (``torch.nn.Linear``).
-        ``None`` selects all of them.
+        ``None`` selects all of them except frozen ones (weight with
+        ``requires_grad=False``, e.g. by skorch's ``Freezer``); a frozen
+        layer is pruned only when ``layers`` names it.
     prune_output_layer : bool, default=True
         Whether the last Linear/Conv layer may be pruned. Set to ``False``
         to leave the output layer dense.
@@ -184,7 +186,7 @@ class BasePruner(PrunerProtocol):
             raise ValueError(
                 f"{type(self).__name__} found no Linear or Conv layer to prune in {type(module).__name__}."
             )
-        selected = candidates
+        selected = [c for c in candidates if c[2].weight.requires_grad]  # frozen: only when named
         if self.layers is not None:
             selected = [c for c in candidates if self._layer_matches(c[1], c[2])]
             if selected:  # (nothing selected at all gets the message below)
@@ -197,7 +199,8 @@ class BasePruner(PrunerProtocol):
             raise ValueError(
                 f"{type(self).__name__}(layers={self.layers!r}, "
                 f"prune_output_layer={self.prune_output_layer}) selects no layer to "
-                f"prune; prunable layers are {available}."
+                f"prune; prunable layers are {available} (frozen ones, requires_grad=False, "
+                "only when named in layers)."
             )
         return selected
 

@@ -69,7 +69,8 @@ class StructuredPruner(BasePruner):
     layers : str, type, list or None, default=None
         Layers to prune by name, glob pattern or type; ``None`` selects
         every layer of the pruned type except the network's last layer
-        (the output layer's units are never removed).
+        (the output layer's units are never removed) and frozen layers
+        (``requires_grad=False``), which are pruned only when named.
     fraction : float, optional
         Deprecated alias of ``sparsity``; will be removed in 0.3.
     criterion : str, optional
@@ -215,8 +216,8 @@ class StructuredPruner(BasePruner):
             raise ValueError(f"{name} found no {kind} layer to prune in {type(module).__name__}.")
         output_name = candidates[-1][1]
         typed = [c for c in candidates if isinstance(c[2], self.layer_type)]
-        if self.layers is None:
-            selected = [c for c in typed if c[1] != output_name]
+        if self.layers is None:  # frozen layers (requires_grad=False) only when named
+            selected = [c for c in typed if c[1] != output_name and c[2].weight.requires_grad]
         else:
             selected = [c for c in typed if self._layer_matches(c[1], c[2])]
             if selected:  # (nothing selected at all gets the message below)

@@ -22,9 +22,9 @@ from skprune import (
     PruningContext,
     compact_module,
 )
-from skprune._training._masks import MaskStore
 from skprune.nn import trace_residual_blocks
 from skprune.pruners._blocks import IMPORTANCES
+from skprune.pruners._masks import MaskStore
 
 
 # ---------------------------------------------------------------- torchvision-style ResNet (as written there)
