@@ -52,6 +52,7 @@ NET_PARAMETERS: dict[str, str] = {
     "predict_nonlinearity": MODEL,
     "warm_start": MODEL,
     "class_weight": MODEL,
+    "classes": MODEL,  # skorch's classes=: the labels, known before fit
     "normalize_y": MODEL,
     # the runtime: how and where the model runs
     "compile": RUNTIME,  # torch.compile: a compiler with options (cpp.march reaches gcc)
