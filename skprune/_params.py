@@ -78,9 +78,10 @@ class ParamsMixin:
         On a fitted net, nothing fitted is lost: where skorch would rebuild
         the module at once (``module__*``, ``module=``, ``optimizer=``,
         ``compile``), the values are stored and take effect at the next
-        ``fit``; ``device`` too (the fitted module predicts where it is). A
-        changed criterion (``criterion=``, ``criterion__*``) is rebuilt at
-        once, its optimizer at the next continuing fit. Right after
+        ``fit``; ``device`` too (the fitted module predicts where it is), and
+        ``criterion=`` (it chooses the predict non-linearity). ``criterion__*``
+        of the fitted criterion's class is applied at once (the optimizer is
+        rebuilt at the next continuing fit). Right after
         ``initialize()``, during ``fit`` and in callbacks, ``set_params``
         rebuilds at once, as in skorch (e.g. ``InputShapeSetter``). ``partial_fit`` and
         ``fit`` with ``warm_start=True`` continue the fitted network: they
@@ -145,9 +146,11 @@ class ParamsMixin:
                 else:
                     del pending[component]
             self.__dict__["_stale_components"] = pending
-            if "criterion" in stale:
-                # the criterion holds nothing fitted: rebuilt at once (e.g. criterion__reduction for
-                # skorch's loss_scoring); the optimizer follows at the next continuing fit
+            criterion = self.criterion
+            if "criterion" in stale and isinstance(criterion, type) and type(self.criterion_) is criterion:
+                # only criterion__* of the same criterion class (which holds nothing fitted and does not
+                # choose the predict non-linearity): rebuilt at once, e.g. criterion__reduction for
+                # skorch's loss_scoring; the optimizer follows at the next continuing fit
                 self._initialize_criterion()
         elif other:
             super().set_params(**other)

@@ -284,13 +284,3 @@ def test_a_criterion_parameter_set_on_a_fitted_net_applies_to_loss_scoring_at_on
     np.testing.assert_allclose(per_sample.mean(), mean, rtol=1e-5)
     np.testing.assert_array_equal(net.predict_proba(X), before)
 
-
-def test_a_train_split_that_rebuilds_the_dataset_from_its_arrays_works(reg_data):
-    X, y = reg_data
-
-    def split(dataset, y=None):  # skorch's pattern: type(dataset)(dataset.X, y=...)
-        return dataset, type(dataset)(dataset.X, y=None)
-
-    net = PrunedNetRegressor(train_split=split, **FAST).fit(X, y)
-    assert "valid_loss" not in net.history[-1] or np.isfinite(net.history[-1, "train_loss"])
-    assert net.predict(X).shape == (len(X),)
