@@ -31,4 +31,4 @@ __all__ = [
 
 from .._serializable import register_builtin  # noqa: E402  (load may rebuild these from a file)
 
-register_builtin(MLP, ConvNet, Dropout, UnitGroup)
+register_builtin(*(obj for obj in map(globals().get, __all__) if isinstance(obj, type)))
