@@ -1,11 +1,14 @@
-"""Command line: ``skprune demo`` (also ``python -m skprune demo``)."""
+"""Command line: ``skprune demo`` (also ``python -m skprune demo``).
+
+``--help`` and ``--version`` import nothing heavy: the demo (and with it torch,
+scikit-learn and skorch) is imported only when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ._demo import run_demo
 from ._version import __version__
 
 __all__ = ["main"]
@@ -46,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         if args.cv < 2:
             parser.error("--cv must be >= 2")
+        from ._demo import run_demo
+
         run_demo(cv=args.cv, max_epochs=args.max_epochs, n_jobs=args.n_jobs, random_state=args.random_state)
     return 0
 

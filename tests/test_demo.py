@@ -1,6 +1,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from skprune._cli import main
 from skprune._demo import run_demo
 
@@ -31,3 +33,44 @@ def test_module_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "skprune", "--help"], capture_output=True, text=True)
     assert out.returncode == 0
     assert "demo" in out.stdout
+
+
+_HEAVY = ("torch", "sklearn", "skorch", "pandas", "scipy")
+
+#: Runs ``skprune`` as ``python -m skprune ARG`` does (runpy), then prints the heavy modules it imported.
+_IMPORTS_OF = r"""
+import runpy, sys
+flag, watched = sys.argv[1], set(sys.argv[2].split(","))
+sys.argv = ["skprune", flag]
+try:
+    runpy.run_module("skprune", run_name="__main__", alter_sys=True)
+except SystemExit as exit_:
+    assert exit_.code in (0, None), exit_.code
+heavy = sorted({name.split(".")[0] for name in sys.modules} & watched)
+sys.stderr.write("HEAVY=" + ",".join(heavy) + "\n")
+"""
+
+
+@pytest.mark.parametrize("flag", ["--help", "--version"])
+def test_help_and_version_import_neither_torch_nor_sklearn_nor_skorch(flag):
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_OF, flag, ",".join(_HEAVY)], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert "skprune" in out.stdout
+    heavy = out.stderr.rsplit("HEAVY=", 1)[1].strip()
+    assert heavy == "", f"`skprune {flag}` imported {heavy}"
+
+
+def test_the_lazy_package_exports_every_public_name_and_subpackage():
+    import skprune
+
+    assert set(skprune._EXPORTS) == set(skprune.__all__) - {"__version__"}
+    for name in skprune.__all__:
+        assert getattr(skprune, name) is not None
+    assert set(skprune.__all__) <= set(dir(skprune))
+    from skprune.nn import MLP
+
+    assert skprune.MLP is MLP and skprune.nn.MLP is MLP
+    with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
+        skprune.not_a_name  # noqa: B018
