@@ -88,7 +88,7 @@ print(f"the loaded module is unchanged:   accuracy {accuracy(pretrained):.3f}")
 # Save and load safely
 # --------------------
 # 4. Save the pruned estimator safely and load it back.
-skprune.save(net, workdir / "pruned.skprune")
-loaded = skprune.load(workdir / "pruned.skprune")
+skprune.save(net, workdir / "pruned.skp")
+loaded = skprune.load(workdir / "pruned.skp")
 assert np.array_equal(loaded.predict(X_test), net.predict(X_test))
 print(f"saved and loaded:                 accuracy {loaded.score(X_test, y_test):.3f}")
