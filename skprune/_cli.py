@@ -39,10 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
-        "demo", help="5-fold PrunedNetCV sparsity path on scikit-learn's digits, chosen by the one-standard-error rule"
+        "demo",
+        help="PrunedNetCV sparsity path on scikit-learn's digits, chosen by the one-standard-error rule",
     )
     demo.add_argument("--cv", type=_positive_int, default=5, help="number of folds (default 5)")
-    demo.add_argument("--max-epochs", type=_positive_int, default=30, help="epochs of each fold's dense fit (default 30)")
+    demo.add_argument(
+        "--max-epochs", type=_positive_int, default=30, help="epochs of each fold's dense fit (default 30)"
+    )
     demo.add_argument("--n-jobs", type=_n_jobs, default=-1, help="parallel fits (default -1: all cores)")
     demo.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     args = parser.parse_args(argv)
