@@ -2,7 +2,8 @@
 
 * Every python code block of ``README.md`` and of the guide pages
   (``docs/**/*.rst``) runs on its own, as written, in a fresh interpreter
-  in an empty directory.
+  in an empty directory; the blocks of a Markdown guide page (``docs/*.md``)
+  run top to bottom as one script.
 * Every public object has a docstring with a Parameters section (when it
   takes parameters) and an Examples section, and documents no parameter it
   does not have (numpydoc validation); the examples run (doctest).
@@ -115,6 +116,11 @@ def _rst_blocks(path: Path):
 
 def _code_blocks():
     found = [(README, line, code) for line, code in _markdown_blocks(README)]
+    # a Markdown guide page's blocks run top to bottom as one script (later ones reuse earlier names)
+    for page in sorted(DOCS.glob("*.md")):
+        blocks = _markdown_blocks(page)
+        if blocks:
+            found.append((page, blocks[0][0], "\n\n".join(code for _, code in blocks)))
     for page in sorted(DOCS.rglob("*.rst")):
         if "_build" in page.parts or "api" in page.parts or "auto_examples" in page.parts:
             continue
