@@ -53,6 +53,8 @@ autodoc_typehints = "none"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
+# "On this page" of an API page lists members as ``predict``, not ``PrunedNetClassifier.predict``
+toc_object_entries_show_parents = "hide"
 
 
 # MyST / MyST-NB: the notebooks show the outputs stored in them (``tests/test_notebooks.py``

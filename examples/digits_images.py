@@ -70,7 +70,7 @@ print(f"StandardScaler -> ConvNet on flat rows: accuracy {pipe.score(flat_test, 
 # -----------------------------------
 # Each bar is labelled with the parameters that are not exactly zero: what
 # pruning removed, and what ``compact()`` physically deleted.
-fig, ax = plt.subplots(figsize=(6.5, 2.8))
+fig, ax = plt.subplots(figsize=(7.5, 2.8))
 models = [("dense", dense), ("80% of weights pruned", sparse), ("50% of channels, compacted", small)]
 scores = [net.score(X_test, y_test) for _, net in models]
 bars = ax.barh([name for name, _ in models], scores, color=["0.6", "tab:blue", "tab:green"])
@@ -78,9 +78,10 @@ ax.bar_label(
     bars,
     labels=[f"{acc:.3f}, {net.n_nonzero_params_:,} of {net.n_params_:,} parameters nonzero"
             for acc, (_, net) in zip(scores, models)],
-    padding=3,
+    label_type="center",
+    color="white",
 )
-ax.set_xlim(0, 1.9)
+ax.set_xlim(0, 1)
 ax.invert_yaxis()
 ax.set_xlabel("test accuracy")
 ax.set_title("ConvNet on digits as 1x8x8 images")
