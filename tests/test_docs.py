@@ -369,6 +369,19 @@ def test_the_plain_path_check_catches_a_cited_page(tmp_path):
     assert _ON_SITE.findall(_prose(page)) == ["docs/speed.md"]
 
 
+def test_every_gallery_example_draws_a_figure_for_its_thumbnail():
+    """A gallery card shows the example's first figure; an example without one shows a placeholder."""
+    examples = sorted(p for p in (ROOT / "examples").glob("*.py") if p.name != "__init__.py")
+    assert examples
+    blank = [
+        p.name
+        for p in examples
+        if "sphinx_gallery_thumbnail_path" not in (text := p.read_text(encoding="utf-8"))
+        and not re.search(r"\b(plt\.(subplots|figure)|plot_\w+\()", text)
+    ]
+    assert not blank, f"gallery examples that draw no figure (their card shows a placeholder): {blank}"
+
+
 # ---------------------------------------------------------------- docstrings
 def _public_objects():
     """``(qualified name, object)`` of everything public: ``skprune.__all__`` and each subpackage's."""
