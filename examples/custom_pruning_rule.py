@@ -20,6 +20,7 @@ sparsity is what to look at, not the absolute accuracies.
 # Imports
 # -------
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -121,6 +122,16 @@ def main():
         best.pruning_report()[["layer", "weight_params", "weight_nonzero", "sparsity"]].to_string(index=False)
     )
     assert np.isclose(best.sparsity_, 0.95, atol=1e-3)
+
+    # the comparison as a figure: mean CV accuracy of each rule, with its standard deviation
+    ranked = results.sort_values("mean_test_score")
+    fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(ranked) + 1.2))
+    ax.barh(ranked["strategy"], ranked["mean_test_score"], xerr=ranked["std_test_score"], color="tab:blue")
+    ax.set_xlim(max(0.0, ranked["mean_test_score"].min() - 0.15), 1.0)
+    ax.set_xlabel("3-fold CV accuracy at 95% sparsity (digits, MLP 128)")
+    ax.set_title("Built-in and home-made pruning rules")
+    fig.tight_layout()
+    plt.show()
 
 
 if __name__ == "__main__":

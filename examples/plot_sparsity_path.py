@@ -69,7 +69,10 @@ fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4), gridspec_kw={"width_ra
 plot_sparsity_path(search, ax=left)
 left.set_title("PrunedNetCV on digits (5 folds, 1-SE rule)", fontsize="medium")
 plot_layer_sparsity(search, ax=right)
-right.set_title(f"refit network: {search.sparsity_:.0%} of weights pruned", fontsize="medium")
+right.set_title(
+    f"refit network: {search.sparsity_:.0%} of weights pruned\n(bar labels: nonzero / total weights)",
+    fontsize="medium",
+)
 fig.tight_layout()
 
 if __name__ == "__main__" and len(sys.argv) > 1:  # an explicit output path only

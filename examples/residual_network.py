@@ -25,6 +25,7 @@ About a minute.
 # The network
 # -----------
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from sklearn.base import clone
@@ -90,6 +91,7 @@ X_train, X_test, y_train, y_test = train_test_split(images, y, test_size=0.25, s
 
 base = PrunedNetClassifier(ResNet, module__width=16, max_epochs=10, lr=3e-3, random_state=0)
 print(f"{'network':<34}{'accuracy':>9}{'sparsity':>9}")
+compared = []
 for name, pruner in [
     ("dense ResNet", None),
     ("85% magnitude pruning (global)", MagnitudePruning(0.85)),
@@ -97,6 +99,7 @@ for name, pruner in [
 ]:
     net = clone(base).set_params(pruner=pruner).fit(X_train, y_train)
     print(f"{name:<34}{net.score(X_test, y_test):9.3f}{net.sparsity_:9.2f}")
+    compared.append((name, net.score(X_test, y_test), net.sparsity_))
 
 # %%
 # Removing channels
@@ -122,3 +125,20 @@ try:
     )
 except CompactionError as exc:
     print(f"ChannelPruning on every conv, compact(): CompactionError: {str(exc)[:150]}...")
+
+# %%
+# The comparison as a figure
+# --------------------------
+# Magnitude pruning keeps the dense network's accuracy at 85% sparsity;
+# random pruning, the baseline every pruning result should beat, does not.
+fig, ax = plt.subplots(figsize=(7.5, 2.8))
+names = [name for name, _, _ in compared]
+bars = ax.barh(names, [acc for _, acc, _ in compared], color=["0.6", "tab:blue", "tab:orange"])
+labels = [f"{acc:.3f} (sparsity {s:.2f})" for _, acc, s in compared]
+ax.bar_label(bars, labels=labels, label_type="center", color="white")
+ax.set_xlim(0, 1)
+ax.invert_yaxis()
+ax.set_xlabel("test accuracy (digits as 1x8x8 images)")
+ax.set_title("A small ResNet, dense and 85% pruned")
+fig.tight_layout()
+plt.show()

@@ -16,6 +16,7 @@ from skorch.utils import to_numpy
 
 from ._estimator import PrunedNet
 from ._params import with_default_criterion
+from ._serializable import register_builtin
 
 __all__ = ["PrunedNetClassifier"]
 
@@ -260,3 +261,4 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
         return self.classes_[proba.argmax(axis=1)]
 
 
+register_builtin(PrunedNetClassifier)  # load may rebuild it from a file

@@ -1,11 +1,14 @@
-"""Command line: ``skprune demo`` (also ``python -m skprune demo``)."""
+"""Command line: ``skprune demo`` (also ``python -m skprune demo``).
+
+``--help`` and ``--version`` import nothing heavy: the demo (and with it torch,
+scikit-learn and skorch) is imported only when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from ._demo import run_demo
 from ._version import __version__
 
 __all__ = ["main"]
@@ -36,16 +39,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
-        "demo", help="5-fold pruning search on scikit-learn's digits, printing a results table"
+        "demo",
+        help="PrunedNetCV sparsity path on scikit-learn's digits, chosen by the one-standard-error rule",
     )
     demo.add_argument("--cv", type=_positive_int, default=5, help="number of folds (default 5)")
-    demo.add_argument("--max-epochs", type=_positive_int, default=30, help="epochs per fit (default 30)")
+    demo.add_argument(
+        "--max-epochs", type=_positive_int, default=30, help="epochs of each fold's dense fit (default 30)"
+    )
     demo.add_argument("--n-jobs", type=_n_jobs, default=-1, help="parallel fits (default -1: all cores)")
     demo.add_argument("--random-state", type=int, default=0, help="seed (default 0)")
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.cv < 2:
             parser.error("--cv must be >= 2")
+        from ._demo import run_demo
+
         run_demo(cv=args.cv, max_epochs=args.max_epochs, n_jobs=args.n_jobs, random_state=args.random_state)
     return 0
 

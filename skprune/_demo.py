@@ -1,112 +1,161 @@
-"""The main job: choose sparsity and alpha by 5-fold cross-validation on digits."""
+"""The main job: choose how sparse a network on digits should be, by cross-validation.
+
+It practises what the library teaches: :class:`~skprune.PrunedNetCV` computes
+a warm-started sparsity path per fold, and the one-standard-error rule picks
+the sparsest network whose score cannot be told apart from the best one.
+"""
 
 from __future__ import annotations
 
+import sys
 import time
 
+import numpy as np
 import pandas as pd
 from sklearn.datasets import load_digits
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ._classifier import PrunedNetClassifier
+from .model_selection import PrunedNetCV
 from .pruners import MagnitudePruning
 
 __all__ = ["run_demo"]
 
-DEFAULT_SPARSITIES = (0.0, 0.5, 0.8, 0.9, 0.95)
-DEFAULT_ALPHAS = (1e-4, 1e-2)
+DEFAULT_SPARSITIES = (0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 
 
-def _nonzero_params(estimator) -> int:
-    return int(estimator[-1].n_nonzero_params_)
+class _ProgressScorer:
+    """Accuracy that also prints a progress line each time a held-out fold is scored.
+
+    ``PrunedNetCV`` scores every level of every fold's path; the line goes to
+    the standard error stream of the process that scores (joblib's workers
+    inherit it), so progress shows whatever ``n_jobs`` is.
+    """
+
+    def __init__(self, start: float):
+        self.start = start
+        self._accuracy = get_scorer("accuracy")
+
+    def __call__(self, estimator, X, y):
+        score = self._accuracy(estimator, X, y)
+        net = estimator[-1]
+        print(
+            f"  [{time.time() - self.start:6.1f} s] a held-out fold scored at sparsity "
+            f"{net.sparsity_:.2f}: accuracy {score:.4f}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return score
+
+
+def _weights(net) -> tuple[int, int]:
+    """(weights, nonzero weights) of the Linear/Conv layers: what pruning removes."""
+    report = net.pruning_report()
+    return int(report["weight_params"].sum()), int(report["weight_nonzero"].sum())
 
 
 def run_demo(
     *,
     sparsities=DEFAULT_SPARSITIES,
-    alphas=DEFAULT_ALPHAS,
     cv: int = 5,
     max_epochs: int = 30,
     n_jobs: int | None = -1,
     random_state: int = 0,
     print_fn=print,
-) -> GridSearchCV:
-    """Run a pruning search on scikit-learn's digits and print the results.
+) -> PrunedNetCV:
+    """Cross-validate a sparsity path on scikit-learn's digits, choose by the 1-SE rule, explain.
 
     Parameters
     ----------
-    sparsities, alphas : sequences of float
-        Grid of ``pruner__sparsity`` and ``alpha``.
+    sparsities : sequence of float, default=(0.0, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
+        Strictly increasing sparsities of the path.
     cv : int, default=5
         Number of stratified folds.
     max_epochs : int, default=30
-        Epochs per fit (pruning and fine-tuning included).
+        Epochs of the dense fit that starts each fold's path (each sparsity
+        level then fine-tunes for a few epochs, as ``PrunedNetCV`` does).
     n_jobs : int or None, default=-1
-        Parallel fits (joblib).
+        Folds run in parallel (joblib).
     random_state : int, default=0
         Seed of the networks and the folds.
     print_fn : callable, default=print
-        Where the tables go.
+        Where the tables and the explanation go (progress lines go to stderr).
 
     Returns
     -------
-    GridSearchCV
+    PrunedNetCV
         The fitted search; ``best_estimator_[-1]`` is the chosen network.
     """
     X, y = load_digits(return_X_y=True)
     net = PrunedNetClassifier(
-        pruner=MagnitudePruning(sparsity=0.9),
+        pruner=MagnitudePruning(),
         module__hidden_layer_sizes=(256, 128),
         max_epochs=max_epochs,
         batch_size=64,
         random_state=random_state,
     )
-    pipe = make_pipeline(StandardScaler(), net)
-    grid = {
-        "prunednetclassifier__pruner__sparsity": list(sparsities),
-        "prunednetclassifier__alpha": list(alphas),
-    }
-    search = GridSearchCV(
-        pipe,
-        grid,
+    start = time.time()
+    search = PrunedNetCV(
+        make_pipeline(StandardScaler(), net),
+        sparsities=list(sparsities),
         cv=StratifiedKFold(cv, shuffle=True, random_state=random_state),
+        scoring=_ProgressScorer(start),
+        selection="1se",
         n_jobs=n_jobs,
-        scoring={"accuracy": "accuracy", "nonzero_params": lambda est, X, y: _nonzero_params(est)},
-        refit="accuracy",
     )
     print_fn(
-        f"skprune demo: {cv}-fold GridSearchCV on digits ({X.shape[0]} samples, "
-        f"{X.shape[1]} features), MLP (256, 128), {max_epochs} epochs, "
-        f"{len(sparsities) * len(alphas)} candidates"
+        f"skprune demo: PrunedNetCV on digits ({X.shape[0]} samples, {X.shape[1]} features), "
+        f"MLP (256, 128), {cv} stratified folds, sparsities {', '.join(f'{s:g}' for s in sparsities)}.\n"
+        f"Each fold trains densely for {max_epochs} epochs, then prunes to each sparsity in turn "
+        "and fine-tunes, scoring the held-out fold at every level (one line per level and fold)."
     )
-    start = time.perf_counter()
     search.fit(X, y)
-    elapsed = time.perf_counter() - start
-    results = pd.DataFrame(search.cv_results_)
+    elapsed = time.time() - start
+    results = search.cv_results_
+    best = int(np.argmax(results["mean_test_score"].to_numpy()))
+    best_mean = float(results["mean_test_score"].iloc[best])
+    best_se = float(results["se_test_score"].iloc[best])
+    threshold = best_mean - best_se
     table = pd.DataFrame(
         {
-            "sparsity": results["param_prunednetclassifier__pruner__sparsity"].astype(float),
-            "alpha": results["param_prunednetclassifier__alpha"].astype(float),
-            "mean_accuracy": results["mean_test_accuracy"],
-            "std_accuracy": results["std_test_accuracy"],
-            "nonzero_params": results["mean_test_nonzero_params"].round().astype(int),
-            "rank": results["rank_test_accuracy"],
+            "sparsity": results[f"param_{search._sparsity_param()}"].astype(float),
+            "measured": results["mean_fitted_sparsity"],
+            "mean_accuracy": results["mean_test_score"],
+            "std": results["std_test_score"],
+            "se": results["se_test_score"],
+            "rank": results["rank_test_score"],
+            "within_1se": results["mean_test_score"] >= threshold - 1e-12,
         }
-    ).sort_values(["sparsity", "alpha"])
+    )
     with pd.option_context("display.width", 120, "display.max_columns", 20):
-        print_fn(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-        best = search.best_estimator_[-1]
+        print_fn("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
         print_fn(
-            f"\nchosen: sparsity={search.best_params_['prunednetclassifier__pruner__sparsity']}, "
-            f"alpha={search.best_params_['prunednetclassifier__alpha']}, "
-            f"cv accuracy={search.best_score_:.4f}; measured sparsity "
-            f"{best.sparsity_:.4f}, {best.n_nonzero_params_} of {best.n_params_} parameters nonzero"
+            "rank: 1 is the best mean accuracy; equal means (to 12 decimals) share a rank and the "
+            "next rank is skipped, as in GridSearchCV. measured: the sparsity the folds' networks "
+            "reached, counted from their weights."
+        )
+        chosen = search.best_index_
+        print_fn(
+            f"\nchosen: sparsity {search.sparsity_:g} by the one-standard-error rule. The best mean "
+            f"accuracy is {best_mean:.4f} (sparsity {table['sparsity'].iloc[best]:g}), with a standard "
+            f"error of {best_se:.4f} over the {cv} folds; every sparsity scoring at least "
+            f"{best_mean:.4f} - {best_se:.4f} = {threshold:.4f} cannot be told apart from it, and the "
+            f"sparsest of those is {search.sparsity_:g} (mean accuracy "
+            f"{table['mean_accuracy'].iloc[chosen]:.4f}, rank {table['rank'].iloc[chosen]})."
+        )
+        model = search.best_estimator_[-1]
+        n_weights, n_nonzero_weights = _weights(model)
+        print_fn(
+            f"refit on all {X.shape[0]} samples: {n_weights - n_nonzero_weights:,} of {n_weights:,} "
+            f"weights pruned (sparsity_ {model.sparsity_:.4f}); counting biases too, "
+            f"{model.n_nonzero_params_:,} of {model.n_params_:,} parameters are nonzero."
         )
         print_fn("\nper-layer report of the chosen model:")
-        print_fn(best.pruning_report().to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    print_fn(f"\nsearch time: {elapsed:.1f} s")
+        print_fn(model.pruning_report().to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print_fn(f"\ntotal time: {elapsed:.1f} s (cross-validation and refit)")
     return search
 
 

@@ -25,6 +25,7 @@ from ._doc_link import DocLinkMixin
 from ._fitted_figures import FittedFiguresMixin
 from ._params import ParamsMixin, apply_pending_device, check_continuable, rebuild_stale_components
 from ._random import FitRandomness, seed_from_random_state, seeded_valid_split
+from ._serializable import register_builtin
 from ._training._data import ArrayDataset, BatchIterator, batch_without_weights
 from ._training._guards import reapply_masks_after_callbacks
 from ._training._hooks import EngineHooksMixin
@@ -499,3 +500,6 @@ class PrunedNet(
             message names the layer).
         """
         return compact_estimator(self)
+
+
+register_builtin(PrunedNet)  # load may rebuild it from a file

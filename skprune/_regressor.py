@@ -9,6 +9,7 @@ from skorch import NeuralNetRegressor
 
 from ._estimator import PrunedNet
 from ._params import with_default_criterion
+from ._serializable import register_builtin
 
 __all__ = ["PrunedNetRegressor"]
 
@@ -142,3 +143,6 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
         if getattr(self, "_y_ndim", 2) == 1 and y_pred.ndim == 2 and y_pred.shape[1] == 1:
             return y_pred.ravel()
         return y_pred
+
+
+register_builtin(PrunedNetRegressor)  # load may rebuild it from a file

@@ -2,7 +2,8 @@
 
 * Every python code block of ``README.md`` and of the guide pages
   (``docs/**/*.rst``) runs on its own, as written, in a fresh interpreter
-  in an empty directory.
+  in an empty directory; the blocks of a Markdown guide page (``docs/*.md``)
+  run top to bottom as one script.
 * Every public object has a docstring with a Parameters section (when it
   takes parameters) and an Examples section, and documents no parameter it
   does not have (numpydoc validation); the examples run (doctest).
@@ -11,6 +12,12 @@
   with them). In the built HTML every internal link has a target, and every
   documentation URL skprune generates (``_get_doc_link``, the "?" of the
   HTML repr) has a page.
+
+* Every page of ``docs/`` is in a toctree, and a page never cites a file
+  that is on the site (a guide page, ``benchmarks/RESULTS.md``, a notebook
+  or a gallery script) as a plain-text repository path: it links to the page.
+* The API pages show public names in signatures and document every
+  constructor parameter of the estimators, skorch's included.
 
 The Sphinx test is skipped, saying why, where sphinx and its extensions are
 not installed (``pip install -e ".[docs]"``; the ``test`` extra has them).
@@ -109,6 +116,11 @@ def _rst_blocks(path: Path):
 
 def _code_blocks():
     found = [(README, line, code) for line, code in _markdown_blocks(README)]
+    # a Markdown guide page's blocks run top to bottom as one script (later ones reuse earlier names)
+    for page in sorted(DOCS.glob("*.md")):
+        blocks = _markdown_blocks(page)
+        if blocks:
+            found.append((page, blocks[0][0], "\n\n".join(code for _, code in blocks)))
     for page in sorted(DOCS.rglob("*.rst")):
         if "_build" in page.parts or "api" in page.parts or "auto_examples" in page.parts:
             continue
@@ -132,8 +144,20 @@ def test_readme_is_a_short_landing_page_whose_links_resolve():
     assert any(t.startswith("docs/guide/") for t in local)
     missing = [t for t in local if not (ROOT / t).exists()]
     assert not missing, f"README links to files that do not exist: {missing}"
-    # the CPU-torch note comes before the two commands
-    assert text.index("CPU build of PyTorch") < text.index("python -m skprune demo")
+    # the two commands need no choice first: the CPU-only torch wheel is an optional note after them
+    assert text.index("python -m skprune demo") < text.index("download.pytorch.org/whl/cpu")
+    assert "*Optional:*" in text
+
+
+def test_readme_and_pyproject_link_no_unpublished_documentation_site():
+    """The readthedocs address appears only as the intended home that ``.readthedocs.yaml`` publishes."""
+    readme = README.read_text(encoding="utf-8")
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert "https://skprune.readthedocs.io" not in readme  # no clickable link to a site not live
+    assert "not published" in readme and "intended home" in readme
+    assert (ROOT / ".readthedocs.yaml").exists()
+    urls = re.search(r"^\[project\.urls\]\n((?:[^\[].*\n)*)", pyproject, re.MULTILINE)
+    assert urls is None or "skprune.readthedocs.io" not in urls.group(1)
 
 
 def test_code_blocks_are_found():
@@ -229,6 +253,133 @@ def test_code_block_runs_on_its_own(block, tmp_path, block_runner):
         f"the python block at {path.relative_to(ROOT)}:{line} fails when run on its own (exit {rc}):\n"
         f"{code}\n--- stderr ---\n{stderr[-3000:]}"
     )
+
+
+# ------------------------------------------------------------ site structure
+#: the source pages of the site (generated ones and copies of the notebooks excluded)
+def _site_pages() -> list[Path]:
+    skip = {"_build", "_templates", "_static", "_screenshots", "api", "auto_examples", "notebooks"}
+    skip.add("gen_modules")
+    pages = [
+        p
+        for p in sorted(DOCS.rglob("*"))
+        if p.suffix in (".rst", ".md") and not skip & set(p.relative_to(DOCS).parts[:-1])
+        and p.name != "sg_execution_times.rst"
+    ]
+    return pages + [DOCS / "api" / "index.rst", DOCS / "notebooks" / "index.rst"]
+
+
+def _toctree_entries(page: Path) -> set[Path]:
+    """The pages (source files) that the ``toctree`` directives of a reST page include."""
+    lines = page.read_text(encoding="utf-8").splitlines()
+    found: set[Path] = set()
+    i = 0
+    while i < len(lines):
+        if re.match(r"^\s*\.\. toctree::", lines[i]):
+            indent = _indent(lines[i])
+            glob = False
+            i += 1
+            while i < len(lines) and (not lines[i].strip() or _indent(lines[i]) > indent):
+                entry = lines[i].strip()
+                i += 1
+                if not entry:
+                    continue
+                if entry.startswith(":"):
+                    glob = glob or entry == ":glob:"
+                    continue
+                entry = re.sub(r"^.*<(.+)>$", r"\1", entry)  # "Title <target>"
+                base = DOCS / entry.lstrip("/") if entry.startswith("/") else page.parent / entry
+                for suffix in (".rst", ".md", ".ipynb"):
+                    if glob and "*" in entry:
+                        found |= {p.resolve() for p in base.parent.glob(base.name + suffix)}
+                    elif base.with_name(base.name + suffix).exists():
+                        found.add(base.with_name(base.name + suffix).resolve())
+        else:
+            i += 1
+    return found
+
+
+def test_every_page_of_the_site_is_in_a_toctree():
+    included = set()
+    for page in _site_pages():
+        if page.suffix == ".rst":
+            included |= _toctree_entries(page)
+    root = DOCS / "index.rst"
+    orphans = [str(p.relative_to(ROOT)) for p in _site_pages() if p.resolve() not in included and p != root]
+    assert not orphans, f"pages of docs/ no toctree includes (add them to docs/guide/index.rst): {orphans}"
+    # the guide pages the README lists are all on the site
+    listed = re.findall(r"\]\((docs/[^)#\s]+\.(?:md|rst))", README.read_text(encoding="utf-8"))
+    assert listed
+    off_site = [t for t in listed if (ROOT / t).resolve() not in included | {(DOCS / "index.rst").resolve()}]
+    assert not off_site, f"README lists guide pages that are not on the site: {off_site}"
+
+
+def test_the_notebook_index_lists_every_notebook():
+    notebooks = sorted(p.name for p in (ROOT / "examples").glob("*.ipynb"))
+    assert "07_noisy_data.ipynb" in notebooks
+    assert ":glob:" in (DOCS / "notebooks" / "index.rst").read_text(encoding="utf-8")
+    guide = (DOCS / "guide" / "getting_started.rst").read_text(encoding="utf-8")
+    unlisted = [n for n in notebooks if f":doc:`/notebooks/{Path(n).stem}`" not in guide]
+    assert not unlisted, f"getting_started.rst does not link these notebooks: {unlisted}"
+
+
+#: repository paths of files that are pages of the site: cite them by a link to the page
+_ON_SITE = re.compile(
+    r"(?<![\w/(<])((?:docs/[\w/]+\.(?:md|rst))|benchmarks/RESULTS\.md|examples/[\w*]+\.(?:py|ipynb))"
+)
+
+
+def _prose(page: Path) -> str:
+    """The text of a page without its code blocks and link targets (where a path is fine)."""
+    text = page.read_text(encoding="utf-8")
+    if page.suffix == ".md":
+        text = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+        text = re.sub(r"\]\([^)]*\)", "]", text)  # [text](target)
+        text = re.sub(r"^```\{include\}.*$", "", text, flags=re.MULTILINE)
+    else:
+        lines, kept, i = text.splitlines(), [], 0
+        while i < len(lines):
+            if re.match(r"^\s*\.\. (code-block|code|literalinclude)::", lines[i]):
+                indent = _indent(lines[i])
+                i += 1
+                while i < len(lines) and (not lines[i].strip() or _indent(lines[i]) > indent):
+                    i += 1
+                continue
+            kept.append(lines[i])
+            i += 1
+        text = re.sub(r"`[^`<]*<[^>]+>`_", "", "\n".join(kept))  # `text <target>`_
+    return text
+
+
+@pytest.mark.parametrize("page", _site_pages(), ids=lambda p: str(p.relative_to(DOCS)))
+def test_a_page_links_to_site_pages_instead_of_citing_repository_paths(page):
+    cited = sorted(set(_ON_SITE.findall(_prose(page))))
+    assert not cited, (
+        f"docs/{page.relative_to(DOCS)} names {cited} as plain text, which a reader of the site cannot "
+        "follow: link to the page instead (:doc:`/benchmarks`, :doc:`/speed`, [results](benchmarks.md), "
+        ":doc:`/notebooks/07_noisy_data`, :ref:`sphx_glr_auto_examples_<name>.py`)."
+    )
+
+
+def test_the_plain_path_check_catches_a_cited_page(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("Figures in `benchmarks/RESULTS.md`; see [speed](speed.md).\n", encoding="utf-8")
+    assert _ON_SITE.findall(_prose(page)) == ["benchmarks/RESULTS.md"]
+    page.write_text("See `docs/speed.md`, and `benchmarks/cv_cost.py` measures it.\n", encoding="utf-8")
+    assert _ON_SITE.findall(_prose(page)) == ["docs/speed.md"]
+
+
+def test_every_gallery_example_draws_a_figure_for_its_thumbnail():
+    """A gallery card shows the example's first figure; an example without one shows a placeholder."""
+    examples = sorted(p for p in (ROOT / "examples").glob("*.py") if p.name != "__init__.py")
+    assert examples
+    blank = [
+        p.name
+        for p in examples
+        if "sphinx_gallery_thumbnail_path" not in (text := p.read_text(encoding="utf-8"))
+        and not re.search(r"\b(plt\.(subplots|figure)|plot_\w+\()", text)
+    ]
+    assert not blank, f"gallery examples that draw no figure (their card shows a placeholder): {blank}"
 
 
 # ---------------------------------------------------------------- docstrings
@@ -437,6 +588,22 @@ def test_docs_build_and_every_link_resolves(tmp_path):
     generated = {p.stem for p in (html_dir / "api" / "generated").glob("*.html")}
     missing = [name for name, _ in PUBLIC if name not in generated]
     assert not missing, f"public objects without an API page: {missing}"
+
+    # API pages: public names in signatures, every constructor parameter of an estimator documented
+    for name in ("PrunedNetClassifier", "PrunedNetRegressor", "PrunedNet"):
+        page = (html_dir / "api" / "generated" / f"skprune.{name}.html").read_text(encoding="utf-8")
+        signature = page[page.index('<dt class="sig'):]
+        signature = signature[: signature.index("</dt>")]
+        assert "&lt;class" not in signature and "skprune._" not in signature, f"{name}: {signature[:400]}"
+        assert "skprune.MLP" in re.sub(r"<[^>]+>", "", signature)
+        params = [p for p in inspect.signature(getattr(skprune, name)).parameters if p != "kwargs"]
+        undocumented = [p for p in params if f"<strong>{p}</strong>" not in page]
+        assert not undocumented, f"{name}'s API page does not document {undocumented}"
+    # the guide pages that used to be outside the site are pages of it, and mention what they cover
+    deploy = (html_dir / "deploy.html").read_text(encoding="utf-8")
+    assert "OnnxPredictor" in deploy and "onnxruntime" in deploy.lower()
+    for page in ("choosing", "speed", "integrity", "benchmarks", "notebooks/07_noisy_data"):
+        assert (html_dir / f"{page}.html").exists(), f"{page} is not on the site"
 
     # every documentation URL skprune generates for its classes has a page
     for cls in _doc_link_classes():

@@ -110,8 +110,8 @@ def test_compaction_and_save_load_on_gpu(clf_data, tmp_path):
     net = PrunedNetClassifier(pruner=NeuronPruning(0.5), **FAST).fit(X, y)
     small = net.compact()
     assert np.abs(small.predict_proba(X) - net.predict_proba(X)).max() <= 1e-5
-    skprune.save(small, tmp_path / "net.skprune")
-    loaded = skprune.load(tmp_path / "net.skprune")
+    skprune.save(small, tmp_path / "net.skp")
+    loaded = skprune.load(tmp_path / "net.skp")
     np.testing.assert_allclose(loaded.predict_proba(X), small.predict_proba(X), atol=1e-6)
 
 
@@ -192,8 +192,8 @@ def test_convnet_images_channel_pruning_compaction_on_gpu(digits, tmp_path, monk
     assert net.score(images, y[:600]) > 0.8
     small = net.compact()
     assert np.abs(small.predict_proba(images) - net.predict_proba(images)).max() <= 1e-5
-    skprune.save(small, tmp_path / "conv.skprune")
-    loaded = skprune.load(tmp_path / "conv.skprune")
+    skprune.save(small, tmp_path / "conv.skp")
+    loaded = skprune.load(tmp_path / "conv.skp")
     np.testing.assert_allclose(loaded.predict_proba(images), small.predict_proba(images), atol=1e-5)
 
 

@@ -111,7 +111,7 @@ def test_channel_pruning_compacts_a_convnet_and_persists(digit_images, tmp_path)
     assert compact.module_.layers.fc.in_features == 8 * 2 * 2
     assert np.abs(compact.predict_proba(Xte) - net.predict_proba(Xte)).max() <= 1e-5
     assert compact.n_params_ < net.n_params_
-    path = tmp_path / "convnet.skprune"
+    path = tmp_path / "convnet.skp"
     skprune.save(compact, path)
     loaded = skprune.load(path)
     assert tuple(loaded.input_shape_) == (1, 8, 8) and loaded.module_.channels == (4, 8)

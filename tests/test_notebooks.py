@@ -129,4 +129,4 @@ def test_notebook_runs(path, tmp_path):
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     errors = [o for o in outputs if o.output_type == "error"]
     assert not errors
-    assert list(tmp_path.glob("*.skprune")) == []  # notebooks clean up the files they write
+    assert list(tmp_path.glob("*.skp")) == []  # notebooks clean up the files they write

@@ -1,9 +1,13 @@
-"""scikit-learn's own estimator checks; the only expected failures are the sample-weight equivalence checks.
+"""scikit-learn's own estimator checks; the only expected failures are two sample-weight equivalence checks.
 
-Like scikit-learn's own ``MLPClassifier`` (which marks them expected to
-fail too), shuffled mini-batches make weights of 2 differ from repeated
-rows by the batch composition; with full-batch training they are equal up
-to float rounding, which ``tests/test_sample_weight.py`` asserts.
+They fail only for the classifier pruned half-way through training (the
+dense nets and the pruned regressor pass them, so only its two are marked;
+a stale mark would show as XPASS): like scikit-learn's own
+``MLPClassifier`` (which marks them expected to fail too), shuffled
+mini-batches make weights of 2 differ from repeated rows by the batch
+composition. With
+full-batch training the weighted and repeated fits are equal up to float
+rounding, which ``tests/test_sample_weight.py`` asserts.
 
 Run ``python -m pytest tests/test_sklearn_checks.py -q`` to see the count of
 checks passed.
@@ -29,7 +33,12 @@ EXPECTED_FAILED = {
 }
 
 
-@parametrize_with_checks(ESTIMATORS, expected_failed_checks=lambda estimator: EXPECTED_FAILED)
+def _expected_failed(estimator):
+    pruned_classifier = isinstance(estimator, PrunedNetClassifier) and estimator.pruner is not None
+    return EXPECTED_FAILED if pruned_classifier else {}
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed)
 def test_sklearn_compatible_estimator(estimator, check):
     torch.set_num_threads(1)
     check(estimator)

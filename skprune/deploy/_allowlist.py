@@ -156,6 +156,7 @@ def register_serializable(obj):
 
 def _builtin_allowed() -> dict[str, object]:
     """Third-party classes and functions on the allow-list, and skprune's (registered by each subpackage)."""
+    _serializable.import_builtin_providers()
     return {**_third_party_allowed(), **_serializable.BUILTIN}
 
 
