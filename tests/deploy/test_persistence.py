@@ -426,3 +426,21 @@ def test_each_subpackage_registers_its_types_and_the_allow_list_imports_none_of_
         assert _allowlist.resolve(f"{obj.__module__}.{obj.__qualname__}") is obj
     with pytest.raises(PersistenceError, match="allow-list"):
         _allowlist.resolve("skprune.model_selection._plots.plot_sparsity_path")  # draws: not pure
+
+
+def test_a_fresh_interpreter_loads_a_net_through_skprune_deploy_alone(tmp_path):
+    # import skprune is lazy: the estimators must still be on the allow-list when only deploy is imported
+    import subprocess
+    import sys
+
+    X, y = np.random.RandomState(0).randn(40, 4).astype(np.float32), np.arange(40) % 2
+    net = PrunedNetClassifier(module__hidden_layer_sizes=(8,), max_epochs=2, random_state=0).fit(X, y)
+    skprune.save(net, tmp_path / "n.skp")
+    code = (
+        "import numpy as np; from skprune.deploy import load; "
+        f"net = load({str(tmp_path / 'n.skp')!r}); "
+        "print(type(net).__name__, *net.predict(np.zeros((2, 4), dtype=np.float32)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    expected = net.predict(np.zeros((2, 4), dtype=np.float32))
+    assert out.split() == ["PrunedNetClassifier", *map(str, expected)]
