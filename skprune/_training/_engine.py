@@ -23,6 +23,7 @@ from skorch.dataset import unpack_data
 from torch import nn
 
 from ..nn._layers import iter_prunable_weights
+from ..nn._paths import check_paths
 from ..pruners._protocol import PrunerProtocol, PruningContext
 from ._data import BatchIterator
 from ._masks import MaskStore, is_elementwise
@@ -213,7 +214,9 @@ class PruningEngine:
             target=pruner.step_target(fraction),
             generator=self.generator,
         )
-        self.masks.update(self._checked(pruner.compute_masks(self.module, self.masks, context)))
+        keep_masks = self._checked(pruner.compute_masks(self.module, self.masks, context))
+        check_paths(self.module, self.masks, keep_masks, type(pruner).__name__)  # no dead network (issue 24)
+        self.masks.update(keep_masks)
         run.bound = self.masks.bind(self.module)
         state = pruner.rewind(self.module, context)
         if state is not None:

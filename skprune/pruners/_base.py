@@ -44,6 +44,7 @@ from torch import nn
 
 from .._training._masks import MaskStore
 from ..nn._layers import iter_prunable_weights
+from ..nn._paths import reserve_paths
 from ._allocation import ALLOCATIONS, allocate
 from ._protocol import PrunerProtocol, PruningContext
 from ._schedules import BaseSchedule
@@ -266,7 +267,8 @@ class BasePruner(PrunerProtocol):
         output_name = _output_param_name(module)
         if output_name not in weights:
             output_name = None
-        return allocate(self.scope, list(weights), scores, keep, context.target, output_name)
+        reserved = reserve_paths(module, scores, keep)  # every output keeps a path from the inputs
+        return allocate(self.scope, list(weights), scores, keep, context.target, output_name, reserved)
 
     # ----------------------------------------------------------------- hooks
     def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor) -> None:
