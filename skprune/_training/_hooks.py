@@ -67,7 +67,7 @@ class EngineHooksMixin:
             if engine.prune_if_scheduled(self.optimizer_) and len(self.history):
                 self.history.record("sparsity", measured_sparsity(self.module_))
         if engine is not None:
-            _guards.finish_training(self, engine, X)
+            _guards.finish_training(self, engine, X, y)
         super().on_train_end(net, X=X, y=y, **kwargs)
 
     def on_grad_computed(self, net, named_parameters, X=None, y=None, training=False, **kwargs):
