@@ -233,14 +233,14 @@ def test_pruned_net_cv_runs_a_path_over_structured_and_input_pruning(data, prune
         PrunedNetClassifier(pruner=pruner, **FAST), sparsities=(0.25, 0.5), cv=2, finetune_epochs=2
     ).fit(X, y)
     assert list(search.best_params_) == [param]
-    assert search.sparsity_ in (0.25, 0.5)
+    assert search.best_sparsity_ in (0.25, 0.5)
     fitted = search.best_estimator_
     if isinstance(pruner, InputPruning):
         kept = len(fitted.selected_features_)
-        assert kept == round((1 - search.sparsity_) * X.shape[1])
+        assert kept == round((1 - search.best_sparsity_) * X.shape[1])
     else:
         removed = (fitted.module_.layers.fc0.weight.detach().abs().sum(dim=1) == 0).float().mean()
-        assert float(removed) == pytest.approx(search.sparsity_)
+        assert float(removed) == pytest.approx(search.best_sparsity_)
     assert clone(search).get_params()["estimator"].pruner.get_params() == pruner.get_params()
 
 
