@@ -81,8 +81,17 @@ def allocate(
     """
     protected = _connectivity_floor(names, scores, keep, output_name)
     for n, r in (reserved or {}).items():
-        if n in protected:
-            protected[n] = protected[n] | (r.to(protected[n].device) & keep[n])
+        if n not in protected:
+            continue
+        r = r.to(protected[n].device) & keep[n]
+        if not r.any():
+            continue  # no path could be reserved here: the floor stays
+        if n == output_name and r.dim() >= 2:
+            # a row with a reserved weight needs no floor weight of its own
+            covered = r.reshape(r.shape[0], -1).any(dim=1).view(-1, *([1] * (r.dim() - 1)))
+            protected[n] = r | (protected[n] & ~covered)
+        else:
+            protected[n] = r  # the layer keeps weights: its reserved ones
     if allocation == "lamp":
         ranked = {n: _lamp_scores(scores[n], keep[n]) for n in names}
         return _prune_lowest(names, ranked, keep, target, protected)
