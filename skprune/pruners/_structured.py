@@ -56,7 +56,11 @@ class StructuredPruner(BasePruner):
     layers : str, type, list or None, default=None
         Layers to prune by name, glob pattern or type; ``None`` selects
         every layer of the pruned type except the network's last layer
-        (the output layer's units are never removed).
+        (the output layer's units are never removed). Layers whose output
+        channels are tied by a residual add or a concatenation (a channel
+        group, e.g. a ResNet stage's stem and ``conv2`` layers) are pruned
+        together, so they must be selected together: selecting some members
+        of a group raises a ``ValueError`` at ``fit`` that names the group.
     fraction : float, optional
         Deprecated alias of ``sparsity``; will be removed in 0.3.
     criterion : str, optional
