@@ -103,7 +103,7 @@ def run(name, X, y, scale, classification, seed):
         "path_cpu_s": path_cpu,
         "grid_cpu_s": grid_cpu,
         "cpu_ratio": path_cpu / grid_cpu,
-        "path_sparsity": path.sparsity_,
+        "path_sparsity": path.best_sparsity_,
         "grid_sparsity": grid_sparsity,
         "path_1se": SPARSITIES[one_standard_error_index(path.cv_results_)],
         "grid_1se": SPARSITIES[one_standard_error_index(grid.cv_results_)],

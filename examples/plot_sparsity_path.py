@@ -57,7 +57,7 @@ search = PrunedNetCV(
 # %%
 # The path, as a table laid out like ``GridSearchCV.cv_results_``:
 print(search.cv_results_[["param_pruner__sparsity", "mean_test_score", "se_test_score"]].round(4))
-print(f"chosen sparsity {search.sparsity_}, held-out accuracy {search.score(X_test, y_test):.4f}")
+print(f"chosen sparsity {search.best_sparsity_}, held-out accuracy {search.score(X_test, y_test):.4f}")
 
 # %%
 # The plots
@@ -70,7 +70,7 @@ plot_sparsity_path(search, ax=left)
 left.set_title("PrunedNetCV on digits (5 folds, 1-SE rule)", fontsize="medium")
 plot_layer_sparsity(search, ax=right)
 right.set_title(
-    f"refit network: {search.sparsity_:.0%} of weights pruned\n(bar labels: nonzero / total weights)",
+    f"refit network: {search.best_sparsity_:.0%} of weights pruned\n(bar labels: nonzero / total weights)",
     fontsize="medium",
 )
 fig.tight_layout()

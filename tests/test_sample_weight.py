@@ -148,7 +148,7 @@ def test_recall_and_f1_scoring_work_with_the_one_standard_error_rule(iris):
         pruner=MagnitudePruning(), max_epochs=4, class_weight="balanced", random_state=0
     )
     path = PrunedNetCV(net, sparsities=[0.0, 0.5, 0.8], cv=3, scoring="f1_macro", selection="1se").fit(X, y)
-    assert path.sparsity_ in (0.0, 0.5, 0.8)
+    assert path.best_sparsity_ in (0.0, 0.5, 0.8)
     assert 0.0 <= path.best_score_ <= 1.0
     grid = GridSearchCV(
         net,

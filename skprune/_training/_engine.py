@@ -27,6 +27,7 @@ from skorch.dataset import unpack_data
 from torch import nn
 
 from ..nn._layers import iter_prunable_weights
+from ..nn._paths import check_paths
 from ..pruners._hook_calls import FitHooks
 from ..pruners._masks import MaskStore, is_elementwise
 from ..pruners._protocol import PrunerProtocol, PruningContext
@@ -305,7 +306,9 @@ class PruningEngine:
             generator=self.generator,
             activations=recorder.take() if recorder is not None else {},
         )
-        self.masks.update(self._checked(pruner.compute_masks(self.module, self.masks, context)))
+        keep_masks = self._checked(pruner.compute_masks(self.module, self.masks, context))
+        check_paths(self.module, self.masks, keep_masks, type(pruner).__name__)  # no dead network (issue 24)
+        self.masks.update(keep_masks)
         run.bound = self.masks.bind(self.module)
         state = pruner.rewind(self.module, context)
         if state is not None:

@@ -22,6 +22,10 @@ recorded in the history, so they add no per-step host synchronization.
 * :func:`warn_if_stalled_on_extreme_inputs` (when training ends) warns
   when the training loss did not go down and the inputs reach
   :data:`EXTREME_INPUT_SCALE`.
+* :func:`warn_if_constant` (when training ends) warns with a
+  :class:`ConstantModelWarning` when the network predicts one class (one
+  value) for every training row while the targets vary, naming the likely
+  causes: too high a sparsity, too few epochs, the scale of the data.
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ import warnings
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.base import is_classifier
 from skorch import NeuralNetClassifier
 from torch import nn
 
 from ..exceptions import TrainingDivergedError
+from ._data import split_weights
 
 __all__ = [
     "DIVERGENCE_FACTOR",
@@ -333,7 +339,93 @@ def warn_if_stalled_on_extreme_inputs(net, X) -> None:
     )
 
 
-def finish_training(net, engine, X) -> None:
-    """At the end of training: :func:`report_stop`, then :func:`warn_if_stalled_on_extreme_inputs`."""
+#: training rows the constant-model check runs the network on (one forward, at the end of a fit)
+CONSTANT_CHECK_ROWS = 2048
+#: a regressor whose predictions spread less than this share of the targets' spread is constant
+CONSTANT_STD_RATIO = 1e-3
+
+
+class ConstantModelWarning(UserWarning):
+    """A fitted network predicts one constant for every training row while the targets vary."""
+
+
+def warn_if_constant(net, X, y) -> None:
+    """Warn when the fitted network predicts one value for every training row while ``y`` varies.
+
+    A classifier predicting one class for every row of a training set with
+    several classes, or a regressor whose predictions spread less than
+    ``CONSTANT_STD_RATIO`` of the (standardized) targets' spread, learned
+    nothing from the inputs. Costs one forward pass on at most
+    ``CONSTANT_CHECK_ROWS`` training rows, at the end of ``fit``.
+
+    Parameters
+    ----------
+    net : PrunedNet
+        The estimator whose training just ended.
+    X : torch.Tensor or other
+        The training inputs (other types, e.g. a sparse matrix or a dataset, are not checked).
+    y : torch.Tensor or other
+        The encoded training targets, possibly ``(targets, sample weights)``.
+    """
+    targets, _ = split_weights(y)
+    if not isinstance(X, torch.Tensor) or X.is_sparse or not isinstance(targets, torch.Tensor):
+        return
+    rows = min(len(X), len(targets), CONSTANT_CHECK_ROWS)
+    if rows < 2:
+        return
+    module = net.module_
+    was_training = module.training
+    try:
+        module.eval()
+        with torch.no_grad():
+            out = module(X[:rows])
+    except Exception:  # a module that needs fit_params or another input: nothing to check
+        return
+    finally:
+        module.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.shape[:1] != (rows,) or not torch.isfinite(out).all():
+        return
+    out = out.detach().double().reshape(rows, -1)
+    t = targets[:rows].detach()
+    if is_classifier(net):
+        if t.dim() != 1 or torch.unique(t).numel() < 2:
+            return
+        predicted = out.argmax(dim=1) if out.shape[1] > 1 else out[:, 0] > 0
+        if torch.unique(predicted).numel() > 1:
+            return
+        what = f"one class for all {rows} training rows checked, which hold {torch.unique(t).numel()} classes"
+    else:
+        t = t.double().reshape(rows, -1)
+        if out.shape[1] != t.shape[1]:
+            return
+        t_std, p_std = t.std(dim=0), out.std(dim=0)
+        varying = t_std > 0
+        if not varying.any() or (p_std[varying] > CONSTANT_STD_RATIO * t_std[varying]).any():
+            return
+        what = f"the same value for all {rows} training rows checked, whose targets vary"
+    sparsity = float(getattr(net, "sparsity_", 0.0) or 0.0)
+    causes = []
+    if sparsity > 0:
+        causes.append(
+            f"too high a sparsity ({sparsity:.3g} of the weights are zero; try a lower pruner__sparsity)"
+        )
+    causes.append(
+        f"too few epochs or too small a learning rate (max_epochs={net.max_epochs}, lr={net.lr}; raise them)"
+    )
+    causes.append(
+        "the scale of the data (features of large or very different scales; "
+        "use make_pipeline(StandardScaler(), net))"
+    )
+    warnings.warn(
+        f"The fitted {type(net).__name__} predicts {what}: it learned nothing from the inputs. "
+        "Likely causes: " + "; ".join(causes) + ".",
+        ConstantModelWarning,
+        stacklevel=2,
+    )
+
+
+def finish_training(net, engine, X, y=None) -> None:
+    """At the end of training: :func:`report_stop`, then the warnings on stalled and constant models."""
     report_stop(net, engine)
     warn_if_stalled_on_extreme_inputs(net, X)
+    warn_if_constant(net, X, y)

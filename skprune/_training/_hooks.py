@@ -135,7 +135,7 @@ class EngineHooksMixin:
             engine.close(error)
             raise
         engine.close()
-        _guards.finish_training(self, engine, X)
+        _guards.finish_training(self, engine, X, y)
         super().on_train_end(net, X=X, y=y, **kwargs)
 
     def on_grad_computed(self, net, named_parameters, X=None, y=None, training=False, **kwargs):

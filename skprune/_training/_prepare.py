@@ -107,8 +107,8 @@ def _plain_rows(net, X) -> bool:
 
     Such input needs none of scikit-learn's validation machinery (which costs
     several times a small network's forward pass at batch 1); anything else,
-    including non-finite values, goes through the full validation and its
-    error messages.
+    including non-finite values and float64 values beyond float32's range,
+    goes through the full validation and its error messages.
     """
     return (
         type(X) is np.ndarray
@@ -119,6 +119,8 @@ def _plain_rows(net, X) -> bool:
         and getattr(net, "input_shape_", None) is None
         and getattr(net, "feature_names_in_", None) is None
         and bool(np.isfinite(X).all())
+        # float64 beyond float32's range would become inf in the tensor: the full validation refuses it
+        and (X.dtype == np.float32 or not X.size or float(np.abs(X).max()) <= float(np.finfo(np.float32).max))
     )
 
 

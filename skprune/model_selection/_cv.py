@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numbers
 import time
+import warnings
 from copy import deepcopy
 
 import numpy as np
@@ -122,7 +123,7 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
         One scorer (higher is better); ``None`` uses the estimator's
         ``score`` (accuracy for classifiers, R² for regressors).
     selection : {"best", "1se"} or callable, default="best"
-        How ``sparsity_`` is chosen from ``cv_results_``. ``"best"``: the
+        How ``best_sparsity_`` is chosen from ``cv_results_``. ``"best"``: the
         best mean score (ties go to the larger sparsity). ``"1se"``: the
         largest sparsity whose mean score is within one standard error of
         the best mean (see :func:`skprune.one_standard_error_index`). A
@@ -174,14 +175,20 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
         Seconds of each fold's dense fit.
     best_index_ : int
         Row of ``cv_results_`` chosen by ``selection``.
+    best_sparsity_ : float
+        The chosen sparsity level (a value of ``sparsities``). The refit
+        network's own ``sparsity_`` is the measured share of zero weights,
+        which can differ (other layers, the connectivity floor).
     sparsity_ : float
-        The chosen sparsity.
+        Deprecated alias of ``best_sparsity_`` (a ``FutureWarning``; removed
+        in the next release): on the estimators ``sparsity_`` is the measured
+        share of zero weights, not a chosen level.
     best_score_ : float
-        Mean cross-validated score at ``sparsity_``.
+        Mean cross-validated score at ``best_sparsity_``.
     best_params_ : dict
-        ``{"<...>pruner__sparsity": sparsity_}``.
+        ``{"<...>pruner__sparsity": best_sparsity_}``.
     best_estimator_ : estimator
-        Refit on all data at ``sparsity_`` (only when ``refit=True``).
+        Refit on all data at ``best_sparsity_`` (only when ``refit=True``).
     refit_time_ : float
         Seconds spent refitting.
     scorer_ : callable
@@ -202,7 +209,7 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
     >>> net = PrunedNetClassifier(pruner=MagnitudePruning(), random_state=0)
     >>> search = PrunedNetCV(net, sparsities=[0.5, 0.8, 0.9, 0.95], cv=3,
     ...                      dense_epochs=10, finetune_epochs=2, selection="1se")
-    >>> search.fit(X / 16, y).sparsity_  # doctest: +SKIP
+    >>> search.fit(X / 16, y).best_sparsity_  # doctest: +SKIP
     0.9
     """
 
@@ -348,9 +355,9 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
         else:
             index = best_score_index(cv_results["mean_test_score"], sparsities)
         fitted["best_index_"] = int(index)
-        fitted["sparsity_"] = float(sparsities[fitted["best_index_"]])
+        fitted["best_sparsity_"] = float(sparsities[fitted["best_index_"]])
         fitted["best_score_"] = float(cv_results["mean_test_score"].iloc[fitted["best_index_"]])
-        fitted["best_params_"] = {self._sparsity_param(): fitted["sparsity_"]}
+        fitted["best_params_"] = {self._sparsity_param(): fitted["best_sparsity_"]}
 
         if self.refit:
             start = time.perf_counter()
@@ -421,6 +428,22 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
         """
         self._check_refitted("score")
         return self.scorer_(self.best_estimator_, X, y)
+
+    @property
+    def sparsity_(self) -> float:
+        """Deprecated alias of ``best_sparsity_`` (the chosen level); removed in the next release."""
+        if "best_sparsity_" not in self.__dict__:
+            if "sparsity_" in self.__dict__:  # a search fitted before the rename
+                return self.__dict__["sparsity_"]
+            raise AttributeError(f"{type(self).__name__} has no attribute 'sparsity_': call fit first.")
+        warnings.warn(
+            "PrunedNetCV.sparsity_ was renamed best_sparsity_ (the chosen sparsity level; an estimator's "
+            "sparsity_ is the measured share of zero weights); sparsity_ will be removed in the next "
+            "release.",
+            FutureWarning,
+            stacklevel=2,
+        )
+        return self.__dict__["best_sparsity_"]
 
     @property
     def classes_(self):

@@ -24,11 +24,15 @@ compete with which:
     Every layer pruned to the same sparsity.
 
 Whatever the allocation, a **connectivity floor** is kept: every output
-unit of the network's output layer keeps its highest-scoring surviving
-incoming weight, and every selected layer keeps at least its
-highest-scoring surviving weight. No pruner therefore disconnects an
-output or empties a layer; at extreme targets on tiny networks the
-reached sparsity can be slightly below the target by those few weights.
+unit keeps a path from the inputs through surviving weights (the weights of
+:func:`skprune.nn._paths.reserve_paths`, chosen by the pruner's own scores:
+for each output the greedy best-scoring chain input -> hidden -> ... ->
+output, sharing chains between outputs), every output unit of the network's
+output layer keeps its highest-scoring surviving incoming weight, and every
+selected layer keeps at least its highest-scoring surviving weight. These are
+reserved before the rest is ranked, so no pruner leaves a dead network or
+empties a layer; at extreme targets on tiny networks the reached sparsity can
+be slightly below the target by those few weights.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ def allocate(
     keep: dict[str, torch.Tensor],
     target: float,
     output_name: str | None,
+    reserved: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Return new keep masks reaching ``target`` sparsity over ``names`` with ``allocation``.
 
@@ -66,12 +71,27 @@ def allocate(
     output_name : str or None
         Parameter name of the network's output layer (each of its rows
         keeps one weight), or ``None`` when it is not selected.
+    reserved : dict of str to bool Tensor, optional
+        Weights that must survive besides the floor: the paths from the
+        inputs to every output (:func:`skprune.nn._paths.reserve_paths`).
 
     Returns
     -------
     dict of str to bool Tensor
     """
     protected = _connectivity_floor(names, scores, keep, output_name)
+    for n, r in (reserved or {}).items():
+        if n not in protected:
+            continue
+        r = r.to(protected[n].device) & keep[n]
+        if not r.any():
+            continue  # no path could be reserved here: the floor stays
+        if n == output_name and r.dim() >= 2:
+            # a row with a reserved weight needs no floor weight of its own
+            covered = r.reshape(r.shape[0], -1).any(dim=1).view(-1, *([1] * (r.dim() - 1)))
+            protected[n] = r | (protected[n] & ~covered)
+        else:
+            protected[n] = r  # the layer keeps weights: its reserved ones
     if allocation == "lamp":
         ranked = {n: _lamp_scores(scores[n], keep[n]) for n in names}
         return _prune_lowest(names, ranked, keep, target, protected)

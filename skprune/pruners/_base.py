@@ -43,6 +43,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from torch import nn
 
 from ..nn._layers import iter_prunable_weights
+from ..nn._paths import reserve_paths
 from ._allocation import ALLOCATIONS, allocate
 from ._masks import MaskStore
 from ._protocol import PrunerProtocol, PruningContext
@@ -269,7 +270,8 @@ class BasePruner(PrunerProtocol):
         output_name = _output_param_name(module)
         if output_name not in weights:
             output_name = None
-        return allocate(self.scope, list(weights), scores, keep, context.target, output_name)
+        reserved = reserve_paths(module, scores, keep)  # every output keeps a path from the inputs
+        return allocate(self.scope, list(weights), scores, keep, context.target, output_name, reserved)
 
     # ----------------------------------------------------------------- hooks
     def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor, **kwargs) -> None:

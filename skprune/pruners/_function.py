@@ -77,6 +77,15 @@ class FunctionPruner(BasePruner):
     ``schedule``, layer selection, grid search through ``pruner__*``) works
     as for the built-in strategies.
 
+    Whatever ``score_fn`` returns, every output of the network keeps a path
+    from the inputs: before ranking, the allocation reserves for each output
+    unit its best-scoring chain of surviving weights from the input layer
+    (by ``score_fn``'s scores; at most one weight per layer and output), so
+    no sparsity leaves a dead network. A pruner written against the whole
+    :class:`~skprune.pruners.PrunerProtocol` whose own masks cut every path to
+    an output is refused at ``fit`` with a ``ValueError`` naming the outputs
+    (nothing is repaired silently).
+
     Parameters
     ----------
     score_fn : callable

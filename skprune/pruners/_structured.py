@@ -70,7 +70,11 @@ class StructuredPruner(BasePruner):
         Layers to prune by name, glob pattern or type; ``None`` selects
         every layer of the pruned type except the network's last layer
         (the output layer's units are never removed) and frozen layers
-        (``requires_grad=False``), which are pruned only when named.
+        (``requires_grad=False``), which are pruned only when named. Layers
+        whose output channels are tied by a residual add or a concatenation
+        (a channel group, e.g. a ResNet stage's stem and ``conv2`` layers) are
+        pruned together, so they must be selected together: selecting some
+        members of a group raises a ``ValueError`` at ``fit`` that names the group.
     fraction : float, optional
         Deprecated alias of ``sparsity``; will be removed in 0.3.
     criterion : str, optional
@@ -327,13 +331,28 @@ class StructuredPruner(BasePruner):
         return self._unit_masks(module, masks, layers, removed, shared)
 
     def _unify_channel_groups(self, module, layers, scores, pruned_before, removed, target):
-        """Channels tied by a residual add or a concatenation are scored and removed as one unit."""
+        """Channels tied by a residual add or a concatenation are scored and removed as one unit.
+
+        A group of which only some layers are selected is refused with the
+        group's layers named: removing the channels of one member alone would
+        leave a network that ``compact()`` cannot shrink.
+        """
         shared = []
         by_layer = {layer_name: param for param, (layer_name, _) in layers.items()}
         for group in shared_channel_groups(module, by_layer):
             members = [by_layer[p] for p in group.producers if p in by_layer]
             if len(members) != len(group.producers):
-                continue  # a member is not selected: its channels stay (compaction will say why)
+                missing = [p for p in group.producers if p not in by_layer]
+                chosen = sorted(set(group.producers) - set(missing))
+                kind = self.layer_type.__name__
+                raise ValueError(
+                    f"{type(self).__name__}(layers={self.layers!r}) selects {chosen} "
+                    f"but not {missing}: their {group.size} output {self.unit_name}s are tied by a residual "
+                    f"add or a concatenation, so a {self.unit_name} exists in all of them or in none, and "
+                    f"they can only be removed together. Select the whole group, e.g. "
+                    f"layers={sorted(group.producers)!r} (or layers=None for every {kind} "
+                    f"layer), or leave the group out."
+                )
             score = sum(scores[p] for p in members)
             before = torch.stack([pruned_before[p] for p in members]).all(dim=0)
             units = _lowest_units(score, before, target)

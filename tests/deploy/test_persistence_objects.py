@@ -121,7 +121,7 @@ def test_fitted_pruned_net_cv_round_trips(clf_data, tmp_path):
     pd.testing.assert_frame_equal(loaded.cv_results_, search.cv_results_)
     np.testing.assert_array_equal(loaded.scores_path_, search.scores_path_)
     np.testing.assert_array_equal(loaded.fitted_sparsity_path_, search.fitted_sparsity_path_)
-    assert loaded.sparsity_ == search.sparsity_ and loaded.best_params_ == search.best_params_
+    assert loaded.best_sparsity_ == search.best_sparsity_ and loaded.best_params_ == search.best_params_
     assert loaded.score(X, y) == search.score(X, y)
     # unfitted: stays unfitted, never a silently different object
     unfitted = _round_trip(PrunedNetCV(net, sparsities=(0.5,)), tmp_path, "u.skp")
@@ -142,7 +142,8 @@ def test_pruned_net_cv_with_skprune_selection_rule_and_scorer_round_trips(clf_da
         search.fit(X, y)
         loaded = _round_trip(search, tmp_path)
         _same(search, loaded, X)
-        assert repr(loaded.selection) == repr(search.selection) and loaded.sparsity_ == search.sparsity_
+        assert repr(loaded.selection) == repr(search.selection)
+        assert loaded.best_sparsity_ == search.best_sparsity_
 
 
 def test_fitted_arrays_with_nan_and_inf_round_trip(tmp_path):

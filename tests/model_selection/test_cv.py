@@ -56,20 +56,20 @@ def test_attributes_and_cv_results(fitted, clf_data):
     assert results["rank_test_score"].min() == 1
     # "best": highest mean score
     assert fitted.best_index_ == int(np.argmax(results["mean_test_score"]))
-    assert fitted.sparsity_ == SPARSITIES[fitted.best_index_]
+    assert fitted.best_sparsity_ == SPARSITIES[fitted.best_index_]
     assert fitted.best_score_ == results["mean_test_score"].max()
-    assert fitted.best_params_ == {"pruner__sparsity": fitted.sparsity_}
+    assert fitted.best_params_ == {"pruner__sparsity": fitted.best_sparsity_}
     assert fitted.scores_path_.min() > 0.5  # the nets learned something
 
 
 def test_refit_estimator_delegation(fitted, clf_data):
     X, y = clf_data
     best = fitted.best_estimator_
-    assert best.sparsity_ == pytest.approx(fitted.sparsity_, abs=1e-2)
+    assert best.sparsity_ == pytest.approx(fitted.best_sparsity_, abs=1e-2)
     # the refit model shows the user's settings, with the chosen sparsity
     assert best.max_epochs == NET.get("max_epochs", PrunedNetClassifier().max_epochs)
     assert best.warm_start is False
-    assert best.pruner.sparsity == fitted.sparsity_ and best.pruner.layers == "layers.*"
+    assert best.pruner.sparsity == fitted.best_sparsity_ and best.pruner.layers == "layers.*"
     np.testing.assert_array_equal(fitted.predict(X), best.predict(X))
     np.testing.assert_allclose(fitted.predict_proba(X), best.predict_proba(X))
     assert fitted.score(X, y) == pytest.approx(np.mean(best.predict(X) == y))
@@ -114,7 +114,7 @@ def test_one_se_and_callable_selection(clf_data):
     with pytest.raises(AttributeError, match="refit=False"):
         search.score(X, y)
     sparsest = PrunedNetCV(make_net(), selection=lambda results: len(results) - 1, **kwargs).fit(X, y)
-    assert sparsest.sparsity_ == 0.95
+    assert sparsest.best_sparsity_ == 0.95
     np.testing.assert_array_equal(sparsest.scores_path_, search.scores_path_)  # same folds, same seeds
     with pytest.raises(IndexError, match="selection callable must return an index"):
         PrunedNetCV(make_net(), selection=lambda results: 99, **kwargs).fit(X, y)
@@ -139,12 +139,12 @@ def test_pipeline_and_regressor(reg_data):
     pipe = make_pipeline(StandardScaler(), PrunedNetRegressor(pruner=MagnitudePruning(), max_epochs=6, **NET))
     search = PrunedNetCV(pipe, sparsities=[0.3, 0.6], cv=KFold(2), finetune_epochs=2).fit(X, y)
     assert "param_prunednetregressor__pruner__sparsity" in search.cv_results_
-    assert search.best_params_ == {"prunednetregressor__pruner__sparsity": search.sparsity_}
-    assert search.best_estimator_[-1].sparsity_ == pytest.approx(search.sparsity_, abs=1e-2)
+    assert search.best_params_ == {"prunednetregressor__pruner__sparsity": search.best_sparsity_}
+    assert search.best_estimator_[-1].sparsity_ == pytest.approx(search.best_sparsity_, abs=1e-2)
     assert search.best_estimator_[0].mean_ is not None  # the scaler was fitted
     assert search.predict(X).shape == y.shape
     assert sparsity_scorer(search) == sparsity_scorer(search.best_estimator_, X, y)
-    assert sparsity_scorer(search) == pytest.approx(search.sparsity_, abs=1e-2)
+    assert sparsity_scorer(search) == pytest.approx(search.best_sparsity_, abs=1e-2)
     # the default scorer of a regressor is R^2, as in GridSearchCV
     from sklearn.metrics import r2_score
 
@@ -185,4 +185,4 @@ def test_bad_input_is_clear_and_keeps_fitted_state(fitted, clf_data, params, err
     with pytest.raises(error, match=match):
         refitted.fit(X, y)
     np.testing.assert_array_equal(refitted.scores_path_, fitted.scores_path_)
-    assert refitted.sparsity_ == fitted.sparsity_ and hasattr(refitted, "best_estimator_")
+    assert refitted.best_sparsity_ == fitted.best_sparsity_ and hasattr(refitted, "best_estimator_")

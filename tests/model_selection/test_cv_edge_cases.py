@@ -61,7 +61,7 @@ def test_a_refit_of_a_fitted_search_failing_after_the_folds_keeps_the_old_result
     np.testing.assert_array_equal(search.sparsities_, [0.0, 0.5])
     np.testing.assert_array_equal(search.scores_path_, fitted.scores_path_)
     assert len(search.cv_results_) == 2
-    assert search.sparsity_ == fitted.sparsity_ and search.best_index_ == fitted.best_index_
+    assert search.best_sparsity_ == fitted.best_sparsity_ and search.best_index_ == fitted.best_index_
     np.testing.assert_allclose(search.predict_proba(X), fitted.predict_proba(X))
 
 
@@ -80,10 +80,10 @@ def test_the_refit_input_pruning_path_model_keeps_a_valid_pruner(small_data):
     net = PrunedNetClassifier(pruner=InputPruning(n_features=5, schedule=schedule), **NET)
     search = PrunedNetCV(net, sparsities=[0.3, 0.6], cv=2, dense_epochs=2, finetune_epochs=1).fit(X, y)
     pruner = search.best_estimator_.pruner
-    assert pruner.n_features is None and pruner.sparsity == search.sparsity_
+    assert pruner.n_features is None and pruner.sparsity == search.best_sparsity_
     assert pruner.schedule.get_params() == schedule.get_params() and pruner.schedule is not schedule
     refit = clone(search.best_estimator_).set_params(max_epochs=2).fit(X, y)
-    assert len(refit.selected_features_) == round((1 - search.sparsity_) * X.shape[1])
+    assert len(refit.selected_features_) == round((1 - search.best_sparsity_) * X.shape[1])
 
 
 def test_path_levels_override_a_deprecated_fraction(small_data):
@@ -112,3 +112,10 @@ def test_nan_scores_rank_last_as_in_grid_search(small_data):
     assert results["rank_test_score"].iloc[2] == 3
     assert sorted(results["rank_test_score"].iloc[:2]) in ([1, 2], [1, 1])
     assert search.best_index_ in (0, 1)
+
+
+def test_best_sparsity_is_the_chosen_level_and_sparsity_is_its_deprecated_alias(fitted):
+    assert fitted.best_sparsity_ in list(fitted.sparsities_)
+    with pytest.warns(FutureWarning, match="renamed best_sparsity_"):
+        assert fitted.sparsity_ == fitted.best_sparsity_
+    assert not hasattr(PrunedNetCV(fitted.estimator), "sparsity_")  # not fitted: no alias either

@@ -67,7 +67,7 @@ def test_prunednetcv_on_dask_equals_local_run(client, clf_data):
     with joblib.parallel_backend("dask"):
         remote = PrunedNetCV(net, sparsities=[0.0, 0.5, 0.8], cv=3, n_jobs=2).fit(X, y)
     np.testing.assert_allclose(remote.scores_path_, local.scores_path_, atol=1e-6)
-    assert remote.sparsity_ == local.sparsity_
+    assert remote.best_sparsity_ == local.best_sparsity_
 
 
 _TEST_PROCESS = os.getpid()

@@ -44,14 +44,14 @@ def test_path_plot_from_pruned_net_cv(path_search):
     np.testing.assert_allclose(line.get_xdata(), [0.0, 0.6, 0.9])
     np.testing.assert_allclose(line.get_ydata(), path_search.cv_results_["mean_test_score"])
     labels = [text.get_text() for text in ax.get_legend().get_texts()]
-    assert f"chosen: sparsity {path_search.sparsity_:g}" in labels
+    assert f"chosen: sparsity {path_search.best_sparsity_:g}" in labels
     assert "best mean − 1 SE" in labels  # selection="1se" draws the threshold
     threshold = [ln for ln in ax.get_lines() if ln.get_label() == "best mean − 1 SE"][0]
     mean, se = path_search.cv_results_["mean_test_score"], path_search.cv_results_["se_test_score"]
     top = int(np.argmax(mean))
     assert threshold.get_ydata()[0] == pytest.approx(mean[top] - se[top])
     chosen = [ln for ln in ax.get_lines() if ln.get_label().startswith("chosen")][0]
-    assert chosen.get_xdata()[0] == path_search.sparsity_
+    assert chosen.get_xdata()[0] == path_search.best_sparsity_
     assert ax.get_xlabel().startswith("sparsity")
     assert ax.get_ylabel() == "cross-validated accuracy"
 

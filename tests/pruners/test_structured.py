@@ -268,3 +268,49 @@ def test_half_the_hidden_units_keep_digits_accuracy_within_one_point(digits):
     compact = pruned.compact()
     assert compact.module_.hidden_layer_sizes == (64,)
     assert compact.score(X_test, y_test) >= dense.score(X_test, y_test) - 0.01
+
+
+class _ResBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+
+    def forward(self, x):
+        return torch.relu(x + self.bn2(self.conv2(torch.relu(self.bn1(self.conv1(x))))))
+
+
+class ResNetTiny(nn.Module):
+    """A stem and one identity-shortcut block: the stem's and conv2's channels are one group."""
+
+    def __init__(self, n_features_in=64, n_outputs=10):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.layer1 = _ResBlock()
+        self.fc = nn.Linear(8, n_outputs)
+
+    def forward(self, X):
+        x = self.layer1(torch.relu(self.bn(self.stem(X.reshape(-1, 1, 8, 8)))))
+        return self.fc(x.mean(dim=(2, 3)))
+
+
+def test_channel_pruning_of_one_member_of_a_residual_group_is_refused_at_fit_naming_the_group(digits):
+    X, y = digits
+    one = PrunedNetClassifier(
+        module=ResNetTiny,
+        pruner=ChannelPruning(0.5, layers="layer1.conv2", schedule=OneShot()),
+        max_epochs=4,
+        lr=0.01,
+    )
+    match = r"selects \['layer1.conv2'\] but not \['stem'\].*layers=\['layer1.conv2', 'stem'\]"
+    with pytest.raises(ValueError, match=match):
+        one.fit(X[:200], y[:200])
+    whole = (
+        clone(one).set_params(pruner__layers=["stem", "layer1.conv2"], random_state=0).fit(X[:200], y[:200])
+    )
+    compact = whole.compact()  # the group went together: compaction shrinks it, no error
+    assert compact.module_.stem.out_channels == compact.module_.layer1.conv2.out_channels == 4
+    np.testing.assert_allclose(compact.predict_proba(X[:50]), whole.predict_proba(X[:50]), atol=1e-5)

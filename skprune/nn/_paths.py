@@ -1,0 +1,312 @@
+"""Paths from the inputs to the outputs through surviving weights.
+
+A pruned network is dead when no input reaches an output: each layer can
+keep weights and the network still predict one constant, because the
+surviving weights of consecutive layers do not line up. Two tools live here:
+
+:func:`unreachable_outputs`
+    The check. It runs the network once on a structural copy: every
+    Linear/Conv weight replaced by its keep mask (1 kept, 0 pruned), every
+    bias and BatchNorm shift set to zero, BatchNorm scales to one. With
+    non-negative weights and monotone activations, an output changes between
+    an all-ones and an all-zeros input exactly when some input reaches it
+    through kept weights, whatever the graph (MLPs, ConvNets, residual adds,
+    concatenations), as long as the forward can be run on a probe input.
+:func:`reserve_paths`
+    The construction the built-in pruners use. For each output unit it walks
+    the unit graph of the layer chain backwards,
+    greedily keeping at each layer the highest-scoring surviving weight
+    that comes from a unit still reached from the inputs, down to the input
+    layer: at most ``n_outputs * depth`` weights (outputs whose best chains
+    meet share them), chosen by the pruner's own scores and reserved before
+    the rest is ranked. Each output gets its own best chain rather than one
+    shared chain: a single hidden unit feeding every output leaves a
+    classifier almost no way to separate its classes.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ._layers import iter_prunable_weights
+from ._units import NORM_TYPES
+
+__all__ = ["check_paths", "reserve_paths", "unreachable_outputs"]
+
+#: square image sides tried for a network whose first layer is a convolution
+_PROBE_SIDES = (8, 28, 32, 16, 64, 224)
+
+
+def _probes(module: nn.Module, first: nn.Module) -> list[tuple[int, ...]]:
+    """Input shapes (batch of one) to try for ``module``."""
+    shape = getattr(module, "input_shape_", None) or getattr(module, "input_shape", None)
+    shapes = []
+    if shape is not None:
+        try:
+            shapes.append((1, *(int(v) for v in shape)))
+        except (TypeError, ValueError):
+            pass
+    if isinstance(first, nn.Linear):
+        shapes.append((1, first.in_features))
+    elif isinstance(first, nn.Conv2d):
+        c = first.in_channels
+        shapes += [(1, c, s, s) for s in _PROBE_SIDES] + [(1, c * s * s) for s in _PROBE_SIDES]
+    elif isinstance(first, nn.Conv1d):
+        shapes += [(1, first.in_channels, s) for s in _PROBE_SIDES]
+    return shapes
+
+
+@torch.no_grad()
+def _structural_copy(module: nn.Module, alive: dict[str, torch.Tensor]) -> nn.Module:
+    """A float64 copy of ``module`` whose weights are the keep masks, biases and shifts zero."""
+    probe = copy.deepcopy(module).to(device="cpu", dtype=torch.float64).eval()
+    for name, _, layer in iter_prunable_weights(probe):
+        keep = alive.get(name)
+        weight = torch.ones_like(layer.weight) if keep is None else keep.to("cpu", torch.float64)
+        layer.weight.copy_(weight)
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.zero_()
+    for sub in probe.modules():
+        if isinstance(sub, NORM_TYPES):
+            if sub.weight is not None:
+                sub.weight.fill_(1.0)
+                sub.bias.zero_()
+            if sub.running_mean is not None:
+                sub.running_mean.zero_()
+                sub.running_var.fill_(1.0)
+    return probe
+
+
+@torch.no_grad()
+def unreachable_outputs(module: nn.Module, alive: dict[str, torch.Tensor] | None = None) -> list[int] | None:
+    """Indices of the outputs that no input reaches through surviving weights.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network (not modified).
+    alive : dict of str to bool Tensor, optional
+        Keep mask of each prunable weight, by parameter name; a weight
+        without an entry is fully kept. ``None`` reads the surviving weights
+        from the module itself (nonzero entries).
+
+    Returns
+    -------
+    list of int or None
+        The unreachable output indices (empty when every output keeps a
+        path), or ``None`` when the network could not be run on a probe input
+        (then nothing is known).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from skprune.nn._paths import unreachable_outputs
+    >>> net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
+    >>> alive = {"0.weight": torch.tensor([[True, True], [False, False]]),
+    ...          "2.weight": torch.tensor([[True, False], [False, True]])}
+    >>> unreachable_outputs(net, alive)  # output 1 reads hidden unit 1, which reads no input
+    [1]
+    """
+    layers = list(iter_prunable_weights(module))
+    if not layers:
+        return None
+    if alive is None:
+        alive = {name: layer.weight.detach() != 0 for name, _, layer in layers}
+    probe = _structural_copy(module, alive)
+    for shape in _probes(module, layers[0][2]):
+        try:
+            ones = probe(torch.ones(shape, dtype=torch.float64))
+            zeros = probe(torch.zeros(shape, dtype=torch.float64))
+        except Exception:  # a probe of the wrong shape: try the next one
+            continue
+        if not isinstance(ones, torch.Tensor) or ones.shape != zeros.shape or ones.dim() == 0:
+            return None
+        changed = (ones - zeros).reshape(ones.shape[0], -1).ne(0).any(dim=0)
+        return [int(i) for i in torch.nonzero(~changed).flatten()]
+    return None
+
+
+def _incoming(score: torch.Tensor, keep: torch.Tensor, unit: int, block: int, n_sources: int):
+    """Best score and flat entry of each source unit feeding ``unit`` (``-inf`` where none is kept)."""
+    none = torch.tensor(-torch.inf, dtype=torch.float64, device=score.device)
+    row = torch.where(keep[unit], score[unit].to(torch.float64), none)
+    per_input = row.reshape(row.shape[0], -1)  # (inputs, kernel positions)
+    best_pos = per_input.argmax(dim=1)
+    best = per_input.gather(1, best_pos[:, None]).squeeze(1)
+    if block > 1 and best.numel() == n_sources * block:  # a Linear reading flattened channels
+        by_source = best.reshape(n_sources, block)
+        src_pos = by_source.argmax(dim=1)
+        best = by_source.gather(1, src_pos[:, None]).squeeze(1)
+        return best, lambda s: int(s * block + src_pos[s]), best_pos
+    return best, lambda s: int(s), best_pos
+
+
+@torch.no_grad()
+def reserve_paths(
+    module: nn.Module, scores: dict[str, torch.Tensor], keep: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Weights to keep so that every output unit keeps a path from the inputs, chosen by ``scores``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network.
+    scores : dict of str to Tensor
+        Importance of each weight of the selected layers (higher = keep).
+        Layers without scores are not pruned; their weights are ranked by
+        magnitude to choose the path through them.
+    keep : dict of str to bool Tensor
+        Current keep masks of the selected layers (pruned entries are never
+        chosen).
+
+    Returns
+    -------
+    dict of str to bool Tensor
+        For each selected layer, the entries to reserve (possibly none).
+        Where the chain cannot be followed back to the input layer (a
+        shortcut convolution, a concatenation), the walk stops there and the
+        engine's check (:func:`unreachable_outputs`) has the last word.
+    """
+    reserved = {name: torch.zeros_like(k, dtype=torch.bool) for name, k in keep.items()}
+    layers = {layer_name: (param, layer) for param, layer_name, layer in iter_prunable_weights(module)}
+    if not layers:
+        return reserved
+    first = next(iter(layers))
+    feeder = _feeders(layers)
+    outputs = [list(layers)[-1]]
+    reach: dict[str, torch.Tensor] = {}
+    for out_layer in outputs:
+        param, layer = layers[out_layer]
+        for unit in range(layer.weight.shape[0]):
+            _walk(out_layer, unit, layers, scores, keep, reserved, feeder, first, reach)
+    return reserved
+
+
+def _feeders(layers: dict) -> dict[str, tuple[str, int]]:
+    """Layer -> (the layer before it whose units it reads, inputs per unit), where the shapes say so.
+
+    The unit graph of a chain (MLP, ConvNet, ``nn.Sequential``) read from the
+    layers' order and sizes, without tracing: ``torch.fx`` patches
+    ``nn.Module.__call__`` for every thread while it traces, which would
+    disturb fits running in other threads. A layer whose predecessor's sizes
+    do not match (a shortcut convolution, a concatenation) has no feeder and
+    the walk stops there; the engine's check has the last word.
+    """
+    feeder = {}
+    names = list(layers)
+    for before, after in zip(names, names[1:]):
+        a, b = layers[before][1], layers[after][1]
+        if isinstance(a, nn.Linear) and isinstance(b, nn.Linear) and a.out_features == b.in_features:
+            feeder[after] = (before, 1)
+        elif isinstance(a, nn.Conv2d) and isinstance(b, nn.Conv2d):
+            if a.out_channels == b.in_channels and b.groups == 1:
+                feeder[after] = (before, 1)
+        elif isinstance(a, nn.Conv2d) and isinstance(b, nn.Linear) and b.in_features % a.out_channels == 0:
+            feeder[after] = (before, b.in_features // a.out_channels)
+    return feeder
+
+
+def _kept(layers, keep, layer_name) -> torch.Tensor:
+    param, layer = layers[layer_name]
+    return keep.get(param, torch.ones_like(layer.weight, dtype=torch.bool))
+
+
+def _reached_inputs(layer_name, layers, keep, feeder, first, reach) -> torch.Tensor | None:
+    """Which inputs of ``layer_name`` carry signal from the network inputs (``None``: unknown)."""
+    source = feeder.get(layer_name)
+    if source is None:
+        if layer_name != first:
+            return None
+        return torch.ones(layers[layer_name][1].weight.shape[1], dtype=torch.bool)
+    producer, block = source
+    if producer not in reach:
+        reach[producer] = torch.zeros(0, dtype=torch.bool)  # a cycle guard; replaced below
+        inputs = _reached_inputs(producer, layers, keep, feeder, first, reach)
+        kept = _kept(layers, keep, producer)
+        kept = kept.reshape(kept.shape[0], kept.shape[1], -1).any(dim=2)
+        if inputs is not None:
+            kept = kept & inputs.to(kept.device)[None, :]
+        reach[producer] = kept.any(dim=1).cpu()
+    units = reach[producer]
+    return units.repeat_interleave(block) if units.numel() else None
+
+
+def _walk(layer_name, unit, layers, scores, keep, reserved, feeder, first, reach) -> None:
+    """Reserve the greedy best chain from output ``unit`` of ``layer_name`` down to the input layer."""
+    chain = []  # (param, unit, flat entry) chosen from the output down
+    while True:
+        param, layer = layers[layer_name]
+        weight = layer.weight.detach()
+        score = scores.get(param, weight.abs())
+        kept = keep.get(param, torch.ones_like(weight, dtype=torch.bool))
+        source = feeder.get(layer_name)
+        if source is None and layer_name != first:
+            return  # the units feeding this layer cannot be followed back
+        n_sources = weight.shape[1] if source is None else layers[source[0]][1].weight.shape[0]
+        inputs = _reached_inputs(layer_name, layers, keep, feeder, first, reach)
+        if inputs is not None and inputs.numel() == kept.shape[1]:
+            kept = kept & inputs.to(kept.device).reshape(1, -1, *([1] * (kept.dim() - 2)))
+        best, entry_of, best_pos = _incoming(score, kept, unit, 1 if source is None else source[1], n_sources)
+        if not (best > -torch.inf).any():
+            return  # the unit lost every incoming weight before: nothing to reserve from
+        src = int(best.argmax())
+        column = entry_of(src)
+        chain.append((param, unit, column, int(best_pos[column])))
+        if source is None:
+            break
+        layer_name, unit = source[0], src
+    for param, unit, column, pos in chain:
+        if param in reserved:
+            reserved[param][unit].view(reserved[param].shape[1], -1)[column, pos] = True
+
+
+def check_paths(module: nn.Module, masks, keep_masks: dict[str, torch.Tensor], owner: str) -> None:
+    """Raise if the keep masks a pruner returned leave an output that no input reaches.
+
+    Called by the pruning engine after every pruning step, for every pruner.
+    The built-in pruners (and :class:`~skprune.FunctionPruner`, and any
+    :class:`~skprune.BasePruner` subclass) keep a path to every output by
+    construction (:func:`reserve_paths`); a protocol pruner that returns
+    masks itself gets this error rather than a network that predicts a
+    constant. Nothing is repaired behind the user's back: which weights
+    matter is the rule's decision.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network.
+    masks : MaskStore
+        The current masks (weights without a new mask keep these).
+    keep_masks : dict of str to bool Tensor
+        The masks the pruner returned.
+    owner : str
+        The pruner's name, for the message.
+
+    Raises
+    ------
+    ValueError
+        Naming the unreachable outputs and what to change.
+    """
+    alive = {}
+    for name, _, layer in iter_prunable_weights(module):
+        keep = keep_masks.get(name)
+        alive[name] = masks.keep_mask(name, layer.weight) if keep is None else keep.to(torch.bool)
+    dead = unreachable_outputs(module, alive)
+    if dead:  # only outputs this step cut count (a network may have outputs no input reaches)
+        before = unreachable_outputs(
+            module, {n: masks.keep_mask(n, lay.weight) for n, _, lay in iter_prunable_weights(module)}
+        )
+        dead = [i for i in dead if i not in set(before or [])]
+    if dead:
+        shown = dead[:10] + (["..."] if len(dead) > 10 else [])
+        raise ValueError(
+            f"{owner}.compute_masks cut every path from the inputs to output(s) {shown} of the network: "
+            "no input reaches them through surviving weights, so the model would predict a constant for "
+            "them. Keep at least one chain of weights from the inputs to every output (a BasePruner "
+            "subclass or FunctionPruner does: its allocation reserves the best-scoring path to each "
+            "output before ranking the rest), or lower the sparsity."
+        )
