@@ -6,12 +6,17 @@ surviving weights of consecutive layers do not line up. Two tools live here:
 
 :func:`unreachable_outputs`
     The check. It runs the network once on a structural copy: every
-    Linear/Conv weight replaced by its keep mask (1 kept, 0 pruned), every
-    bias and BatchNorm shift set to zero, BatchNorm scales to one. With
-    non-negative weights and monotone activations, an output changes between
-    an all-ones and an all-zeros input exactly when some input reaches it
-    through kept weights, whatever the graph (MLPs, ConvNets, residual adds,
-    concatenations), as long as the forward can be run on a probe input.
+    Linear/Conv weight replaced by its keep mask times a fixed random
+    positive factor (0 pruned), every bias and BatchNorm shift set to zero,
+    BatchNorm scales to one. With non-negative weights and monotone
+    activations, an output changes between a positive input and an
+    all-zeros input exactly when some input reaches it through kept weights,
+    whatever the graph (MLPs, ConvNets, residual adds, concatenations), as
+    long as the forward can be run on a probe input. The random factors keep
+    outputs that a module normalizes together (a softmax in its ``forward``)
+    from cancelling: equal weights made every logit equal, so the
+    probabilities never moved and every output looked cut. Such coupled
+    outputs move together, so the check can only tell that none is reached.
 :func:`reserve_paths`
     The construction the built-in pruners use. For each output unit it walks
     the unit graph of the layer chain backwards,
@@ -63,10 +68,12 @@ def _probes(module: nn.Module, first: nn.Module) -> list[tuple[int, ...]]:
 def _structural_copy(module: nn.Module, alive: dict[str, torch.Tensor]) -> nn.Module:
     """A float64 copy of ``module`` whose weights are the keep masks, biases and shifts zero."""
     probe = copy.deepcopy(module).to(device="cpu", dtype=torch.float64).eval()
+    generator = torch.Generator().manual_seed(0)  # fixed: the check is deterministic
     for name, _, layer in iter_prunable_weights(probe):
         keep = alive.get(name)
         weight = torch.ones_like(layer.weight) if keep is None else keep.to("cpu", torch.float64)
-        layer.weight.copy_(weight)
+        factor = torch.rand(layer.weight.shape, generator=generator, dtype=torch.float64) + 0.5
+        layer.weight.copy_(weight * factor)
         if getattr(layer, "bias", None) is not None:
             layer.bias.zero_()
     for sub in probe.modules():
@@ -119,7 +126,8 @@ def unreachable_outputs(module: nn.Module, alive: dict[str, torch.Tensor] | None
     probe = _structural_copy(module, alive)
     for shape in _probes(module, layers[0][2]):
         try:
-            ones = probe(torch.ones(shape, dtype=torch.float64))
+            positive = torch.rand(shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+            ones = probe(positive + 0.5)
             zeros = probe(torch.zeros(shape, dtype=torch.float64))
         except Exception:  # a probe of the wrong shape: try the next one
             continue

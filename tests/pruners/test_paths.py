@@ -158,3 +158,16 @@ def test_masks_of_every_step_keep_a_path_in_a_convnet(digits):
         random_state=0,
     ).fit(X[:300], y[:300])
     assert unreachable_outputs(net.module_) == []
+
+
+def test_outputs_a_module_normalizes_with_softmax_are_reachable_when_their_logits_are():
+    # skorch's toy classifier applies softmax in its forward: with every kept weight equal, the
+    # logits were equal, the probabilities never moved and the check called every output cut
+    # (skorch's test_fit_sparse_csr_learns was refused at fit with MagnitudePruning(0.5))
+    from skorch.toy import make_classifier
+
+    module = make_classifier(input_units=20, hidden_units=10, num_hidden=2, dropout=0.5)()
+    assert unreachable_outputs(module) == []
+    cut = {name: torch.zeros_like(p, dtype=torch.bool) for name, p in module.named_parameters()
+           if name.endswith("weight")}
+    assert unreachable_outputs(module, cut) == [0, 1]
