@@ -113,16 +113,19 @@ def _self_contained(side: set[fx.Node], start: fx.Node, operand: fx.Node, add: f
     return True
 
 
-def _zero_when_masked(side: set[fx.Node], operand: fx.Node, order: dict, modules: dict) -> bool:
-    """Whether the branch output is exactly zero once every parameter of its modules is zero."""
+def _zero_nodes(nodes, modules: dict, layer_is_zero) -> set[fx.Node]:
+    """The nodes of ``nodes`` (in graph order) whose output is exactly zero.
+
+    ``layer_is_zero(layer, inputs_zero)`` decides for a prunable layer or an
+    affine norm; adds, products and zero-preserving operations follow from
+    their inputs.
+    """
     zero: set[fx.Node] = set()
-    for node in sorted(side, key=order.__getitem__):
+    for node in nodes:
         inputs = node.all_input_nodes
-        module = modules.get(node.target) if node.op == "call_module" else None
-        if isinstance(module, PRUNABLE_TYPES):
-            ok = True  # weight and bias masked
-        elif isinstance(module, _AFFINE_NORMS):
-            ok = getattr(module, "weight", None) is not None and getattr(module, "bias", None) is not None
+        layer = modules.get(node.target) if node.op == "call_module" else None
+        if isinstance(layer, (*PRUNABLE_TYPES, *_AFFINE_NORMS)):
+            ok = layer_is_zero(layer, bool(inputs) and all(arg in zero for arg in inputs))
         elif is_add(node):
             ok = all(arg in zero for arg in inputs)
         elif node.op == "call_function" and node.target in _MULTIPLY:
@@ -131,7 +134,27 @@ def _zero_when_masked(side: set[fx.Node], operand: fx.Node, order: dict, modules
             ok = bool(inputs) and is_zero_preserving(node, modules) and all(arg in zero for arg in inputs)
         if ok:
             zero.add(node)
-    return operand in zero
+    return zero
+
+
+def _zero_once_masked(layer, inputs_zero: bool) -> bool:
+    """A prunable layer is zero with weight and bias masked; a norm needs an affine weight and bias."""
+    if isinstance(layer, PRUNABLE_TYPES):
+        return True
+    return getattr(layer, "weight", None) is not None and getattr(layer, "bias", None) is not None
+
+
+def _zero_now(layer, inputs_zero: bool) -> bool:
+    """Whether a prunable layer or a norm outputs exactly zero with its current parameters."""
+    if isinstance(layer, PRUNABLE_TYPES):
+        return (_all_zero(layer.weight) or inputs_zero) and _all_zero(getattr(layer, "bias", None))
+    weight, bias = getattr(layer, "weight", None), getattr(layer, "bias", None)
+    return weight is not None and bias is not None and _all_zero(weight) and _all_zero(bias)
+
+
+def _zero_when_masked(side: set[fx.Node], operand: fx.Node, order: dict, modules: dict) -> bool:
+    """Whether the branch output is exactly zero once every parameter of its modules is zero."""
+    return operand in _zero_nodes(sorted(side, key=order.__getitem__), modules, _zero_once_masked)
 
 
 def _n_parametric(side: set[fx.Node], modules: dict) -> int:
@@ -334,23 +357,5 @@ def branch_is_zero(module: nn.Module, block: ResidualBlockInfo) -> bool:
     traced = fx.symbolic_trace(module)
     modules = dict(traced.named_modules())
     by_name = {node.name: node for node in traced.graph.nodes}
-    zero: set[fx.Node] = set()
-    for name in block.nodes:
-        node = by_name[name]
-        inputs = node.all_input_nodes
-        layer = modules.get(node.target) if node.op == "call_module" else None
-        if isinstance(layer, PRUNABLE_TYPES):
-            silent = _all_zero(layer.weight) or (bool(inputs) and all(a in zero for a in inputs))
-            ok = silent and _all_zero(getattr(layer, "bias", None))
-        elif isinstance(layer, _AFFINE_NORMS):
-            weight, bias = getattr(layer, "weight", None), getattr(layer, "bias", None)
-            ok = weight is not None and bias is not None and _all_zero(weight) and _all_zero(bias)
-        elif is_add(node):
-            ok = all(arg in zero for arg in inputs)
-        elif node.op == "call_function" and node.target in _MULTIPLY:
-            ok = any(arg in zero for arg in inputs)
-        else:
-            ok = bool(inputs) and is_zero_preserving(node, modules) and all(arg in zero for arg in inputs)
-        if ok:
-            zero.add(node)
+    zero = _zero_nodes([by_name[name] for name in block.nodes], modules, _zero_now)
     return bool(block.nodes) and by_name[block.nodes[-1]] in zero
