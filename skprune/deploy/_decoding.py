@@ -18,6 +18,7 @@ from torch import nn
 from .._params import _UNSET as UNSET
 from .._training._prepare import module_kwargs, module_to_device
 from ..exceptions import PersistenceError
+from ..pruners._protocol import PrunerProtocol
 from ._allowlist import resolve
 from ._budget import MemoryBudget
 from ._copying import restore_group_settings
@@ -161,7 +162,15 @@ class Decoder(MemoryBudget):
             if not isinstance(cls, type) or issubclass(cls, nn.Module) or is_net_class(cls):
                 raise PersistenceError(f"{value['__object__']!r} cannot be rebuilt as a plain object.")
             params = self._model_params(value.get("params"), _object_kind, cls.__name__)
-            return cls(**self.params(params, cls))
+            obj = cls(**self.params(params, cls))
+            if isinstance(obj, PrunerProtocol):
+                try:  # a pruner's own schema (_parameter_constraints), as fit would check it
+                    obj.check_params()
+                except (TypeError, ValueError) as exc:
+                    raise PersistenceError(
+                        f"{str(self.path)!r}: its {cls.__name__} has an invalid parameter: {exc}"
+                    ) from None
+            return obj
         if "__estimator__" in value:
             return self._state_object(value)
         if "__net__" in value:

@@ -67,6 +67,7 @@ CASE_NAMES = (
     "a_negative_learning_rate_is_refused_by_the_schema",
     "a_string_as_max_epochs_is_refused_by_the_schema",
     "scikit_learn_parameters_are_checked_against_its_own_constraints",
+    "pruner_parameters_are_checked_against_their_own_constraints",
     "dunder_attributes_are_never_set",
     # 10: scikit-learn estimators through skops.io
     "skops_entry_expanding_like_a_zip_bomb_is_refused_before_decompression",
@@ -304,6 +305,10 @@ def write_corpus(folder) -> dict[str, tuple[str, str]]:
     )
     cases["scikit_learn_parameters_are_checked_against_its_own_constraints"] = (
         edit(pipe, lambda cfg: _step(cfg, 0)["state"].update(with_mean="yes")),
+        "invalid parameter",
+    )
+    cases["pruner_parameters_are_checked_against_their_own_constraints"] = (
+        edit(net, lambda cfg: params(cfg)["pruner"]["params"].update(sparsity=2.0)),
         "invalid parameter",
     )
     cases["dunder_attributes_are_never_set"] = (
