@@ -139,11 +139,11 @@ def run_demo(
         )
         chosen = search.best_index_
         print_fn(
-            f"\nchosen: sparsity {search.sparsity_:g} by the one-standard-error rule. The best mean "
+            f"\nchosen: sparsity {search.best_sparsity_:g} by the one-standard-error rule. The best mean "
             f"accuracy is {best_mean:.4f} (sparsity {table['sparsity'].iloc[best]:g}), with a standard "
             f"error of {best_se:.4f} over the {cv} folds; every sparsity scoring at least "
             f"{best_mean:.4f} - {best_se:.4f} = {threshold:.4f} cannot be told apart from it, and the "
-            f"sparsest of those is {search.sparsity_:g} (mean accuracy "
+            f"sparsest of those is {search.best_sparsity_:g} (mean accuracy "
             f"{table['mean_accuracy'].iloc[chosen]:.4f}, rank {table['rank'].iloc[chosen]})."
         )
         model = search.best_estimator_[-1]

@@ -19,12 +19,20 @@ def test_demo_chooses_by_the_one_standard_error_rule_and_says_why():
     assert search.best_index_ == one_standard_error_index(
         search.cv_results_, sparsity="param_prunednetclassifier__pruner__sparsity"
     )
-    assert f"chosen: sparsity {search.sparsity_:g} by the one-standard-error rule" in text
+    assert f"chosen: sparsity {search.best_sparsity_:g} by the one-standard-error rule" in text
     for column in ["sparsity", "measured", "mean_accuracy", "std", "se", "rank", "within_1se"]:
         assert column in text
     assert "share a rank" in text  # ties are explained
     assert "per-layer report" in text
     assert search.best_estimator_[-1].pruning_report().shape[0] == 3
+
+
+def test_demo_reads_no_deprecated_attribute():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # e.g. PrunedNetCV.sparsity_, now best_sparsity_
+        run_demo(sparsities=(0.0, 0.9), cv=2, max_epochs=1, n_jobs=1, print_fn=lambda line: None)
 
 
 def test_demo_reports_weights_pruned_apart_from_parameters_nonzero():
