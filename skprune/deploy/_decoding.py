@@ -18,6 +18,7 @@ from torch import nn
 from .._params import _UNSET as UNSET
 from .._training._prepare import module_kwargs, module_to_device
 from ..exceptions import PersistenceError
+from ..nn._layers import iter_prunable_weights
 from ..pruners._protocol import PrunerProtocol
 from ._allowlist import resolve
 from ._budget import MemoryBudget
@@ -373,6 +374,7 @@ class Decoder(MemoryBudget):
             k[len(module_prefix) :]: t for k, t in self.tensors.items() if k.startswith(module_prefix)
         }
         self._initialize_on_meta(estimator)
+        _check_output_layer(estimator, module_state, self.path)
         sparse_layers = dict(fitted.get("sparse_layers", {}))
         _load_module_state(estimator.module_, sparse_layers, dict(module_state), assign=True)
         if _has_meta(estimator.module_):  # e.g. non-persistent buffers: build it for real (charged above)
@@ -501,6 +503,32 @@ def _load_module_state(module: nn.Module, sparse_layers: dict, state: dict, assi
         state = sparse_state(module, name, int(out_features), int(in_features), state)
     resize_leaves(module, state)
     module.load_state_dict(state, strict=True, assign=assign)
+
+
+def _check_output_layer(estimator, state: dict, path) -> None:
+    """Refuse a stored output layer whose width disagrees with ``classes_`` / ``n_outputs_``.
+
+    Compaction never narrows the output layer, so in skprune's own networks
+    (whose last Linear/Conv is the output) the width built from the fitted
+    attributes must be the stored one; otherwise predictions would index
+    past ``classes_``.
+    """
+    module = estimator.module_
+    if not type(module).__module__.startswith("skprune.nn"):
+        return
+    layers = list(iter_prunable_weights(module))
+    if not layers:
+        return
+    name = layers[-1][0]
+    stored = state.get(name)
+    built = dict(module.named_parameters()).get(name)
+    if stored is None or built is None or stored.dim() < 1 or built.dim() < 1:
+        return  # a CSR output layer: its width is checked with its CSR parts
+    if stored.shape[0] != built.shape[0]:
+        raise PersistenceError(
+            f"{str(path)!r}: the stored output layer {name!r} has {stored.shape[0]} outputs, but the "
+            f"file's fitted attributes (classes_ / n_outputs_) give {built.shape[0]}; the file is refused."
+        )
 
 
 def _has_meta(module: nn.Module) -> bool:

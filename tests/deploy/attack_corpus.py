@@ -56,6 +56,7 @@ CASE_NAMES = (
     "masks_marking_nonzero_weights_as_pruned_are_refused",
     "masks_naming_parameters_that_do_not_exist_are_refused",
     "masks_of_the_wrong_shape_are_refused",
+    "classes_that_disagree_with_the_output_layer_are_refused",
     # 8: every failure a PersistenceError
     "format_version_superscript_two_is_a_persistence_error",
     # 9: side effects of allow-listed values
@@ -273,6 +274,14 @@ def write_corpus(folder) -> dict[str, tuple[str, str]]:
         shapes[key] = list(reversed(shapes[key]))
 
     cases["masks_of_the_wrong_shape_are_refused"] = (edit(net, transposed_mask), "has shape")
+
+    def two_of_three_classes(cfg):
+        _net(cfg)["fitted"]["attributes"]["_classes"] = {"__ndarray__": [0, 1], "dtype": "<i8"}
+
+    cases["classes_that_disagree_with_the_output_layer_are_refused"] = (
+        edit(net, two_of_three_classes),
+        "output layer",
+    )
     # 8. a format version that str.isdigit accepts and int() does not
     cases["format_version_superscript_two_is_a_persistence_error"] = (
         edit(net, format_version="\u00b2"),
