@@ -387,7 +387,9 @@ class Decoder(MemoryBudget):
         estimator.masks_.to(estimator.device)
         if not any(isinstance(m, SparseLinear) for m in estimator.module_.modules()):
             estimator.initialize_optimizer()
-            restore_group_settings(estimator.optimizer_, self.decode(fitted.get("optimizer_groups")))
+            groups = self.decode(fitted.get("optimizer_groups"))
+            _check_group_settings(groups, self.path)
+            restore_group_settings(estimator.optimizer_, groups)
         else:
             estimator.optimizer_ = None
         estimator.pruner_ = self.decode(fitted.get("pruner_"))
@@ -503,6 +505,28 @@ def _load_module_state(module: nn.Module, sparse_layers: dict, state: dict, assi
         state = sparse_state(module, name, int(out_features), int(in_features), state)
     resize_leaves(module, state)
     module.load_state_dict(state, strict=True, assign=assign)
+
+
+def _check_group_settings(groups, path) -> None:
+    """Refuse negative or non-finite optimizer settings (``lr``, ``betas``, ``weight_decay``...).
+
+    Every numeric setting of torch's optimizers is finite and >= 0; the
+    estimator's ``lr`` is checked by the schema, and the per-group copy that
+    a later ``partial_fit`` resumes from must be too.
+    """
+    if not isinstance(groups, list):
+        return
+    for group in groups:
+        if not isinstance(group, dict):
+            continue
+        for key, value in group.items():
+            values = value if isinstance(value, tuple) else (value,)
+            numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if any(not (math.isfinite(v) and v >= 0) for v in numbers):
+                raise PersistenceError(
+                    f"{str(path)!r} holds the optimizer setting {str(key)[:40]}={value!r}; optimizer "
+                    "settings are finite numbers >= 0, so the file was edited and is refused."
+                )
 
 
 def _check_output_layer(estimator, state: dict, path) -> None:

@@ -67,6 +67,7 @@ CASE_NAMES = (
     # typed values
     "a_negative_learning_rate_is_refused_by_the_schema",
     "a_string_as_max_epochs_is_refused_by_the_schema",
+    "an_optimizer_group_with_a_negative_learning_rate_is_refused",
     "scikit_learn_parameters_are_checked_against_its_own_constraints",
     "pruner_parameters_are_checked_against_their_own_constraints",
     "dunder_attributes_are_never_set",
@@ -311,6 +312,10 @@ def write_corpus(folder) -> dict[str, tuple[str, str]]:
     cases["a_string_as_max_epochs_is_refused_by_the_schema"] = (
         edit(net, set_params(max_epochs="10")),
         "must be",
+    )
+    cases["an_optimizer_group_with_a_negative_learning_rate_is_refused"] = (
+        edit(net, lambda cfg: _net(cfg)["fitted"].update(optimizer_groups=[{"__dict__": {"lr": -5.0}}])),
+        "optimizer setting",
     )
     cases["scikit_learn_parameters_are_checked_against_its_own_constraints"] = (
         edit(pipe, lambda cfg: _step(cfg, 0)["state"].update(with_mean="yes")),
