@@ -87,6 +87,8 @@ class ConstantModelWarning(UserWarning):
     --------
     >>> import warnings
     >>> from skprune import ConstantModelWarning
-    >>> warnings.filterwarnings("error", category=ConstantModelWarning)
-    >>> warnings.resetwarnings()
+    >>> issubclass(ConstantModelWarning, UserWarning)
+    True
+    >>> with warnings.catch_warnings():  # make a constant model an error in a search
+    ...     warnings.simplefilter("error", ConstantModelWarning)
     """
