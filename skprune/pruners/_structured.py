@@ -502,7 +502,10 @@ class NeuronPruning(StructuredPruner):
         step (before a step at epoch 0: on ``sensitivity_batches`` training
         batches), ``1 - APoZ`` (``"apoz"``: the units most often exactly
         zero go first, Hu et al. 2016) or the mean absolute activation
-        (``"activation"``).
+        (``"activation"``). On a residual network (``module__n_blocks > 0``)
+        the units summed by a residual add have no activation of their own:
+        select the blocks' inner layers with ``layers=...`` (the error at
+        ``fit`` names them).
     scope : {"layer", "global"}, default="layer"
         Remove the same fraction in every layer, or rank units of all
         selected layers together (scores divided by each layer's mean).
@@ -542,7 +545,10 @@ class ChannelPruning(StructuredPruner):
         ``sum |w * dL/dw|`` over its filter; or, after the channel's
         activation on training batches, ``1 - APoZ`` (share of exact zeros
         over samples and positions, Hu et al. 2016) or the mean absolute
-        activation.
+        activation. On a residual network (``module__n_blocks > 0``) the
+        channels summed by a residual add have no activation of their own:
+        select the blocks' inner convolutions with ``layers=...`` (the error
+        at ``fit`` names them).
     scope : {"layer", "global"}, default="layer"
         Same fraction per layer, or ranked across layers.
     schedule : BaseSchedule or None, default=None
