@@ -35,6 +35,7 @@ _EXPORTS = {
     "to_onnx": ".deploy",
     "to_sparse": ".deploy",
     "CompactionError": ".exceptions",
+    "ConstantModelWarning": ".exceptions",
     "PersistenceError": ".exceptions",
     "TrainingDivergedError": ".exceptions",
     "plot_history": ".inspection",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CompactionError", "PersistenceError", "TrainingDivergedError"]
+__all__ = ["CompactionError", "ConstantModelWarning", "PersistenceError", "TrainingDivergedError"]
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -73,4 +73,22 @@ class PersistenceError(ValueError):
     ... except skprune.PersistenceError:
     ...     print("refused")
     refused
+    """
+
+
+class ConstantModelWarning(UserWarning):
+    """A fitted network predicts one constant for every training row while the targets vary.
+
+    Issued at the end of ``fit``/``partial_fit`` (with or without a pruner);
+    the message names the likely cause: too high a sparsity, too few
+    epochs, or the scale of the data. Filter it like any warning category.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from skprune import ConstantModelWarning
+    >>> issubclass(ConstantModelWarning, UserWarning)
+    True
+    >>> with warnings.catch_warnings():  # make a constant model an error in a search
+    ...     warnings.simplefilter("error", ConstantModelWarning)
     """

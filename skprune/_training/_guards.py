@@ -40,7 +40,7 @@ from sklearn.base import is_classifier
 from skorch import NeuralNetClassifier
 from torch import nn
 
-from ..exceptions import TrainingDivergedError
+from ..exceptions import ConstantModelWarning, TrainingDivergedError
 from ._data import split_weights
 
 __all__ = [
@@ -343,10 +343,6 @@ def warn_if_stalled_on_extreme_inputs(net, X) -> None:
 CONSTANT_CHECK_ROWS = 2048
 #: a regressor whose predictions spread less than this share of the targets' spread is constant
 CONSTANT_STD_RATIO = 1e-3
-
-
-class ConstantModelWarning(UserWarning):
-    """A fitted network predicts one constant for every training row while the targets vary."""
 
 
 def warn_if_constant(net, X, y) -> None:

@@ -44,14 +44,18 @@ class EngineHooksMixin:
             self._engine.close(error)
             raise
 
-    def _start_engine(self):
-        """Build the engine and trainer of this fit (again when a callback rebuilds the module)."""
+    def _start_engine(self, n_epochs: int | None = None):
+        """Build the engine and trainer of this fit (again when a callback rebuilds the module).
+
+        ``n_epochs`` is the epochs the engine's schedule spans: ``max_epochs``,
+        or those left in the fit when it restarts mid-fit.
+        """
         self.pruner_ = clone(self.pruner) if self.pruner is not None else None
         self._engine = PruningEngine(
             self.pruner_,
             self.module_,
             self.masks_,
-            n_epochs=self.max_epochs,
+            n_epochs=self.max_epochs if n_epochs is None else n_epochs,
             generator=self._rng.pruning,
             optimizer=self.optimizer_,
             compiled=bool(self.compile),
@@ -78,7 +82,9 @@ class EngineHooksMixin:
         engine.close()
         if engine.module is not self.module_:
             self.masks_ = MaskStore()
-        self._start_engine()
+        # the schedule spans the epochs left in this fit (not max_epochs again): the pruning target
+        # is reached by the end of the fit, which does not look stopped early
+        self._start_engine(n_epochs=max(engine.run.n_epochs - engine.run.epoch, 1))
 
     def notify(self, method_name, **cb_kwargs):
         """skorch's ``notify``; the engine is closed if a callback's ``on_train_begin`` raises."""

@@ -82,6 +82,8 @@ class CombinedPruning(PrunerProtocol):
         if "pruners" in params:
             self.pruners = params.pop("pruners")
         names = [name for name, _ in self._named_parts(check=False)]
+        if params and not names and self.pruners:
+            self._named_parts()  # not (name, pruner) tuples: the TypeError says what to give
         nested: dict[str, dict] = {}
         for key, value in params.items():
             name, sep, sub = key.partition("__")

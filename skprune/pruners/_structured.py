@@ -175,20 +175,52 @@ class StructuredPruner(BasePruner):
                 f"activation, which needs a traceable network: {exc} Use importance='l2' instead."
             ) from exc
         modules = dict(module.named_modules())
-        requests = {}
-        for param, layer_name, layer in self.select_layers(module):
+        selected = self.select_layers(module)
+        requests, unmeasured = {}, []
+        for param, layer_name, layer in selected:
             where, name = _activation_point(groups.get(layer_name), modules)
             if name is None:
-                raise ValueError(
-                    f"{type(self).__name__}(importance={self._importance!r}) measures each "
-                    f"{self.unit_name} after its activation, but the output of layer {layer_name!r} "
-                    "reaches no activation module called once in forward, nor directly the next "
-                    "layer. Give each layer its own activation module (e.g. nn.ReLU()), leave the "
-                    "layer out with layers=..., or use importance='l2'."
-                )
+                unmeasured.append(layer_name)
+                continue
             dim = 1 if isinstance(layer, nn.Conv2d) else -1
             requests[param] = ActivationRequest(name, where=where, dim=dim, statistics=(statistic,))
+        if unmeasured:
+            raise ValueError(self._no_activation_message(module, [n for _, n, _ in selected], unmeasured))
         return requests
+
+    def _no_activation_message(self, module: nn.Module, selected: list[str], unmeasured: list[str]) -> str:
+        """Why the layers ``unmeasured`` have no activation to measure, and which layers to select instead.
+
+        Units tied by a residual add (the residual stream of skprune's own
+        ``MLP``/``ConvNet`` with ``n_blocks > 0``) have no activation of their
+        own; the group's layers are left out of the suggested ``layers=``.
+        """
+        tied: set[str] = set()
+        for group in shared_channel_groups(module, selected):
+            if set(group.producers) & set(unmeasured):
+                tied |= set(group.producers)
+        keep = [name for name in selected if name not in tied and name not in unmeasured]
+        what = f"layer {unmeasured[0]!r}" if len(unmeasured) == 1 else f"layers {unmeasured}"
+        message = (
+            f"{type(self).__name__}(importance={self._importance!r}) measures each {self.unit_name} "
+            f"after its activation, but the output of {what} reaches no activation module "
+            "called once in forward, nor directly the next layer"
+        )
+        if tied:
+            message += (
+                f" (the {self.unit_name}s of {sorted(tied)} are tied by a residual add, whose sum has "
+                "no activation of its own)"
+            )
+        message += ". "
+        if keep:
+            return message + (
+                f"Select the layers that have one, layers={keep!r}; or give each layer its own "
+                "activation module (e.g. nn.ReLU()) in your network, or use importance='l2'."
+            )
+        return message + (
+            "Give each layer its own activation module (e.g. nn.ReLU()), leave the layer out with "
+            "layers=..., or use importance='l2'."
+        )
 
     def step_target(self, fraction: float) -> float:
         """The share of units removed at this step: ``sparsity * fraction``."""
@@ -470,7 +502,10 @@ class NeuronPruning(StructuredPruner):
         step (before a step at epoch 0: on ``sensitivity_batches`` training
         batches), ``1 - APoZ`` (``"apoz"``: the units most often exactly
         zero go first, Hu et al. 2016) or the mean absolute activation
-        (``"activation"``).
+        (``"activation"``). On a residual network (``module__n_blocks > 0``)
+        the units summed by a residual add have no activation of their own:
+        select the blocks' inner layers with ``layers=...`` (the error at
+        ``fit`` names them).
     scope : {"layer", "global"}, default="layer"
         Remove the same fraction in every layer, or rank units of all
         selected layers together (scores divided by each layer's mean).
@@ -510,7 +545,10 @@ class ChannelPruning(StructuredPruner):
         ``sum |w * dL/dw|`` over its filter; or, after the channel's
         activation on training batches, ``1 - APoZ`` (share of exact zeros
         over samples and positions, Hu et al. 2016) or the mean absolute
-        activation.
+        activation. On a residual network (``module__n_blocks > 0``) the
+        channels summed by a residual add have no activation of their own:
+        select the blocks' inner convolutions with ``layers=...`` (the error
+        at ``fit`` names them).
     scope : {"layer", "global"}, default="layer"
         Same fraction per layer, or ranked across layers.
     schedule : BaseSchedule or None, default=None

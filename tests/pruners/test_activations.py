@@ -338,3 +338,34 @@ def test_the_recorder_averages_every_statistic_over_training_passes_only():
     assert recorder.take() == {} and recorder.empty  # taken: the next step starts afresh
     recorder.remove()
     assert _hooks_on(module) == 0
+
+
+@pytest.mark.parametrize("importance", ["apoz", "activation"])
+def test_activation_importance_on_a_residual_mlp_names_the_branch_layers_to_select_and_they_fit(
+    data, importance
+):
+    X, y = data
+    net = PrunedNetClassifier(
+        pruner=NeuronPruning(0.5, importance=importance),
+        module__n_blocks=2,
+        module__hidden_layer_sizes=(16,),
+        **FAST,
+    )
+    with pytest.raises(ValueError, match="tied by a residual add") as info:
+        net.fit(X, y)
+    branch = ["layers.blocks.0.branch.fc_a", "layers.blocks.1.branch.fc_a"]
+    assert f"layers={branch!r}" in str(info.value)
+    net.set_params(pruner=NeuronPruning(0.5, importance=importance, layers=branch)).fit(X, y)
+    np.testing.assert_allclose(net.compact().predict_proba(X), net.predict_proba(X), atol=1e-5)
+
+
+def test_channel_activation_importance_on_a_residual_convnet_names_the_branch_convs_to_select():
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(64, 1, 8, 8).astype(np.float32), rng.randint(0, 2, 64)
+    net = PrunedNetClassifier(
+        module=skprune.ConvNet, module__channels=(4, 8), module__hidden=8, module__n_blocks=1,
+        pruner=ChannelPruning(0.5, importance="apoz"), **FAST,
+    )
+    branch = r"layers=\['layers.res0.0.branch.conv_a', 'layers.res1.0.branch.conv_a'\]"
+    with pytest.raises(ValueError, match=branch):
+        net.fit(X, y)

@@ -178,3 +178,11 @@ def test_setting_a_parameter_of_the_default_schedule_none_says_what_to_do():
     # with a schedule object the nested parameter is reachable, and both can be set at once
     assert pruner.set_params(schedule=OneShot(), schedule__at=0.3).schedule.at == 0.3
     assert MagnitudePruning(schedule=OneShot()).set_params(schedule__at=0.2).schedule.at == 0.2
+
+
+def test_set_params_on_combined_pruning_built_from_a_bare_list_says_to_give_name_pruner_tuples():
+    from skprune import BlockPruning, CombinedPruning
+
+    pruner = CombinedPruning([BlockPruning(1), NeuronPruning(0.5)])
+    with pytest.raises(TypeError, match=r"list of \(name, pruner\) tuples"):
+        pruner.set_params(**{"0__n_blocks_to_remove": 0})

@@ -61,3 +61,19 @@ def test_constant_targets_give_no_constant_model_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConstantModelWarning)
         PrunedNetRegressor(module=_IgnoresInputs, max_epochs=1, random_state=0).fit(X, np.ones(len(X)))
+
+
+def test_constant_model_warning_is_public_in_skprune_and_skprune_exceptions_so_a_user_can_filter_it():
+    import skprune
+    import skprune.exceptions
+
+    assert skprune.ConstantModelWarning is ConstantModelWarning
+    assert skprune.exceptions.ConstantModelWarning is ConstantModelWarning
+    assert "ConstantModelWarning" in skprune.__all__
+    assert ConstantModelWarning.__module__ == "skprune.exceptions"
+    X, y = load_wine(return_X_y=True)
+    net = PrunedNetClassifier(pruner=RandomPruning(0.99), module__hidden_layer_sizes=(52,), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", category=skprune.ConstantModelWarning)
+        net.fit(X, y)

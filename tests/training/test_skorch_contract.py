@@ -284,3 +284,25 @@ def test_a_criterion_parameter_set_on_a_fitted_net_applies_to_loss_scoring_at_on
     np.testing.assert_allclose(per_sample.mean(), mean, rtol=1e-5)
     np.testing.assert_array_equal(net.predict_proba(X), before)
 
+
+
+def test_module_rebuilt_by_a_callback_mid_fit_is_pruned_to_the_target_in_the_epochs_left(clf_data):
+    import warnings
+
+    class Narrow(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history) == 2:
+                net.set_params(module__hidden_layer_sizes=(8,))
+
+    X, y = clf_data
+    net = PrunedNetClassifier(
+        pruner=MagnitudePruning(0.8), module__hidden_layer_sizes=(16,), max_epochs=5, random_state=0,
+        callbacks=[Narrow()],
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Training stopped")  # no stop happened
+        net.fit(X, y)
+    assert net.module_.layers.fc0.weight.shape[0] == 8
+    assert not net.stopped_early_
+    assert net.sparsity_ == pytest.approx(0.8, abs=0.02)
+    assert len(net.history) == 5
