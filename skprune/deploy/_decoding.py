@@ -165,12 +165,7 @@ class Decoder(MemoryBudget):
             params = self._model_params(value.get("params"), _object_kind, cls.__name__)
             obj = cls(**self.params(params, cls))
             if isinstance(obj, PrunerProtocol):
-                try:  # a pruner's own schema (_parameter_constraints), as fit would check it
-                    obj.check_params()
-                except (TypeError, ValueError) as exc:
-                    raise PersistenceError(
-                        f"{str(self.path)!r}: its {cls.__name__} has an invalid parameter: {exc}"
-                    ) from None
+                self._check_schema(obj, obj.check_params)  # a pruner's own schema, as fit would check it
             return obj
         if "__estimator__" in value:
             return self._state_object(value)
@@ -283,13 +278,17 @@ class Decoder(MemoryBudget):
         if isinstance(obj.__dict__.get("scorer_"), _RebuildScorer):
             obj.scorer_ = check_scoring(obj.estimator, scoring=obj.scoring)
         if getattr(obj, "_parameter_constraints", None) and hasattr(obj, "_validate_params"):
-            try:  # scikit-learn's own schema of its parameters: types and ranges
-                obj._validate_params()
-            except (TypeError, ValueError) as exc:
-                raise PersistenceError(
-                    f"{str(self.path)!r}: its {cls.__name__} has an invalid parameter: {exc}"
-                ) from None
+            self._check_schema(obj, obj._validate_params)  # scikit-learn's own schema: types and ranges
         return obj
+
+    def _check_schema(self, obj, check) -> None:
+        """Run ``check`` (an object's own parameter validation); an invalid value ends in PersistenceError."""
+        try:
+            check()
+        except (TypeError, ValueError) as exc:
+            raise PersistenceError(
+                f"{str(self.path)!r}: its {type(obj).__name__} has an invalid parameter: {exc}"
+            ) from None
 
     @staticmethod
     def _plain(item):
