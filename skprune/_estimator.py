@@ -108,12 +108,18 @@ class PrunedNet(
         else text). See :class:`~skprune.TrainingLog`.
     device : str, default="cpu"
         Torch device, e.g. ``"cuda"``.
-    compile : bool or "step", default=False
-        ``True``: skorch's ``torch.compile`` of the module. ``"step"``: the
-        whole training step (batch gather, forward, backward, L2, optimizer,
-        masks) captured as a CUDA graph on CUDA, recaptured after pruning
-        steps; on the CPU forward and loss through ``torch.compile``. The
-        last, partial batch of an epoch runs eagerly. See ``docs/speed.md``.
+    compile : "auto", bool or "step", default="auto"
+        ``"auto"``: on CUDA the whole training step (batch gather, forward,
+        backward, L2, optimizer, masks) is captured as a CUDA graph and
+        replayed wherever that is safe (no callback listening to training
+        batches, data in memory, a capturable optimizer, no per-step
+        statistics to gather), recaptured after pruning steps; the eager
+        step everywhere else, and on the CPU. ``False``: always the eager
+        step. ``True``: skorch's ``torch.compile`` of the module. ``"step"``:
+        the graph as with ``"auto"``, with a warning when it cannot be used;
+        on the CPU forward and loss through ``torch.compile``. The last,
+        partial batch of an epoch runs eagerly. ``training_step_`` says
+        which step a fit used. See ``docs/speed.md``.
     **kwargs
         Other skorch ``NeuralNet`` parameters, and prefixed parameters such
         as ``module__hidden_layer_sizes`` or ``optimizer__weight_decay``.
@@ -150,6 +156,12 @@ class PrunedNet(
         Whether it stopped before ``max_epochs`` (``KeyboardInterrupt``, or a
         callback such as ``EarlyStopping``); a warning says so when pruning
         steps were left.
+    training_step_ : {"cuda_graph", "eager", "compiled", "compiled_module"}
+        The training step the last ``fit``/``partial_fit`` used (see
+        ``compile``): ``"cuda_graph"`` when its epochs replayed a captured
+        CUDA graph.
+    training_step_reason_ : str or None
+        Why epochs of that fit ran the eager step (``None`` when none did).
 
     Examples
     --------
@@ -196,7 +208,7 @@ class PrunedNet(
         warm_start=False,
         verbose=0,
         device="cpu",
-        compile=False,
+        compile="auto",
         use_caching="auto",
         torch_load_kwargs=None,
         **kwargs,

@@ -3,10 +3,12 @@
 Run on a GPU machine with ``python -m pytest tests/test_gpu.py -m gpu -q``.
 """
 
+import contextlib
 import pickle
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -297,3 +299,73 @@ def test_graphed_step_with_dropout_draws_new_masks_at_every_replay_on_gpu(clf_da
     X = clf_data[0]
     np.testing.assert_allclose(graphed.predict_proba(X), eager.predict_proba(X), atol=1e-4)
     np.testing.assert_allclose(graphed.history[:, "train_loss"], eager.history[:, "train_loss"], rtol=1e-4)
+
+
+# ------------------------------------------- compile="auto", the default (issue 27)
+class _BatchListener(Callback):
+    def on_batch_end(self, net, **kwargs):
+        pass
+
+
+def test_default_compile_auto_replays_a_cuda_graph_and_matches_eager_on_gpu(clf_data, monkeypatch, capsys):
+    captures = []
+    original = Trainer._capture
+    monkeypatch.setattr(Trainer, "_capture", lambda self, size: (captures.append(size), original(self, size)))
+    X, y = clf_data
+    kwargs = dict(FAST, max_epochs=5, pruner=MagnitudePruning(0.8))
+    with warnings_as_errors():  # the default says nothing when it runs the graph
+        auto = PrunedNetClassifier(verbose=1, **kwargs).fit(X, y)
+    eager = PrunedNetClassifier(compile=False, **kwargs).fit(X, y)
+    assert auto.compile == "auto" and captures
+    assert (auto.training_step_, auto.training_step_reason_) == ("cuda_graph", None)
+    assert (eager.training_step_, eager.training_step_reason_) == ("eager", "compile=False")
+    assert "training step (compile='auto'): CUDA graph" in capsys.readouterr().out
+    np.testing.assert_allclose(auto.predict_proba(X), eager.predict_proba(X), atol=1e-4)
+    np.testing.assert_allclose(auto.history[:, "train_loss"], eager.history[:, "train_loss"], rtol=1e-4)
+    for name, pruned in eager.masks_.pruned.items():
+        assert torch.equal(auto.masks_.pruned[name], pruned)
+
+
+@pytest.mark.parametrize(
+    "extra, reason",
+    [
+        (dict(callbacks=[("listener", _BatchListener())]), "a callback listens to training batches"),
+        (dict(optimizer=torch.optim.RMSprop), "RMSprop is not capturable"),
+    ],
+    ids=["batch-listener", "optimizer"],
+)
+def test_default_compile_auto_falls_back_to_eager_silently_and_says_why_on_gpu(clf_data, extra, reason):
+    X, y = clf_data
+    with warnings_as_errors():
+        net = PrunedNetClassifier(**dict(FAST, max_epochs=3), **extra).fit(X, y)
+    assert net.training_step_ == "eager"
+    assert reason in net.training_step_reason_
+
+
+def test_default_compile_auto_falls_back_for_sample_weights_on_gpu(clf_data):
+    X, y = clf_data
+    net = PrunedNetClassifier(**dict(FAST, max_epochs=2)).fit(X, y, sample_weight=np.ones(len(y)))
+    assert (net.training_step_, net.training_step_reason_) == ("eager", "sample weights")
+
+
+@pytest.mark.parametrize(
+    "pruner, why",
+    [
+        (TaylorPruning(0.8), "gradients"),
+        (NeuronPruning(0.5, importance="apoz"), "activations"),
+    ],
+    ids=["gradients", "activations"],
+)
+def test_default_compile_auto_graphs_the_epochs_after_the_pruners_statistics_on_gpu(clf_data, pruner, why):
+    X, y = clf_data
+    net = PrunedNetClassifier(pruner=pruner, **FAST).fit(X, y)
+    assert net.training_step_ == "cuda_graph"
+    assert net.training_step_reason_.startswith("eager for ") and why in net.training_step_reason_
+    assert net.sparsity_ > 0.3 and net.score(X, y) > 0.5
+
+
+@contextlib.contextmanager
+def warnings_as_errors():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        yield

@@ -174,7 +174,8 @@ class PruningEngine:
             return self.hooks.requires_activation_statistics(module=module)
         refusal = (
             f"{type(self.pruner).__name__} records activations with forward hooks, which a compiled "
-            "module or training step does not run reliably; fit it with compile=False."
+            "module or training step does not run reliably; fit it with compile=\"auto\" (the default: "
+            "eager steps while activations are recorded) or compile=False."
         )
         try:
             requests = self.hooks.requires_activation_statistics(module=module)

@@ -26,7 +26,7 @@ from . import _guards
 from ._data import split_weights
 from ._engine import PruningEngine, run_sensitivity_pass
 from ._history import measured_sparsity
-from ._step import Trainer
+from ._step import Trainer, compiles_for_hooks
 from ._weights import penalty_denominator, weighted_loss
 
 __all__ = ["EngineHooksMixin"]
@@ -58,11 +58,14 @@ class EngineHooksMixin:
             n_epochs=self.max_epochs if n_epochs is None else n_epochs,
             generator=self._rng.pruning,
             optimizer=self.optimizer_,
-            compiled=bool(self.compile),
+            compiled=compiles_for_hooks(self.compile),
         )
         try:
             overridden = type(self).train_step is not EngineHooksMixin.train_step
+            previous = self.__dict__.get("_trainer") if n_epochs is not None else None
             self._trainer = Trainer(self, self._engine, step_overridden=overridden)
+            if previous is not None:  # restarted mid-fit: the epochs trained so far count
+                self._trainer.carry_counts(previous)
         except BaseException as error:
             self._engine.close(error)
             raise
@@ -141,6 +144,9 @@ class EngineHooksMixin:
             engine.close(error)
             raise
         engine.close()
+        trainer = self.__dict__.get("_trainer")
+        if trainer is not None:
+            self.training_step_, self.training_step_reason_ = trainer.describe()
         _guards.finish_training(self, engine, X, y)
         super().on_train_end(net, X=X, y=y, **kwargs)
 

@@ -6,6 +6,8 @@ estimator. Its output follows the estimator's ``verbose``:
 - ``verbose=0``: nothing is printed;
 - ``verbose=1``: skorch's per-epoch table, with the measured ``sparsity``
   as a column (next to the losses and validation scores);
+- on CUDA (or when compiling), a last line names the training step the fit
+  used (``training_step_``: a CUDA graph or eager, and why);
 - ``verbose=2``: the same table plus a tqdm progress bar over the fit's
   batches, showing the current epoch, loss and sparsity. ``tqdm.auto``
   draws a widget in Jupyter (with ``ipywidgets`` installed; otherwise, and
@@ -107,7 +109,29 @@ class TrainingLog(PrintLog):
             if final is not None and not math.isclose(final, self._printed_sparsity, abs_tol=5e-5):
                 # a pruning step scheduled after the last epoch (e.g. OneShot(at=1))
                 self._sink(f"pruned after the last epoch: sparsity {final:{self.floatfmt}}", net.verbose)
+        line = self._step_line(net)
+        if line is not None:
+            self._sink(line, net.verbose)
         self._close_bar()
+
+    @staticmethod
+    def _step_line(net) -> str | None:
+        """The training step the fit used, where ``compile`` made a choice (CUDA, or compiling)."""
+        mode = net.__dict__.get("training_step_")
+        compile = getattr(net, "compile", False)
+        on_cuda = str(getattr(net, "device", "cpu")).startswith("cuda")
+        if mode is None or compile is False or not (on_cuda or compile is True or compile == "step"):
+            return None
+        names = {
+            "cuda_graph": "CUDA graph",
+            "eager": "eager",
+            "compiled": "torch.compile",
+            "compiled_module": "torch.compile of the module",
+        }
+        reason = net.__dict__.get("training_step_reason_")
+        return f"training step ({f'compile={compile!r}'}): {names.get(mode, mode)}" + (
+            f" ({reason})" if reason else ""
+        )
 
     # ---------------------------------------------------- progress bar
     def on_train_begin(self, net, **kwargs):

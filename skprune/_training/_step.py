@@ -18,6 +18,14 @@ callback that may listen, the batch entries ``train_loss`` and
   criterion plus the pruner's penalty, without the L2 term;
 * masks are applied by one ``torch._foreach_mul_`` per step;
 
+With ``compile="auto"`` (the default) the step is captured as a CUDA graph
+wherever that is safe (see :meth:`Trainer.graph_refusal`): on CUDA, with the
+data in memory on the GPU, no callback listening to training batches, a
+capturable optimizer (Adam and AdamW get ``capturable=True`` there) and no
+per-step statistics to gather; every other fit, and every CPU fit, runs the
+eager step. The path taken is the fitted attribute ``training_step_`` (with
+``training_step_reason_``) and a line of the verbose log.
+
 With ``compile="step"`` the step is compiled: on CUDA the whole step
 (batch gather, forward, backward, L2 term, optimizer step, masks, loss
 accumulation) is captured once as a CUDA graph and replayed (recaptured after
@@ -59,14 +67,33 @@ _FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
 _N_WARMUP = 3  # eager steps on a side stream before a CUDA graph is captured
 
 
+COMPILE_CHOICES = ("auto", "step")
+
+
 def check_compile(compile) -> None:
-    """Validate the estimator's ``compile`` parameter: ``False``, ``True`` or ``"step"``."""
-    if compile is False or compile is True or (isinstance(compile, str) and compile == "step"):
+    """Validate the estimator's ``compile`` parameter: ``"auto"``, ``False``, ``True`` or ``"step"``."""
+    if compile is False or compile is True or (isinstance(compile, str) and compile in COMPILE_CHOICES):
         return
     raise ValueError(
-        f'compile must be False, True (torch.compile of the module) or "step" (the whole training '
-        f"step compiled; a CUDA graph on GPUs), got {compile!r}."
+        f'compile must be "auto" (the default: the training step as a CUDA graph where that is '
+        f'safe, eager elsewhere), False (always eager), True (torch.compile of the module) or "step" '
+        f"(the whole training step compiled; a CUDA graph on GPUs), got {compile!r}."
     )
+
+
+def compiles_for_hooks(compile) -> bool:
+    """Whether ``compile`` always compiles something that forward hooks would not see reliably.
+
+    ``"auto"`` never does: a fit whose pruner records activations runs the
+    eager step until the pruner's last step (the graph is captured after
+    the engine removed its hooks).
+    """
+    return compile is True or compile == "step"
+
+
+def graphs_step(compile) -> bool:
+    """Whether ``compile`` asks for the CUDA-graph step on CUDA (``"auto"`` or ``"step"``)."""
+    return isinstance(compile, str) and compile in COMPILE_CHOICES
 
 
 def optimizer_defaults(net, optimizer_cls, kwargs: dict) -> dict:
@@ -74,8 +101,8 @@ def optimizer_defaults(net, optimizer_cls, kwargs: dict) -> dict:
 
     Adam and AdamW get ``fused=True`` (one kernel for all parameters, on CPU
     and CUDA) unless ``fused`` or ``foreach`` is given; with
-    ``compile="step"`` on CUDA they also get ``capturable=True`` so that the
-    step can be captured in a CUDA graph.
+    ``compile="auto"`` (the default) or ``"step"`` on CUDA they also get
+    ``capturable=True`` so that the step can be captured in a CUDA graph.
     """
     kwargs = dict(kwargs)
     if not (isinstance(optimizer_cls, type) and issubclass(optimizer_cls, _FUSED_OPTIMIZERS)):
@@ -85,7 +112,7 @@ def optimizer_defaults(net, optimizer_cls, kwargs: dict) -> dict:
         return kwargs
     if "fused" not in kwargs and "foreach" not in kwargs:
         kwargs["fused"] = True
-    if net.compile == "step" and device.type == "cuda":
+    if graphs_step(net.compile) and device.type == "cuda":
         kwargs.setdefault("capturable", True)
     return kwargs
 
@@ -168,8 +195,8 @@ class TrainingStepMixin:
         return args, optimizer_defaults(self, self.optimizer, kwargs)
 
     def torch_compile(self, module, name):
-        """skorch's ``compile=True``; ``compile="step"`` compiles the training step instead."""
-        if self.compile == "step":
+        """skorch's ``compile=True``; ``"step"`` compiles the training step instead, ``"auto"`` nothing."""
+        if isinstance(self.compile, str):
             return module
         return super().torch_compile(module, name)
 
@@ -208,6 +235,10 @@ class Trainer:
         self.graph = None
         self._graph_key = None
         self._graph_reason_warned = False
+        #: epochs of this fit that replayed the CUDA graph / ran eager steps only, and why
+        self.graph_epochs = 0
+        self.eager_epochs = 0
+        self.eager_reasons: list[str] = []
         #: the loss of the fit's first batch, before any update (read by the divergence check)
         self.first_loss: float | None = None
         self.update_listeners()
@@ -361,36 +392,90 @@ class Trainer:
         history.record(prefix + "_loss", mean)
 
     # -------------------------------------------------------- the CUDA graph
-    def _graph_applies(self, iterator, fit_params) -> bool:
-        if self.net.compile != "step" or self.device.type != "cuda":
-            return False
-        reason = None
+    def graph_refusal(self, iterator, fit_params) -> str | None:
+        """Why this fit cannot capture its step as a CUDA graph, or ``None`` when it can."""
+        net = self.net
+        if not graphs_step(net.compile):
+            return f"compile={net.compile!r}"
+        if self.device.type != "cuda":
+            return f"the device is {net.device!r}, not CUDA"
+        if not self.active:
+            return "the training step is overridden or there are several optimizers"
         if fit_params:
-            reason = "fit parameters for forward"
-        elif self.batch_events:
-            reason = "a callback listens to training batches"
-        elif not isinstance(iterator, BatchIterator) or _resolve(iterator.dataset) is None:
-            reason = "the data is not an in-memory ArrayDataset"
-        elif _resolve(iterator.dataset)[0].sample_weight is not None:
-            reason = "sample weights"
-        elif not all(g.get("capturable", isinstance(self.optimizer, torch.optim.SGD))
-                     for g in self.optimizer.param_groups):
-            reason = f"{type(self.optimizer).__name__} is not capturable (pass optimizer__capturable=True)"
-        elif _uses_fit_generator(self.net.module_) and not _can_register_generators():
-            reason = (
+            return "fit parameters for forward"
+        if self.batch_events:
+            return "a callback listens to training batches"
+        if not isinstance(iterator, BatchIterator) or _resolve(iterator.dataset) is None:
+            return "the data is not an in-memory ArrayDataset"
+        if _resolve(iterator.dataset)[0].sample_weight is not None:
+            return "sample weights"
+        if not all(g.get("capturable", isinstance(self.optimizer, torch.optim.SGD))
+                   for g in self.optimizer.param_groups):
+            return f"{type(self.optimizer).__name__} is not capturable (pass optimizer__capturable=True)"
+        if _uses_fit_generator(net.module_) and not _can_register_generators():
+            return (
                 "this PyTorch cannot replay draws from the fit's own random generator "
                 "(skprune.nn.Dropout) in a CUDA graph (CUDAGraph.register_generator_state)"
             )
-        if reason is None:
-            X = _resolve(iterator.dataset)[0].features
-            if not isinstance(X, torch.Tensor) or X.device.type != "cuda":
-                reason = "X is not a dense tensor on the GPU"
-        if reason is not None and not self._graph_reason_warned:
+        X = _resolve(iterator.dataset)[0].features
+        if not isinstance(X, torch.Tensor) or X.device.type != "cuda":
+            return "X is not a dense tensor on the GPU"
+        return None
+
+    def _graph_applies(self, iterator, fit_params) -> bool:
+        """Whether this epoch replays the CUDA graph; counts the epoch and records why not."""
+        reason = self.graph_refusal(iterator, fit_params)
+        on_cuda = self.device.type == "cuda"
+        if reason is not None and self.net.compile == "step" and on_cuda and not self._graph_reason_warned:
+            # asked for explicitly: say why it is not used ("auto" says it in training_step_reason_)
             warnings.warn(f'compile="step" runs the eager step: {reason}.', UserWarning, stacklevel=4)
             self._graph_reason_warned = True
-        if self.engine.observes_gradients:
-            return False  # the pruner reads every step's gradients: eager steps until its last step
-        return reason is None
+        if reason is None and self.engine.observes_gradients:
+            reason = "the pruner reads every step's gradients until its last pruning step"
+        elif reason is None and self.engine.recorder is not None:
+            reason = "the pruner records activations until its last pruning step"
+        if reason is None:
+            self.graph_epochs += 1
+            return True
+        self.eager_epochs += 1
+        if reason not in self.eager_reasons:
+            self.eager_reasons.append(reason)
+        return False
+
+    def carry_counts(self, previous: Trainer) -> None:
+        """Take over the epoch counts of the trainer this one replaces mid-fit."""
+        self.graph_epochs += previous.graph_epochs
+        self.eager_epochs += previous.eager_epochs
+        self.eager_reasons.extend(r for r in previous.eager_reasons if r not in self.eager_reasons)
+
+    def describe(self) -> tuple[str, str | None]:
+        """The fit's training step (``training_step_``) and why it is not a graph throughout.
+
+        Returns
+        -------
+        mode : {"cuda_graph", "eager", "compiled", "compiled_module"}
+            ``"cuda_graph"`` if any epoch replayed the captured graph;
+            ``"compiled"`` for ``compile="step"`` on the CPU;
+            ``"compiled_module"`` for ``compile=True``; else ``"eager"``.
+        reason : str or None
+            Why epochs ran the eager step (``None`` if none did, or if no
+            epoch ran through this trainer).
+        """
+        if self.graph_epochs:
+            mode = "cuda_graph"
+        elif self.compiled is not None:
+            mode = "compiled"
+        elif self.net.compile is True:
+            mode = "compiled_module"
+        else:
+            mode = "eager"
+        if not self.eager_epochs or mode.startswith("compiled"):
+            return mode, None
+        reason = "; ".join(self.eager_reasons)
+        if self.graph_epochs:
+            total = self.graph_epochs + self.eager_epochs
+            reason = f"eager for {self.eager_epochs} of {total} epochs: {reason}"
+        return mode, reason
 
     def _graph_epoch(self, iterator, prefix: str) -> tuple[int, int, list]:
         base, order = iterator.epoch_index()

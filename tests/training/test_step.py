@@ -99,8 +99,29 @@ def test_adam_is_fused_unless_an_implementation_is_chosen(clf_data):
 @pytest.mark.parametrize("value", ["graph", 1, None])
 def test_compile_is_validated(clf_data, value):
     X, y = clf_data
-    with pytest.raises(ValueError, match='compile must be False, True .* or "step"'):
+    with pytest.raises(ValueError, match='compile must be "auto" .* False .* True .* or "step"'):
         PrunedNetClassifier(compile=value, **FAST).fit(X, y)
+
+
+def test_compile_defaults_to_auto_which_trains_exactly_as_eager_on_the_cpu(clf_data, capsys):
+    X, y = clf_data
+    kwargs = dict(FAST, pruner=MagnitudePruning(0.6), max_epochs=4)
+    auto = PrunedNetClassifier(verbose=1, **kwargs).fit(X, y)
+    eager = PrunedNetClassifier(compile=False, **kwargs).fit(X, y)
+    assert PrunedNetClassifier().compile == "auto"
+    assert auto.training_step_ == eager.training_step_ == "eager"
+    assert auto.training_step_reason_ == "the device is 'cpu', not CUDA"
+    assert eager.training_step_reason_ == "compile=False"
+    np.testing.assert_array_equal(auto.history[:, "train_loss"], eager.history[:, "train_loss"])
+    np.testing.assert_array_equal(auto.predict_proba(X), eager.predict_proba(X))
+    assert "training step" not in capsys.readouterr().out  # no choice on the CPU: the log says nothing
+
+
+def test_compiled_step_is_named_in_the_fitted_attribute_and_the_log(clf_data, capsys):
+    X, y = clf_data
+    net = PrunedNetClassifier(compile="step", compile__backend="eager", verbose=1, **FAST).fit(X, y)
+    assert (net.training_step_, net.training_step_reason_) == ("compiled", None)
+    assert "training step (compile='step'): torch.compile" in capsys.readouterr().out
 
 
 def test_compiled_step_matches_eager_with_few_compilations(clf_data):
