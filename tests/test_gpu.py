@@ -238,7 +238,7 @@ def test_graphed_step_matches_eager_step_on_gpu(clf_data, network, pruner, monke
     else:
         (X, y), extra = _image_data(), {"module": ConvNet, "module__channels": (4, 8), "module__hidden": 16}
     kwargs = dict(FAST, max_epochs=5, pruner=pruner, **extra)
-    eager = PrunedNetClassifier(**kwargs).fit(X, y)
+    eager = PrunedNetClassifier(compile=False, **kwargs).fit(X, y)
     graphed = PrunedNetClassifier(compile="step", **kwargs).fit(X, y)
     n_steps = len(pruner.get_schedule().steps(5)) if pruner is not None else 0
     assert 1 <= len(captures) <= n_steps + 1  # one capture, then one after each pruning step
@@ -262,7 +262,7 @@ def test_compiled_step_with_inductor_on_cpu_matches_eager(clf_data):
     # rest of the suite runs (tests/test_step.py uses aot_eager there); it runs here.
     X, y = clf_data
     kwargs = dict(FAST, device="cpu", max_epochs=5, pruner=MagnitudePruning(0.6))
-    eager = PrunedNetClassifier(**kwargs).fit(X, y)
+    eager = PrunedNetClassifier(compile=False, **kwargs).fit(X, y)
     torch._dynamo.utils.counters.clear()
     compiled = PrunedNetClassifier(compile="step", **kwargs).fit(X, y)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] <= 1
@@ -290,7 +290,7 @@ def test_graphed_step_with_dropout_draws_new_masks_at_every_replay_on_gpu(clf_da
     monkeypatch.setattr(Trainer, "_capture", lambda self, size: (captures.append(size), original(self, size)))
     kwargs = dict(FAST, max_epochs=4, module__dropout=0.5, pruner=MagnitudePruning(0.5))
     eager_offsets, graphed_offsets = _GeneratorOffsets(), _GeneratorOffsets()
-    eager = PrunedNetClassifier(callbacks=[eager_offsets], **kwargs).fit(*clf_data)
+    eager = PrunedNetClassifier(callbacks=[eager_offsets], compile=False, **kwargs).fit(*clf_data)
     graphed = PrunedNetClassifier(callbacks=[graphed_offsets], compile="step", **kwargs).fit(*clf_data)
     assert captures, "the graphed fit ran eager steps only"
     offsets = graphed_offsets.offsets
