@@ -52,7 +52,7 @@ class EngineHooksMixin:
         """
         self.pruner_ = clone(self.pruner) if self.pruner is not None else None
         self._engine = PruningEngine(
-            self.pruner_,
+            None if self._keeps_structure() else self.pruner_,
             self.module_,
             self.masks_,
             n_epochs=self.max_epochs if n_epochs is None else n_epochs,
@@ -66,6 +66,13 @@ class EngineHooksMixin:
         except BaseException as error:
             self._engine.close(error)
             raise
+
+    def _keeps_structure(self) -> bool:
+        """Whether this fit continues a network compacted during fit: no pruning (the estimator says)."""
+        return False
+
+    def _after_last_pruning_step(self) -> None:
+        """Called right after the pruner's last step when epochs are left (the estimator compacts)."""
 
     def _follow_rebuilt_components(self) -> None:
         """During a fit, restart the engine after ``set_params`` rebuilt the module or the optimizer.
@@ -82,6 +89,7 @@ class EngineHooksMixin:
         engine.close()
         if engine.module is not self.module_:
             self.masks_ = MaskStore()
+            self.__dict__["compacted_during_fit_"] = None  # a new, full-size network
         # the schedule spans the epochs left in this fit (not max_epochs again): the pruning target
         # is reached by the end of the fit, which does not look stopped early
         self._start_engine(n_epochs=max(engine.run.n_epochs - engine.run.epoch, 1))
@@ -119,6 +127,9 @@ class EngineHooksMixin:
         engine.begin_epoch(
             self.optimizer_, functools.partial(run_sensitivity_pass, self, engine, dataset_train)
         )
+        run = engine.run
+        if run.steps and not run.steps_remain and run.epoch == max(run.steps) < run.n_epochs:
+            self._after_last_pruning_step()  # epochs of fine-tuning are left
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Record the measured sparsity of this epoch in the history."""
