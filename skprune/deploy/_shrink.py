@@ -17,7 +17,8 @@ What cannot be followed is left as it is, and the reason is returned (the
 estimator shows it in its verbose log and in ``compacted_during_fit_``):
 an optimizer whose update of an entry reads other entries (``LBFGS``, factored
 optimizers: their state has no per-entry slice), state of an unexpected
-shape, or a network compaction cannot trace.
+shape, a callback that restores weights saved earlier (``load_best=True``),
+or a network compaction cannot trace.
 
 :class:`~skprune.InputPruning` is not compacted during fit: the estimator
 still takes all ``n_features_in_`` columns at ``predict`` (compaction never
@@ -136,6 +137,12 @@ def compact_during_fit(estimator) -> dict:
         module was compacted, ``{"skipped": reason}`` when it was left as it
         is (nothing changed on the estimator then).
     """
+    for name, callback in getattr(estimator, "callbacks_", None) or []:
+        if getattr(callback, "load_best", False) is True:  # skorch's EarlyStopping, Checkpoint
+            return {
+                "skipped": f"callback {name!r} ({type(callback).__name__}, load_best=True) restores "
+                "weights saved for the full-size network"
+            }
     inner, wrapped = unwrap_compiled(estimator.module_)
     prefix = COMPILED_PREFIX if wrapped else ""
     optimizer = getattr(estimator, "optimizer_", None)

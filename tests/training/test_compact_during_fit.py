@@ -139,6 +139,20 @@ def test_lbfgs_state_cannot_be_sliced_so_the_masked_network_is_kept_with_the_rea
     assert "Kept the masked network" in capsys.readouterr().out
 
 
+def test_early_stopping_that_restores_the_best_weights_keeps_the_masked_network(digits):
+    from skorch.callbacks import EarlyStopping
+    from skorch.dataset import ValidSplit
+
+    X, y = digits
+    net = PrunedNetClassifier(
+        module__hidden_layer_sizes=(16,), pruner=NeuronPruning(0.5, schedule=OneShot(at=0.5)),
+        max_epochs=2, random_state=0, train_split=ValidSplit(0.2),
+        callbacks=[EarlyStopping(load_best=True, patience=5)],
+    ).fit(X, y)
+    assert "load_best=True" in net.compacted_during_fit_["skipped"]
+    assert net.module_.hidden_layer_sizes == (16,)
+
+
 def test_the_verbose_log_says_when_and_how_much_the_network_shrank(digits, capsys):
     X, y = digits
     PrunedNetClassifier(
