@@ -184,6 +184,26 @@ def _without_branch(owner: nn.Module, block: ResidualBlockInfo, prefix: str) -> 
 
 
 @torch.no_grad()
+def _may_hold_zero_branch(module: nn.Module) -> bool:
+    """Whether some layer outputs exactly zero everywhere, where a zero residual branch would start.
+
+    A branch outputs zero only from a Linear/Conv layer without any unit left
+    or an affine normalization whose weight and bias are zero (see
+    :func:`~skprune.nn._residual.branch_is_zero`); without one, tracing the
+    blocks is not needed.
+    """
+    for layer in module.modules():
+        if isinstance(layer, NORM_TYPES):
+            weight, bias = getattr(layer, "weight", None), getattr(layer, "bias", None)
+            if weight is not None and not weight.any() and (bias is None or not bias.any()):
+                return True
+        elif isinstance(getattr(layer, "weight", None), torch.Tensor) and layer.weight.dim() >= 2:
+            if layer.weight.layout == torch.strided and bool(removed_units(layer).all()):
+                return True
+    return False
+
+
+@torch.no_grad()
 def remove_zero_blocks(module: nn.Module) -> tuple[dict[str, str], dict[str, str], set[str]]:
     """Delete (in place) the residual blocks of ``module`` whose branch outputs exactly zero.
 
@@ -202,6 +222,8 @@ def remove_zero_blocks(module: nn.Module) -> tuple[dict[str, str], dict[str, str
     inert : set of str
         Layers of zero branches that could not be deleted.
     """
+    if not _may_hold_zero_branch(module):
+        return {}, {}, set()
     try:
         blocks = trace_residual_blocks(module)
     except Exception:  # untraceable: trace_unit_groups below says why, if it matters
@@ -478,7 +500,9 @@ def unchanged_after_compaction(estimator) -> bool:
     info = estimator.__dict__.get("compacted_during_fit_")
     if not isinstance(info, dict) or "n_params_after" not in info:
         return False
-    inner, _ = unwrap_compiled(estimator.module_)
+    inner, wrapped = unwrap_compiled(estimator.module_)
+    if wrapped:  # torch.compile's wrapper: compacted (and wrapped again) the usual way
+        return False
     return not any(bool(removed_units(layer).any()) for _, _, layer in iter_prunable_weights(inner))
 
 
