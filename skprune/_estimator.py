@@ -531,6 +531,7 @@ class PrunedNet(
             message = f"Kept the masked network after the last pruning step: {info['skipped']}."
         else:
             self._engine.rebind(self.module_)
+            self._restart_trainer()
             before, left = info["n_params_before"], info["n_params_after"]
             blocks = f", {len(info['removed_layers'])} layers of removed blocks deleted" if info[
                 "removed_layers"

@@ -67,6 +67,18 @@ class EngineHooksMixin:
             self._engine.close(error)
             raise
 
+    def _restart_trainer(self) -> None:
+        """Build a new trainer after the module was compacted during the fit.
+
+        Nothing the old trainer cached of the full-size network survives; the
+        fit's first loss (for the divergence check) and its warnings carry over.
+        """
+        old = self._trainer
+        overridden = type(self).train_step is not EngineHooksMixin.train_step
+        self._trainer = Trainer(self, self._engine, step_overridden=overridden)
+        self._trainer.first_loss = old.first_loss
+        self._trainer._graph_reason_warned = getattr(old, "_graph_reason_warned", False)
+
     def _keeps_structure(self) -> bool:
         """Whether this fit continues a network compacted during fit: no pruning (the estimator says)."""
         return False
