@@ -85,9 +85,13 @@ print("chosen:", search.best_params_)
 # %%
 # What each combination costs
 # ---------------------------
-# ``compact()`` deletes the removed blocks and channels, so the parameter
-# count below is the network that would be deployed (``removed_layers_``
-# names the layers it deleted whole). The scores are the 3-fold means.
+# ``fit`` compacts the network right after the pruning step
+# (``compact_during_fit=True``, the default) and fine-tunes the smaller one,
+# so the removed blocks and channels are already deleted (``removed_layers_``
+# names the layers deleted whole) and ``compact()`` returns a copy; the
+# parameter count below is the network that would be deployed, and
+# ``compacted_during_fit_`` keeps the count before. The scores are the
+# 3-fold means.
 results = pd.DataFrame(search.cv_results_)
 table = results.pivot(
     index="param_pruner__blocks__n_blocks_to_remove",
@@ -99,7 +103,8 @@ print(table.round(3))
 best = search.best_estimator_.compact()
 print(f"held-out accuracy of the compacted best network: {best.score(X_test, y_test):.3f}")
 print(f"blocks left per stage: {best.module_.n_blocks}, channels: {best.module_.channels}")
-print(f"parameters: {search.best_estimator_.n_params_} before compaction, {best.n_params_} after")
+before = (search.best_estimator_.compacted_during_fit_ or {}).get("n_params_before", best.n_params_)
+print(f"parameters: {before} before compaction, {best.n_params_} after")
 deleted_blocks = sorted({name.rsplit(".branch", 1)[0] for name in best.removed_layers_})
 print(f"{len(best.removed_layers_)} layers deleted, in the blocks {deleted_blocks}")
 

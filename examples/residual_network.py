@@ -106,7 +106,11 @@ for name, pruner in [
 # -----------------
 # Channels inside a block (conv1 -> bn1 -> relu -> conv2) can be removed and
 # physically deleted; so can channels that meet at residual adds (as groups).
-inner = clone(base).set_params(pruner=ChannelPruning(0.5, layers="*conv1")).fit(X_train, y_train)
+# ``compact_during_fit=False`` keeps the masked network so that it can be
+# compared with its compacted copy (by default fit compacts it right after
+# the last pruning step and fine-tunes the smaller network).
+masked = dict(compact_during_fit=False)
+inner = clone(base).set_params(pruner=ChannelPruning(0.5, layers="*conv1"), **masked).fit(X_train, y_train)
 small = inner.compact()
 gap = np.abs(small.predict_proba(X_test) - inner.predict_proba(X_test)).max()
 print(f"{'50% of channels of each conv1':<34}{inner.score(X_test, y_test):9.3f}{inner.sparsity_:9.2f}")
@@ -114,7 +118,7 @@ print(
     f"compacted: {inner.n_params_} -> {small.n_params_} parameters, blocks.0.conv1 now has "
     f"{small.module_.blocks[0].conv1.out_channels} channels, predictions differ by {gap:.1e}"
 )
-every = clone(base).set_params(pruner=ChannelPruning(0.5)).fit(X_train, y_train)
+every = clone(base).set_params(pruner=ChannelPruning(0.5), **masked).fit(X_train, y_train)
 try:
     whole = every.compact()
     gap = np.abs(whole.predict_proba(X_test) - every.predict_proba(X_test)).max()

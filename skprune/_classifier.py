@@ -88,7 +88,7 @@ class PrunedNetClassifier(PrunedNet, NeuralNetClassifier):
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels seen at ``fit``, sorted.
-    sparsity_, layer_sparsity_, n_params_, n_nonzero_params_, pruner_, masks_
+    sparsity_, layer_sparsity_, n_params_, n_nonzero_params_, pruner_, masks_, compacted_during_fit_
         See :class:`PrunedNet`.
 
     Examples

@@ -37,6 +37,7 @@ from ._training._step import EpochLoss, TrainingStepMixin, check_compile
 from ._training._weights import fit_sample_weight
 from ._validation import check_alpha, check_device, check_loop_params
 from .deploy._compaction import compact_estimator
+from .deploy._shrink import compact_during_fit, removes_units
 from .nn._networks import MLP
 from .pruners._masks import MaskStore
 from .pruners._protocol import is_pruner, missing_hooks
@@ -89,6 +90,24 @@ class PrunedNet(
         trains a dense network. Its parameters are reachable as
         ``pruner__<name>`` (e.g. in ``GridSearchCV``). ``fit`` works on a
         copy, ``pruner_``; the object passed here is never modified.
+    compact_during_fit : bool, default=True
+        With a pruner that removes whole units or residual blocks
+        (``NeuronPruning``, ``ChannelPruning``, ``BlockPruning``, or a
+        ``CombinedPruning`` with one of them) whose schedule ends before the
+        last epoch, the network is compacted right after the last pruning
+        step (as :meth:`compact` does; the optimizer's state is sliced to
+        match) and fine-tuning trains the smaller network, which is faster.
+        ``module_`` is then the compacted network, with the predictions of
+        the masked one compacted at the end (to float rounding). ``False``
+        fine-tunes the masked full-size network (call :meth:`compact`
+        afterwards). Compaction is skipped, with the reason in
+        ``compacted_during_fit_`` and the verbose log, for optimizers whose
+        state cannot be sliced entry by entry (e.g. ``LBFGS``) and networks
+        compaction cannot follow. ``InputPruning`` never narrows the input.
+        Only a fit that builds the network compacts it: a continuing fit
+        (``warm_start=True``, ``partial_fit`` after the first) keeps a
+        masked network masked (as ``PrunedNetCV``'s warm-started sparsity
+        path needs) and fine-tunes a compacted one without pruning it again.
     alpha : float, default=1e-4
         L2 penalty on Linear/Conv weights, scaled as in scikit-learn's
         ``MLPClassifier``: ``0.5 * alpha * ||W||^2 / batch_size``, applied
@@ -150,6 +169,17 @@ class PrunedNet(
         for input features the network no longer uses (see ``InputPruning``).
     selected_features_ : ndarray of str
         Names of the input features the network still uses.
+    compacted_during_fit_ : dict or None
+        ``None`` unless the network was compacted during fit (see
+        ``compact_during_fit``); else ``{"after_epoch", "n_params_before",
+        "n_params_after", "removed_layers"}``, or ``{"after_epoch",
+        "skipped"}`` with the reason compaction was skipped. A
+        ``partial_fit`` or warm start of a compacted network fine-tunes it
+        without pruning again (the pruner's target was reached); a new
+        ``fit`` builds the full network again.
+    removed_layers_ : dict of str to str
+        Layers deleted whole by compaction (residual blocks removed by
+        ``BlockPruning``), with the reason; set only when some were.
     n_epochs_completed_ : int
         Epochs the last ``fit``/``partial_fit`` completed.
     stopped_early_ : bool
@@ -197,6 +227,7 @@ class PrunedNet(
         batch_size=64,
         *,
         pruner=None,
+        compact_during_fit=True,
         alpha=1e-4,
         random_state=None,
         iterator_train=BatchIterator,
@@ -251,6 +282,11 @@ class PrunedNet(
             )
         if self.pruner is not None:
             self.pruner.check_params()
+        if not isinstance(self.compact_during_fit, (bool, np.bool_)):
+            raise ValueError(
+                f"compact_during_fit must be True (fine-tune the compacted network after the last "
+                f"pruning step) or False (keep the masked network), got {self.compact_during_fit!r}."
+            )
         check_alpha(self)
         check_device(self.device)
         check_compile(self.compile)
@@ -397,8 +433,11 @@ class PrunedNet(
             with self._training_context():
                 self._fit_sample_weight = fit_sample_weight(self, sample_weight, X_t, y_t)
                 self._fit_data = (X_t, X, y)
+                self._builds_network = fresh
                 if fresh:
                     self.initialize()
+                    self.__dict__.pop("removed_layers_", None)  # a new, full-size network
+                    self.compacted_during_fit_ = None
                 else:
                     rebuild_stale_components(self)
                 NeuralNet.partial_fit(self, X_t, y_t, _routing_method="fit", **fit_params)
@@ -443,6 +482,8 @@ class PrunedNet(
                 self._fit_data = (X_t, X, y)
                 if not fresh:
                     rebuild_stale_components(self)
+                self.__dict__.setdefault("compacted_during_fit_", None)
+                self._builds_network = fresh
                 NeuralNet.partial_fit(self, X_t, y_t, **fit_params)
         return self
 
@@ -455,7 +496,7 @@ class PrunedNet(
             with rng.active():
                 yield
         finally:
-            for attr in ("_rng", "_engine", "_trainer", "_fit_sample_weight", "_fit_data"):
+            for attr in ("_rng", "_engine", "_trainer", "_fit_sample_weight", "_fit_data", "_builds_network"):
                 self.__dict__.pop(attr, None)
 
     # ------------------------------------------------------------ prediction
@@ -489,6 +530,36 @@ class PrunedNet(
         ]
 
     # ----------------------------------------------------------- compaction
+    def _after_last_pruning_step(self) -> None:
+        """Compact the network during fit, after the pruner's last step (``compact_during_fit``)."""
+        if not self.compact_during_fit or not removes_units(self.pruner_):
+            return
+        if not self.__dict__.get("_builds_network", False):
+            return  # a continuing fit keeps the network's structure: a masked net stays masked
+        after = max(len(self.history) - 1, 0)  # epochs in the history before the one starting now
+        info = {"after_epoch": after, **compact_during_fit(self)}
+        self.compacted_during_fit_ = info
+        if "skipped" in info:
+            message = f"Kept the masked network after the last pruning step: {info['skipped']}."
+        else:
+            self._engine.rebind(self.module_)
+            self._restart_trainer()
+            before, left = info["n_params_before"], info["n_params_after"]
+            blocks = f", {len(info['removed_layers'])} layers of removed blocks deleted" if info[
+                "removed_layers"
+            ] else ""
+            message = (
+                f"Compacted the network after epoch {after} (the last pruning step): {before:,} -> "
+                f"{left:,} parameters ({left / max(before, 1):.0%}){blocks}; fine-tuning the smaller network."
+            )
+        if self.verbose:
+            print(message)
+
+    def _keeps_structure(self) -> bool:
+        """Whether a continuing fit fine-tunes without pruning (the network was compacted during fit)."""
+        info = self.__dict__.get("compacted_during_fit_")
+        return isinstance(info, dict) and "n_params_after" in info
+
     def compact(self):
         """Return a fitted copy whose module physically lacks the removed units.
 
@@ -497,7 +568,9 @@ class PrunedNet(
         the next layer's matching inputs; residual blocks whose branch
         outputs zero (as left by ``BlockPruning``) are deleted whole and
         listed in the copy's ``removed_layers_``; predictions are unchanged
-        up to float rounding. This estimator is not modified.
+        up to float rounding. This estimator is not modified. A network
+        already compacted during fit (``compact_during_fit``) is copied as
+        it is.
 
         Returns
         -------

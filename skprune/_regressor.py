@@ -67,6 +67,9 @@ class PrunedNetRegressor(PrunedNet, NeuralNetRegressor):
         Mean and standard deviation of the target at ``fit`` (0 and 1 with
         ``normalize_y=False``); ``predict`` returns
         ``network output * y_scale_ + y_mean_``.
+    sparsity_, n_params_, pruner_, masks_, compacted_during_fit_
+        See :class:`PrunedNet` (``compact_during_fit``: structured pruning
+        fine-tunes the compacted network).
 
     Examples
     --------

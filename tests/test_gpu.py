@@ -369,3 +369,40 @@ def warnings_as_errors():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         yield
+
+
+# ------------------------------------------------ compaction during fit (issue 27)
+def _deterministic_cudnn(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+
+
+@pytest.mark.parametrize("compile", [False, "step"], ids=["eager", "graphed"])
+def test_compaction_during_fit_on_gpu_predicts_as_the_masked_fit_compacted(clf_data, compile, monkeypatch):
+    _deterministic_cudnn(monkeypatch)
+    captures = []
+    original = Trainer._capture
+    monkeypatch.setattr(Trainer, "_capture", lambda self, size: (captures.append(size), original(self, size)))
+    X, y = clf_data
+    kwargs = dict(FAST, module__hidden_layer_sizes=(64, 32), compile=compile,
+                  pruner=NeuronPruning(0.5, schedule=skprune.OneShot(at=0.5)))
+    on = PrunedNetClassifier(**kwargs).fit(X, y)
+    off = PrunedNetClassifier(compact_during_fit=False, **kwargs).fit(X, y).compact()
+    assert on.module_.hidden_layer_sizes == (32, 16) and "n_params_after" in on.compacted_during_fit_
+    assert next(on.module_.parameters()).device.type == "cuda"
+    if compile == "step":  # captured for the full network, then again for the compacted one
+        assert len(captures) >= 2
+    np.testing.assert_allclose(on.predict_proba(X), off.predict_proba(X), atol=1e-4)
+
+
+def test_channel_pruning_compacted_during_fit_on_gpu_with_sgd_momentum(monkeypatch):
+    _deterministic_cudnn(monkeypatch)
+    X, y = _image_data()
+    kwargs = dict(FAST, module=ConvNet, module__channels=(8, 8), module__n_blocks=1, module__hidden=16,
+                  optimizer=torch.optim.SGD, optimizer__momentum=0.9,
+                  pruner=ChannelPruning(0.5, schedule=skprune.OneShot(at=0.5)))
+    on = PrunedNetClassifier(**kwargs).fit(X, y)
+    off = PrunedNetClassifier(compact_during_fit=False, **kwargs).fit(X, y).compact()
+    assert on.module_.channels == off.module_.channels == (4, 4)
+    np.testing.assert_allclose(on.predict_proba(X), off.predict_proba(X), atol=1e-4)

@@ -323,6 +323,23 @@ class PruningEngine:
             self._remove_recorder()  # no step left to use them: training runs without hooks
         return True
 
+    def rebind(self, module: nn.Module) -> None:
+        """Go on with ``module``, the network compacted after the pruner's last step.
+
+        The mask store was sliced to it beforehand; the run state (epochs,
+        steps taken) stays, and the layers the pruner selected are looked up
+        by name in the new network (deleted ones are dropped).
+        """
+        self.module = module
+        modules = dict(module.named_modules())
+        self.run.selected = [
+            (name, layer_name, modules[layer_name])
+            for name, layer_name, _ in self.run.selected
+            if layer_name in modules
+        ]
+        self.run.bound = self.masks.bind(module)
+        self.l2_weights = [layer.weight for _, _, layer in iter_prunable_weights(module)]
+
     def _checked(self, keep_masks) -> dict:
         """The pruner's keep masks, refused with the reason if a name or a shape is not the network's."""
         where = f"{type(self.pruner).__name__}.compute_masks"

@@ -339,8 +339,9 @@ def warn_if_stalled_on_extreme_inputs(net, X) -> None:
     )
 
 
-#: training rows the constant-model check runs the network on (one forward, at the end of a fit)
-CONSTANT_CHECK_ROWS = 2048
+#: training rows the constant-model check runs the network on (one forward, at the end of a fit),
+#: spread evenly over the training set (so sorted data still shows its classes)
+CONSTANT_CHECK_ROWS = 512
 #: a regressor whose predictions spread less than this share of the targets' spread is constant
 CONSTANT_STD_RATIO = 1e-3
 
@@ -352,7 +353,8 @@ def warn_if_constant(net, X, y) -> None:
     several classes, or a regressor whose predictions spread less than
     ``CONSTANT_STD_RATIO`` of the (standardized) targets' spread, learned
     nothing from the inputs. Costs one forward pass on at most
-    ``CONSTANT_CHECK_ROWS`` training rows, at the end of ``fit``.
+    ``CONSTANT_CHECK_ROWS`` training rows spread evenly over the training
+    set, at the end of ``fit``.
 
     Parameters
     ----------
@@ -366,7 +368,9 @@ def warn_if_constant(net, X, y) -> None:
     targets, _ = split_weights(y)
     if not isinstance(X, torch.Tensor) or X.is_sparse or not isinstance(targets, torch.Tensor):
         return
-    rows = min(len(X), len(targets), CONSTANT_CHECK_ROWS)
+    n = min(len(X), len(targets))
+    stride = max(1, -(-n // CONSTANT_CHECK_ROWS))
+    rows = len(range(0, n, stride))
     if rows < 2:
         return
     module = net.module_
@@ -374,7 +378,7 @@ def warn_if_constant(net, X, y) -> None:
     try:
         module.eval()
         with torch.no_grad():
-            out = module(X[:rows])
+            out = module(X[:n:stride])
     except Exception:  # a module that needs fit_params or another input: nothing to check
         return
     finally:
@@ -382,7 +386,7 @@ def warn_if_constant(net, X, y) -> None:
     if not isinstance(out, torch.Tensor) or out.shape[:1] != (rows,) or not torch.isfinite(out).all():
         return
     out = out.detach().double().reshape(rows, -1)
-    t = targets[:rows].detach()
+    t = targets[:n:stride].detach()
     if is_classifier(net):
         if t.dim() != 1 or torch.unique(t).numel() < 2:
             return

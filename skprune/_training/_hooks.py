@@ -52,7 +52,7 @@ class EngineHooksMixin:
         """
         self.pruner_ = clone(self.pruner) if self.pruner is not None else None
         self._engine = PruningEngine(
-            self.pruner_,
+            None if self._keeps_structure() else self.pruner_,
             self.module_,
             self.masks_,
             n_epochs=self.max_epochs if n_epochs is None else n_epochs,
@@ -70,6 +70,26 @@ class EngineHooksMixin:
             self._engine.close(error)
             raise
 
+    def _restart_trainer(self) -> None:
+        """Build a new trainer after the module was compacted during the fit.
+
+        Nothing the old trainer cached of the full-size network survives; the
+        fit's first loss (for the divergence check) and its warnings carry over.
+        """
+        old = self._trainer
+        overridden = type(self).train_step is not EngineHooksMixin.train_step
+        self._trainer = Trainer(self, self._engine, step_overridden=overridden)
+        self._trainer.first_loss = old.first_loss
+        self._trainer._graph_reason_warned = getattr(old, "_graph_reason_warned", False)
+        self._trainer.carry_counts(old)  # training_step_ describes the whole fit
+
+    def _keeps_structure(self) -> bool:
+        """Whether this fit continues a network compacted during fit: no pruning (the estimator says)."""
+        return False
+
+    def _after_last_pruning_step(self) -> None:
+        """Called right after the pruner's last step when epochs are left (the estimator compacts)."""
+
     def _follow_rebuilt_components(self) -> None:
         """During a fit, restart the engine after ``set_params`` rebuilt the module or the optimizer.
 
@@ -85,6 +105,7 @@ class EngineHooksMixin:
         engine.close()
         if engine.module is not self.module_:
             self.masks_ = MaskStore()
+            self.__dict__["compacted_during_fit_"] = None  # a new, full-size network
         # the schedule spans the epochs left in this fit (not max_epochs again): the pruning target
         # is reached by the end of the fit, which does not look stopped early
         self._start_engine(n_epochs=max(engine.run.n_epochs - engine.run.epoch, 1))
@@ -122,6 +143,9 @@ class EngineHooksMixin:
         engine.begin_epoch(
             self.optimizer_, functools.partial(run_sensitivity_pass, self, engine, dataset_train)
         )
+        run = engine.run
+        if run.steps and not run.steps_remain and run.epoch == max(run.steps) < run.n_epochs:
+            self._after_last_pruning_step()  # epochs of fine-tuning are left
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Record the measured sparsity of this epoch in the history."""

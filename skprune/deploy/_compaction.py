@@ -53,7 +53,7 @@ from torch import fx, nn
 
 from ..exceptions import CompactionError
 from ..nn._groups import trace_channel_groups
-from ..nn._layers import refresh_sizes
+from ..nn._layers import iter_prunable_weights, refresh_sizes
 from ..nn._residual import ResidualBlockInfo, branch_is_zero, trace_residual_blocks
 from ..nn._units import (
     NORM_TYPES,
@@ -63,6 +63,7 @@ from ..nn._units import (
     removed_units,
     trace_unit_groups,
 )
+from ..pruners._masks import MaskStore
 from ._copying import copy_with_module, group_settings, restore_group_settings
 from ._sparse_linear import SparseLinear
 
@@ -183,6 +184,26 @@ def _without_branch(owner: nn.Module, block: ResidualBlockInfo, prefix: str) -> 
 
 
 @torch.no_grad()
+def _may_hold_zero_branch(module: nn.Module) -> bool:
+    """Whether some layer outputs exactly zero everywhere, where a zero residual branch would start.
+
+    A branch outputs zero only from a Linear/Conv layer without any unit left
+    or an affine normalization whose weight and bias are zero (see
+    :func:`~skprune.nn._residual.branch_is_zero`); without one, tracing the
+    blocks is not needed.
+    """
+    for layer in module.modules():
+        if isinstance(layer, NORM_TYPES):
+            weight, bias = getattr(layer, "weight", None), getattr(layer, "bias", None)
+            if weight is not None and not weight.any() and (bias is None or not bias.any()):
+                return True
+        elif isinstance(getattr(layer, "weight", None), torch.Tensor) and layer.weight.dim() >= 2:
+            if layer.weight.layout == torch.strided and bool(removed_units(layer).all()):
+                return True
+    return False
+
+
+@torch.no_grad()
 def remove_zero_blocks(module: nn.Module) -> tuple[dict[str, str], dict[str, str], set[str]]:
     """Delete (in place) the residual blocks of ``module`` whose branch outputs exactly zero.
 
@@ -201,6 +222,8 @@ def remove_zero_blocks(module: nn.Module) -> tuple[dict[str, str], dict[str, str
     inert : set of str
         Layers of zero branches that could not be deleted.
     """
+    if not _may_hold_zero_branch(module):
+        return {}, {}, set()
     try:
         blocks = trace_residual_blocks(module)
     except Exception:  # untraceable: trace_unit_groups below says why, if it matters
@@ -448,21 +471,12 @@ def slice_by_plan(name: str, tensor: torch.Tensor, plan: dict[str, dict[int, tor
     return tensor
 
 
-def compact_estimator(estimator):
-    """Return a fitted copy of ``estimator`` whose ``module_`` is compacted.
+def slice_masks(store: MaskStore, module: nn.Module, plan: dict, renames: dict) -> None:
+    """Slice the masks of ``store`` in place as compaction sliced the weights of ``module`` (compacted).
 
-    See :meth:`skprune.PrunedNet.compact`.
+    Masks of deleted layers go, those of renamed ones (blocks after a deleted
+    block) follow the new name, and masks left without a pruned entry go.
     """
-    estimator.check_is_fitted()
-    inner, wrapped = unwrap_compiled(estimator.module_)
-    module, plan, deleted, renames = _compact(inner)
-    module = module.to(estimator.device)
-    if wrapped:  # compile=True: compact the network inside torch.compile's wrapper, then wrap again
-        plan = {f"{COMPILED_PREFIX}{name}": entry for name, entry in plan.items()}
-        renames = {f"{COMPILED_PREFIX}{old}": f"{COMPILED_PREFIX}{new}" for old, new in renames.items()}
-        module = estimator.torch_compile(module, "module")
-    compacted, had_optimizer = copy_with_module(estimator, module)
-    store = compacted.masks_
     params = dict(module.named_parameters())
     sliced = {}
     for name, pruned in store.pruned.items():
@@ -474,6 +488,45 @@ def compact_estimator(estimator):
         if name in params and pruned.shape == params[name].shape and bool(pruned.any()):
             sliced[name] = pruned
     store.pruned = sliced
+
+
+def unchanged_after_compaction(estimator) -> bool:
+    """Whether a net compacted during its fit has nothing left to compact (no zero unit row).
+
+    A residual branch that outputs zero ends in a layer whose rows are all
+    zero, and a removable unit has a zero row, so a network without any zero
+    row is one :meth:`~skprune.PrunedNet.compact` leaves as it is.
+    """
+    info = estimator.__dict__.get("compacted_during_fit_")
+    if not isinstance(info, dict) or "n_params_after" not in info:
+        return False
+    inner, wrapped = unwrap_compiled(estimator.module_)
+    if wrapped:  # torch.compile's wrapper: compacted (and wrapped again) the usual way
+        return False
+    return not any(bool(removed_units(layer).any()) for _, _, layer in iter_prunable_weights(inner))
+
+
+def compact_estimator(estimator):
+    """Return a fitted copy of ``estimator`` whose ``module_`` is compacted.
+
+    See :meth:`skprune.PrunedNet.compact`.
+    """
+    estimator.check_is_fitted()
+    if unchanged_after_compaction(estimator):  # compacted during fit, nothing removed since: a copy
+        compacted, had_optimizer = copy_with_module(estimator, copy.deepcopy(estimator.module_))
+        if had_optimizer:
+            compacted.initialize_optimizer()
+            restore_group_settings(compacted.optimizer_, group_settings(estimator.optimizer_))
+        return compacted
+    inner, wrapped = unwrap_compiled(estimator.module_)
+    module, plan, deleted, renames = _compact(inner)
+    module = module.to(estimator.device)
+    if wrapped:  # compile=True: compact the network inside torch.compile's wrapper, then wrap again
+        plan = {f"{COMPILED_PREFIX}{name}": entry for name, entry in plan.items()}
+        renames = {f"{COMPILED_PREFIX}{old}": f"{COMPILED_PREFIX}{new}" for old, new in renames.items()}
+        module = estimator.torch_compile(module, "module")
+    compacted, had_optimizer = copy_with_module(estimator, module)
+    slice_masks(compacted.masks_, module, plan, renames)
     compacted.removed_layers_ = {**estimator.__dict__.get("removed_layers_", {}), **deleted}
     if had_optimizer:
         compacted.initialize_optimizer()

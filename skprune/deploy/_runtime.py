@@ -44,6 +44,7 @@ NET_PARAMETERS: dict[str, str] = {
     "max_epochs": MODEL,
     "batch_size": MODEL,
     "pruner": MODEL,
+    "compact_during_fit": MODEL,  # the fitted module_ is the compacted network
     "alpha": MODEL,
     "random_state": MODEL,
     "dataset": MODEL,

@@ -29,7 +29,7 @@ from skprune import (
 )
 from skprune.pruners import ActivationRequest
 
-FAST = dict(max_epochs=4, batch_size=32, random_state=0)
+FAST = dict(max_epochs=4, batch_size=32, random_state=0, compact_during_fit=False)  # the masks are tested
 
 
 @pytest.fixture(scope="module")

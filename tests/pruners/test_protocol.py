@@ -291,7 +291,7 @@ def test_a_pruner_without_a_path_is_refused_by_pruned_net_cv(data):
 def test_deprecated_names_warn_and_keep_their_meaning(data, pruner, new):
     X, y = data
     with pytest.warns(FutureWarning, match=new):
-        net = PrunedNetClassifier(pruner=pruner, **FAST).fit(X, y)
+        net = PrunedNetClassifier(pruner=pruner, compact_during_fit=False, **FAST).fit(X, y)
     if isinstance(pruner, InputPruning):
         assert len(net.selected_features_) == 4  # fraction kept = 0.5 of 8 features
     else:

@@ -22,7 +22,7 @@ from skprune import (
 )
 from skprune.nn import removed_units
 
-FAST = dict(max_epochs=6, batch_size=32, lr=0.01, random_state=0)
+FAST = dict(max_epochs=6, batch_size=32, lr=0.01, random_state=0, compact_during_fit=False)  # masks tested
 
 
 def _max_diff(a, b, X):
