@@ -1,0 +1,569 @@
+"""Batched cross-validation: the k fold models of :class:`~skprune.PrunedNetCV` trained as one model.
+
+Every fold walks the same sparsity path in lock-step (a dense fit, then one
+warm-started fit per level), so the k fold networks can be trained together:
+their parameters are stacked along a new leading dimension and every
+optimizer step is one batched forward and backward pass over ``[k, batch,
+...]`` followed by one Adam update of the stacked tensors. On a GPU, where a
+tabular-sized network is launch-bound, k models then cost about one; on a
+CPU the arithmetic stays k times larger and only the per-step overhead is
+shared.
+
+What makes the result the sequential one (to float rounding):
+
+* each fold is a real estimator, cloned and initialized as the sequential
+  fold's clone is (its pipeline's leading steps fitted on the fold, the net
+  fitted for 0 epochs: same ``random_state``, same initial weights, same
+  label encoding or target standardization), and its module's parameters
+  are made *views* of the stacked tensors. The pruner, the
+  :class:`~skprune._training._engine.PruningEngine` (schedule, masks,
+  ``check_paths``, gradient statistics), the scorer and ``sparsity_`` work
+  on these real per-fold networks, untouched;
+* each fold sees its own training rows in the order its sequential fit
+  would: one ``torch.Generator`` per fit seeded as
+  :class:`~skprune._random.FitRandomness` seeds it, one ``randperm`` per
+  epoch, batches of ``batch_size`` rows (the last one shorter). Folds of
+  unequal size are padded; padded rows have weight 0, so each fold's loss is
+  the mean over its own rows, and a fold without a batch at a step is not
+  updated at all;
+* the L2 term ``alpha * W / n`` (``n``: the fold's batch size), Adam (an
+  element-wise update with each fold's own step count), the masks (one
+  multiply by the stacked keep masks after every step) and the reset of the
+  optimizer state of newly pruned entries are those of the sequential
+  training step, per fold.
+
+What cannot be stacked falls back to the sequential path;
+:func:`sequential_reason` says why, before anything is fitted, and
+:class:`BatchedFallback` carries a reason found once the fold networks
+exist (a module the batched forward does not reproduce, a pruner that adds
+a loss penalty or records activations, sparse inputs, a diverging loss,
+...).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from joblib import effective_n_jobs
+from sklearn.base import clone
+from sklearn.pipeline import Pipeline
+from sklearn.utils import _safe_indexing
+from torch import nn
+
+from .._classifier import PrunedNetClassifier
+from .._estimator import PrunedNet
+from .._random import seed_from_random_state
+from .._regressor import PrunedNetRegressor
+from .._training._data import ArrayDataset, BatchIterator
+from .._training._engine import PruningEngine, run_sensitivity_pass
+from .._training._guards import DIVERGENCE_FACTOR
+from .._training._prepare import prepare_fit_data
+from .._unwrap import final_pruned_net
+from ..nn._layers import iter_prunable_weights
+from ..nn._networks import MLP, ResidualBlock
+from ..pruners._hook_calls import FitHooks
+from ..pruners._protocol import PrunerProtocol
+from ._path import _path_pruner, _user_pruner_at, level_epochs
+
+__all__ = ["BatchedFallback", "fit_and_score_batched", "sequential_reason"]
+
+#: estimator classes whose training step the batched step reproduces (a subclass may override it)
+_ESTIMATORS = (PrunedNet, PrunedNetClassifier, PrunedNetRegressor)
+#: losses computed per sample (``reduction="none"``) and averaged per fold
+_CRITERIA = (nn.CrossEntropyLoss, nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
+_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
+#: layers the stacked forward runs as batched matrix products or element-wise
+_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.Identity)
+
+
+class BatchedFallback(Exception):
+    """The folds cannot be trained as one batched model; the message says why.
+
+    ``diagnose`` is true when the sequential path should run even if batching
+    was required (a diverging loss: the sequential fit says why, or trains).
+    """
+
+    def __init__(self, reason: str, *, diagnose: bool = False):
+        super().__init__(reason)
+        self.diagnose = diagnose
+
+
+# ----------------------------------------------------------------- eligibility
+def sequential_reason(estimator, n_jobs) -> str | None:
+    """Why ``estimator``'s folds must run one after another, or ``None`` if they can be batched.
+
+    Only what the parameters tell; what needs the fitted fold networks is
+    checked by :func:`fit_and_score_batched` (it raises :class:`BatchedFallback`).
+    """
+    net = final_pruned_net(estimator)
+    if type(net) not in _ESTIMATORS:
+        parent = type(net).__mro__[1].__name__
+        return f"{type(net).__name__} subclasses {parent} and may change its training step"
+    if effective_n_jobs(n_jobs) > 1:
+        return f"n_jobs={n_jobs!r} runs the folds in parallel processes"
+    callbacks = net.callbacks
+    if not (callbacks is None or (isinstance(callbacks, str) and callbacks == "disable") or callbacks == []):
+        return "the estimator has callbacks, which each fold's own training loop must call"
+    if net.train_split is not None:
+        return f"train_split={net.train_split!r} holds out a validation set in every fit"
+    if net.verbose:
+        return f"verbose={net.verbose!r} prints every fold's epoch table"
+    if net.iterator_train is not BatchIterator or net.get_params_for("iterator_train"):
+        return "iterator_train is customized"
+    if net.dataset is not ArrayDataset:
+        return f"dataset={net.dataset!r} is not skprune's in-memory ArrayDataset"
+    if getattr(net, "class_weight", None) is not None:
+        return "class_weight weighs the samples"
+    if not (isinstance(net.optimizer, type) and net.optimizer in _OPTIMIZERS):
+        return f"optimizer={getattr(net.optimizer, '__name__', net.optimizer)!r} is not Adam or AdamW"
+    if not (isinstance(net.criterion, type) and issubclass(net.criterion, _CRITERIA)):
+        names = ", ".join(c.__name__ for c in _CRITERIA)
+        return f"criterion={getattr(net.criterion, '__name__', net.criterion)!r} is not one of {names}"
+    if type(net.pruner).rewind is not PrunerProtocol.rewind:
+        return f"{type(net.pruner).__name__} may rewind weights after a pruning step"
+    return None
+
+
+def _check_fold_networks(folds, user_pruner, sparsities) -> None:
+    """Raise :class:`BatchedFallback` if what the fitted fold networks show cannot be batched."""
+    net = folds[0].net
+    module = net.module_
+    if any(not isinstance(f.X_t, torch.Tensor) for f in folds):
+        raise BatchedFallback("the training data is sparse (densified batch by batch)")
+    if any(f.X_t.is_sparse or f.X_t.layout != torch.strided for f in folds):
+        raise BatchedFallback("the training data is a sparse tensor")
+    if list(module.buffers()):
+        raise BatchedFallback(f"{type(module).__name__} has buffers (e.g. BatchNorm running statistics)")
+    named = dict(module.named_parameters(remove_duplicate=False))
+    if len(named) != len(list(module.parameters())):
+        raise BatchedFallback(f"{type(module).__name__} shares a parameter between layers")
+    if any(p.dtype != torch.float32 for p in module.parameters()):
+        raise BatchedFallback("the module has parameters that are not float32")
+    groups = net.optimizer_.param_groups
+    if len(groups) != 1:
+        raise BatchedFallback("the optimizer has several parameter groups")
+    group = groups[0]
+    for option in ("amsgrad", "maximize", "differentiable"):
+        if group.get(option):
+            raise BatchedFallback(f"optimizer__{option}=True")
+    if isinstance(group.get("lr"), torch.Tensor):
+        raise BatchedFallback("the learning rate is a tensor")
+    criterion = net.criterion_
+    if getattr(criterion, "reduction", "mean") != "mean":
+        raise BatchedFallback(f"criterion__reduction={criterion.reduction!r} (the batched loss is a mean)")
+    if getattr(criterion, "weight", None) is not None:
+        raise BatchedFallback("the criterion has class weights")
+    for level in (sparsities[0], sparsities[-1]):
+        pruner = _path_pruner(user_pruner, level, at=0.0)
+        hooks = FitHooks(pruner)
+        if hooks.penalty(module=module) is not None:
+            raise BatchedFallback(f"{type(pruner).__name__} adds a loss penalty")
+        if hooks.requires_activation_statistics(module=module):
+            raise BatchedFallback(f"{type(pruner).__name__} records activations")
+
+
+# --------------------------------------------------------------------- folds
+class _Fold:
+    """One fold: its estimator (initialized, not trained), its tensors and the seeds of its fits."""
+
+    def __init__(self, estimator, X, y, train, test, n_fits: int):
+        start = time.perf_counter()
+        self.model = clone(estimator)
+        self.net = net = final_pruned_net(self.model)
+        X_train, y_train = _safe_indexing(X, train), (None if y is None else _safe_indexing(y, train))
+        self.X_test = _safe_indexing(X, test)
+        self.y_test = None if y is None else _safe_indexing(y, test)
+        model = self.model
+        Xt = (
+            model[:-1].fit_transform(X_train, y_train)
+            if isinstance(model, Pipeline) and len(model) > 1
+            else X_train
+        )
+        # the seed of each fit of the sequential path (dense fit, then each level that trains), drawn as
+        # each of those fits draws it from the fold clone's random_state
+        state = net.random_state
+        if state is None:  # each fit draws a fresh seed from numpy's global generator: draw them here
+            state = np.random.RandomState(seed_from_random_state(None))
+            net.set_params(random_state=state)
+        draws = copy.deepcopy(state) if isinstance(state, np.random.RandomState) else state
+        self.seeds = [seed_from_random_state(draws) for _ in range(n_fits)]
+        self.user = {"pruner": net.pruner, "max_epochs": net.max_epochs, "warm_start": net.warm_start}
+        shape = getattr(Xt, "shape", None)
+        if shape is not None and len(shape) == 2:
+            net.pruner.check_n_features(int(shape[1]))
+        # 0 epochs: validates, encodes the targets, builds the module (initialized from the first seed),
+        # the criterion and the optimizer, exactly as the dense fit of the sequential path starts
+        net.set_params(pruner=None, max_epochs=0, warm_start=False).fit(Xt, y_train)
+        self.X_t, self.y_t = prepare_fit_data(net, Xt, y_train, reset=False)
+        self.n = int(self.X_t.shape[0])
+        self.setup_time = time.perf_counter() - start
+        self.masks = net.masks_
+
+    def finish(self, last_level: float) -> None:
+        """Leave the estimator's parameters as the sequential path leaves them."""
+        user = self.user
+        self.net.set_params(
+            pruner=_user_pruner_at(user["pruner"], last_level),
+            max_epochs=user["max_epochs"],
+            warm_start=user["warm_start"],
+        )
+
+
+def _set_parameter(module: nn.Module, name: str, value: nn.Parameter) -> None:
+    owner_name, _, attr = name.rpartition(".")
+    owner = module.get_submodule(owner_name) if owner_name else module
+    setattr(owner, attr, value)
+
+
+# ------------------------------------------------------------ stacked forward
+def _stacked_sequential(layers, params: dict, prefix: str, X: torch.Tensor) -> torch.Tensor:
+    for name, layer in layers.named_children():
+        path = f"{prefix}{name}"
+        if isinstance(layer, nn.Linear):
+            weight = params[f"{path}.weight"].transpose(1, 2)
+            if layer.bias is None:
+                X = torch.bmm(X, weight)
+            else:
+                X = torch.baddbmm(params[f"{path}.bias"].unsqueeze(1), X, weight)
+        elif isinstance(layer, ResidualBlock):
+            X = X + _stacked_sequential(layer.branch, params, f"{path}.branch.", X)
+        elif isinstance(layer, nn.Sequential):
+            X = _stacked_sequential(layer, params, f"{path}.", X)
+        else:
+            X = layer(X)  # element-wise: the same on [k, batch, ...] as on each fold's [batch, ...]
+    return X
+
+
+def _is_plain_sequential(layers) -> bool:
+    for layer in layers.children():
+        if isinstance(layer, ResidualBlock):
+            if not (isinstance(layer.branch, nn.Sequential) and _is_plain_sequential(layer.branch)):
+                return False
+        elif isinstance(layer, nn.Sequential):
+            if not _is_plain_sequential(layer):
+                return False
+        elif isinstance(layer, nn.Dropout):
+            if layer.p > 0:
+                return False
+        elif not isinstance(layer, (nn.Linear, *_ELEMENTWISE)):
+            return False
+    return True
+
+
+def _stacked_forward(module: nn.Module):
+    """``forward(params, X)`` of ``k`` stacked copies of ``module`` on ``X`` of shape ``[k, batch, ...]``.
+
+    skprune's MLP (plain or residual, without dropout) runs as batched
+    matrix products; any other module through ``torch.func.vmap`` of
+    ``functional_call`` (random operations refused).
+    """
+    layers = getattr(module, "layers", None)
+    if type(module) is MLP and isinstance(layers, nn.Sequential):  # a subclass may change forward
+        if _is_plain_sequential(layers):
+            return lambda params, X: _stacked_sequential(layers, params, "layers.", X.flatten(2))
+    if isinstance(module, nn.Sequential) and _is_plain_sequential(module):
+        return lambda params, X: _stacked_sequential(module, params, "", X)
+    from torch.func import functional_call, vmap
+
+    call = vmap(lambda params, X: functional_call(module, params, (X,)), randomness="error")
+    return call
+
+
+# ---------------------------------------------------------------- training
+class _StackedTraining:
+    """The training step of k folds at once: stacked parameters, Adam state, masks."""
+
+    def __init__(self, folds):
+        self.folds = folds
+        self.K = K = len(folds)
+        net = folds[0].net
+        self.net = net
+        self.device = next(net.module_.parameters()).device
+        modules = [f.net.module_ for f in folds]
+        self.names = [name for name, _ in modules[0].named_parameters()]
+        self.params: dict[str, torch.Tensor] = {}
+        for name in self.names:
+            stacked = torch.stack([dict(m.named_parameters())[name].detach() for m in modules])
+            self.params[name] = stacked.requires_grad_(True)
+            for k, m in enumerate(modules):  # the fold's parameter is a view of the stacked one
+                _set_parameter(m, name, nn.Parameter(stacked.detach()[k]))
+        self.l2_names = [name for name, _, _ in iter_prunable_weights(modules[0])]
+        self.alpha = float(net.alpha)
+        group = net.optimizer_.param_groups[0]
+        self.lr = float(group["lr"])
+        self.beta1, self.beta2 = (float(b) for b in group["betas"])
+        self.eps = float(group["eps"])
+        self.weight_decay = float(group.get("weight_decay", 0.0))
+        self.decoupled = isinstance(net.optimizer_, torch.optim.AdamW)
+        self.exp_avg = {n: torch.zeros_like(p) for n, p in self.params.items()}
+        self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in self.params.items()}
+        self.steps = torch.zeros(K, dtype=torch.float32, device=self.device)
+        self.keep: dict[str, torch.Tensor] = {}
+        self.forward = _stacked_forward(modules[0])
+        criterion = copy.deepcopy(net.criterion_)
+        criterion.reduction = "none"
+        self.criterion = criterion
+        self.classification = isinstance(net.criterion_, nn.CrossEntropyLoss)
+        # data: each fold's rows padded to the largest fold
+        n_max = max(f.n for f in folds)
+        self.X = torch.stack([F.pad(f.X_t, (0, 0) * (f.X_t.dim() - 1) + (0, n_max - f.n)) for f in folds])
+        self.y = torch.stack([F.pad(f.y_t, (0, 0) * (f.y_t.dim() - 1) + (0, n_max - f.n)) for f in folds])
+        self.fold_index = torch.arange(K, device=self.device).unsqueeze(1)
+        self._check_forward()
+
+    def _check_forward(self) -> None:
+        """Refuse a module the stacked forward does not reproduce (compared on each fold's first rows)."""
+        rows = min(4, min(f.n for f in self.folds))
+        try:
+            with torch.no_grad():
+                stacked = self.forward(self.params, self.X[:, :rows])
+                own = torch.stack([f.net.module_(f.X_t[:rows]) for f in self.folds])
+        except Exception as error:  # noqa: BLE001 - any failure means: not stackable
+            raise BatchedFallback(
+                f"{type(self.net.module_).__name__} cannot be run batched ({type(error).__name__}: {error})"
+            ) from None
+        if stacked.shape != own.shape or not torch.allclose(stacked, own, rtol=1e-4, atol=1e-5):
+            raise BatchedFallback(
+                f"the batched forward of {type(self.net.module_).__name__} differs from its own"
+            )
+
+    # ------------------------------------------------------------- masks
+    def update_masks(self, pruned_folds) -> None:
+        """Stack the folds' keep masks; reset the Adam state of entries the folds just pruned."""
+        names = sorted({name for f in self.folds for name in f.masks.pruned})
+        with torch.no_grad():
+            for name in names:
+                param = self.params[name]
+                keep = torch.stack(
+                    [f.masks.keep_mask(name, param[k]).to(param.device) for k, f in enumerate(self.folds)]
+                ).to(param.dtype)
+                self.keep[name] = keep
+                for k in pruned_folds:  # MaskStore.mask_optimizer_state, per fold
+                    if float(self.steps[k]) > 0:
+                        self.exp_avg[name][k].mul_(keep[k])
+                        self.exp_avg_sq[name][k].mul_(keep[k])
+                param.mul_(keep)
+
+    # ------------------------------------------------------------- an epoch
+    def run_epoch(self, generators, engines, first_losses) -> torch.Tensor:
+        """Train every fold one epoch; return each fold's mean training loss (host tensor)."""
+        K, folds = self.K, self.folds
+        batch_size = self.net.batch_size
+        sizes = [f.n for f in folds]
+        if batch_size == -1:
+            B, S = max(sizes), 1
+        else:
+            B = int(batch_size)
+            S = max(-(-n // B) for n in sizes)
+        index = torch.zeros(K, S * B, dtype=torch.long)
+        for k, (n, generator) in enumerate(zip(sizes, generators)):
+            index[k, :n] = torch.randperm(n, generator=generator)  # BatchIterator.epoch_index
+        valid = torch.arange(S * B).unsqueeze(0) < torch.tensor(sizes).unsqueeze(1)
+        counts = valid.view(K, S, B).sum(-1)  # rows of each fold's batch at each step
+        index = index.view(K, S, B).to(self.device, non_blocking=True)
+        weight = valid.view(K, S, B).to(self.device, torch.float32, non_blocking=True)
+        counts_dev = counts.to(self.device, torch.float32, non_blocking=True)
+        loss_sum = torch.zeros(K, device=self.device)
+        observing = [k for k, e in enumerate(engines) if e.observes_gradients]
+        for s in range(S):
+            active = counts[:, s] > 0
+            n = counts_dev[:, s]
+            loss = self._step(index[:, s], weight[:, s], n.clamp(min=1.0), active, engines, observing)
+            loss_sum.add_(loss * n)
+            if any(v is None for v in first_losses):
+                values = loss.tolist()
+                for k in range(K):
+                    if first_losses[k] is None and bool(active[k]):
+                        first_losses[k] = values[k]
+            if observing:
+                observing = [k for k in observing if engines[k].observes_gradients]
+        return (loss_sum / torch.tensor(sizes, device=self.device, dtype=torch.float32)).cpu()
+
+    def _step(self, index, weight, n, active, engines, observing) -> torch.Tensor:
+        params = self.params
+        Xb = self.X[self.fold_index, index]
+        yb = self.y[self.fold_index, index]
+        out = self.forward(params, Xb)
+        K, B = index.shape
+        flat_out = out.reshape(K * B, *out.shape[2:])
+        flat_y = yb.reshape(K * B, *yb.shape[2:])
+        per_sample = self.criterion(flat_out, flat_y).reshape(K, B, -1).mean(dim=2)
+        loss = (per_sample * weight).sum(dim=1) / n
+        for p in params.values():
+            p.grad = None
+        loss.sum().backward()
+        all_active = bool(active.all())
+        with torch.no_grad():
+            if self.alpha > 0:  # the L2 term alpha * W / n of each fold's batch
+                scale = self.alpha / n
+                for name in self.l2_names:
+                    p = params[name]
+                    p.grad.add_(p * scale.view(-1, *([1] * (p.dim() - 1))))
+            for k in observing:  # per-fold gradient statistics (Taylor, SNIP): slices of the stacked grads
+                if bool(active[k]):
+                    self._observe(engines[k], k)
+            self._adam(active, all_active)
+            for name, keep in self.keep.items():
+                params[name].mul_(keep)
+        return loss.detach()
+
+    def _observe(self, engine, k: int) -> None:
+        layers = [layer for _, _, layer in engine.run.selected]
+        for layer in layers:
+            name = self._name_of(engine.module, layer.weight)
+            layer.weight.grad = self.params[name].grad[k]
+        try:
+            engine.observe_gradients()
+        finally:
+            for layer in layers:
+                layer.weight.grad = None
+
+    @staticmethod
+    def _name_of(module, param) -> str:
+        for name, p in module.named_parameters():
+            if p is param:
+                return name
+        raise KeyError("parameter not in module")  # pragma: no cover - selected layers are the module's
+
+    def _adam(self, active: torch.Tensor, all_active: bool) -> None:
+        """torch's Adam/AdamW update, per fold (each its own step count); idle folds unchanged."""
+        active_dev = active.to(self.device, non_blocking=True)
+        self.steps.add_(active_dev.to(torch.float32))
+        steps = self.steps.clamp(min=1.0)
+        bias1 = 1 - torch.pow(self.beta1, steps)
+        bias2_sqrt = torch.sqrt(1 - torch.pow(self.beta2, steps))
+        step_size = self.lr / bias1
+        for name, p in self.params.items():
+            shape = (-1, *([1] * (p.dim() - 1)))
+            grad = p.grad
+            m, v = self.exp_avg[name], self.exp_avg_sq[name]
+            if not all_active:
+                old = (p.detach().clone(), m.clone(), v.clone())
+            if self.weight_decay:
+                if self.decoupled:
+                    p.mul_(1 - self.lr * self.weight_decay)
+                else:
+                    grad = grad.add(p, alpha=self.weight_decay)
+            m.lerp_(grad, 1 - self.beta1)
+            v.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
+            denom = (v.sqrt() / bias2_sqrt.view(shape)).add_(self.eps)
+            p.sub_(m / denom * step_size.view(shape))
+            if not all_active:
+                idle = ~active_dev.view(shape)
+                for tensor, before in zip((p, m, v), old):
+                    tensor.copy_(torch.where(idle, before, tensor))
+
+
+# -------------------------------------------------------------------- the path
+def _fit(training, folds, fit_index: int, level: float, at: float, epochs: int) -> None:
+    """One warm-started fit of every fold, as ``run_path`` runs it on each (``epochs`` >= 1)."""
+    engines = []
+    for fold in folds:
+        seed = fold.seeds[fit_index]
+        pruner = clone(_path_pruner(fold.user["pruner"], level, at=at))  # the net's pruner_
+        engines.append(
+            PruningEngine(
+                pruner,
+                fold.net.module_,
+                fold.masks,
+                n_epochs=epochs,
+                generator=torch.Generator().manual_seed(seed + 1),  # FitRandomness.pruning
+                optimizer=None,  # the stacked Adam state is reset by _StackedTraining.update_masks
+                compiled=False,
+            )
+        )
+    generators = [torch.Generator().manual_seed(f.seeds[fit_index]) for f in folds]  # FitRandomness.batches
+    first_losses: list = [None] * len(folds)
+    try:
+        for epoch in range(epochs):
+            pruned = []
+            for k, (fold, engine) in enumerate(zip(folds, engines)):
+                steps_before = engine.run.step_index
+                dataset = ArrayDataset(fold.X_t, fold.y_t, device=fold.net.device)
+                engine.begin_epoch(
+                    None, lambda n, f=fold, e=engine, d=dataset: run_sensitivity_pass(f.net, e, d, n)
+                )
+                if engine.run.step_index > steps_before:
+                    pruned.append(k)
+            if pruned:
+                training.update_masks(pruned)
+            losses = training.run_epoch(generators, engines, first_losses)
+            for k, engine in enumerate(engines):
+                engine.end_epoch()
+                loss, first = float(losses[k]), first_losses[k]
+                if not math.isfinite(loss) or (
+                    first is not None and loss > DIVERGENCE_FACTOR * max(first, 0.0)
+                ):
+                    raise BatchedFallback(
+                        f"the training loss of fold {k} reached {loss:.3g} in epoch {epoch + 1}; the "
+                        "sequential path runs to diagnose it",
+                        diagnose=True,
+                    )
+        pruned = [k for k, e in enumerate(engines) if e.at_end and e.prune_if_scheduled(None)]
+        if pruned:
+            training.update_masks(pruned)
+    except BaseException as error:
+        for engine in engines:
+            engine.close(error)
+        raise
+    for engine in engines:
+        engine.close()
+
+
+def fit_and_score_batched(
+    estimator, X, y, splits, scorer, sparsities, dense_epochs, finetune_epochs
+) -> list[dict]:
+    """Run the sparsity path of every fold as one batched model; score each test fold at each level.
+
+    Returns the per-fold dicts of :func:`~skprune.model_selection._path.fit_and_score_path`
+    (``fit_time`` and the dense fit's time are the batched time divided
+    equally among the folds; ``dense_fit_time`` adds each fold's own
+    preprocessing and set-up).
+
+    Raises
+    ------
+    BatchedFallback
+        If the fold networks cannot be trained as one batched model.
+    """
+    budgets = level_epochs(sparsities, dense_epochs, finetune_epochs)
+    n_fits = 1 + sum(1 for epochs in budgets if epochs > 0)
+    folds = [_Fold(estimator, X, y, train, test, n_fits) for train, test in splits]
+    user_pruner = folds[0].user["pruner"]
+    _check_fold_networks(folds, user_pruner, sparsities)
+    K, n_levels = len(folds), len(sparsities)
+    out = [
+        {key: np.empty(n_levels) for key in ("score", "fitted_sparsity", "fit_time", "score_time")}
+        for _ in folds
+    ]
+    start = time.perf_counter()
+    training = _StackedTraining(folds)
+    for fold in folds:
+        fold.net.module_.train()
+    _fit(training, folds, 0, 0.0, 1.0, dense_epochs)  # the dense fit (the pruner at 0, after the last epoch)
+    dense_time = (time.perf_counter() - start) / K
+    for k, fold in enumerate(folds):
+        out[k]["dense_fit_time"] = fold.setup_time + dense_time
+    fit_index = 1
+    for i, (sparsity, epochs) in enumerate(zip(sparsities, budgets)):
+        start = time.perf_counter()
+        if epochs > 0:  # a first level of 0 scores the dense fit as it is
+            at = 1.0 / epochs if user_pruner.requires_gradient_statistics and epochs > 1 else 0.0
+            for fold in folds:
+                fold.net.module_.train()
+            _fit(training, folds, fit_index, sparsity, at, epochs)
+            fit_index += 1
+        fit_time = (time.perf_counter() - start) / K
+        for k, fold in enumerate(folds):
+            score_start = time.perf_counter()
+            out[k]["score"][i] = scorer(fold.model, fold.X_test, fold.y_test)
+            out[k]["score_time"][i] = time.perf_counter() - score_start
+            out[k]["fit_time"][i] = fit_time
+            out[k]["fitted_sparsity"][i] = fold.net.sparsity_
+    for fold in folds:
+        fold.finish(float(sparsities[-1]))
+    return out
