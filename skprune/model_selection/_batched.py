@@ -4,7 +4,7 @@ Every fold walks the same sparsity path in lock-step (a dense fit, then one
 warm-started fit per level), so the k fold networks can be trained together:
 their parameters are stacked along a new leading dimension and every
 optimizer step is one batched forward and backward pass over ``[k, batch,
-...]`` followed by one Adam update of the stacked tensors. On a GPU, where a
+...]`` followed by one optimizer update of all folds. On a GPU, where a
 tabular-sized network is launch-bound, k models then cost about one; on a
 CPU the arithmetic stays k times larger and only the per-step overhead is
 shared.
@@ -26,11 +26,14 @@ What makes the result the sequential one (to float rounding):
   unequal size are padded; padded rows have weight 0, so each fold's loss is
   the mean over its own rows, and a fold without a batch at a step is not
   updated at all;
-* the L2 term ``alpha * W / n`` (``n``: the fold's batch size), Adam (an
-  element-wise update with each fold's own step count), the masks (one
-  multiply by the stacked keep masks after every step) and the reset of the
-  optimizer state of newly pruned entries are those of the sequential
-  training step, per fold.
+* the L2 term ``alpha * W / n`` (``n``: the fold's batch size) is added to
+  each fold's gradient, one optimizer of the estimator's class and
+  arguments (fused Adam by default) updates every fold's parameters (the
+  optimizers allowed are element-wise, so one over all folds is k separate
+  ones; a fold without a batch at a step has no gradient and is skipped),
+  the masks are applied by one multiply with the stacked keep masks after
+  every step, and the engines reset the optimizer state of newly pruned
+  entries: the sequential training step, per fold.
 
 What cannot be stacked falls back to the sequential path;
 :func:`sequential_reason` says why, before anything is fitted, and
@@ -43,6 +46,7 @@ a loss penalty or records activations, sparse inputs, a diverging loss,
 from __future__ import annotations
 
 import copy
+import inspect
 import math
 import time
 
@@ -67,6 +71,7 @@ from .._unwrap import final_pruned_net
 from ..nn._layers import iter_prunable_weights
 from ..nn._networks import MLP, ResidualBlock
 from ..pruners._hook_calls import FitHooks
+from ..pruners._masks import ELEMENTWISE_OPTIMIZERS
 from ..pruners._protocol import PrunerProtocol
 from ._path import _path_pruner, _user_pruner_at, level_epochs
 
@@ -76,7 +81,8 @@ __all__ = ["BatchedFallback", "fit_and_score_batched", "sequential_reason"]
 _ESTIMATORS = (PrunedNet, PrunedNetClassifier, PrunedNetRegressor)
 #: losses computed per sample (``reduction="none"``) and averaged per fold
 _CRITERIA = (nn.CrossEntropyLoss, nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
-_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
+#: optimizers updating each entry from its own gradient and state: one over all folds is k separate ones
+_OPTIMIZERS = tuple(o for o in ELEMENTWISE_OPTIMIZERS if o is not torch.optim.SparseAdam)
 #: layers the stacked forward runs as batched matrix products or element-wise
 _ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.Identity)
 
@@ -120,7 +126,8 @@ def sequential_reason(estimator, n_jobs) -> str | None:
     if getattr(net, "class_weight", None) is not None:
         return "class_weight weighs the samples"
     if not (isinstance(net.optimizer, type) and net.optimizer in _OPTIMIZERS):
-        return f"optimizer={getattr(net.optimizer, '__name__', net.optimizer)!r} is not Adam or AdamW"
+        name = getattr(net.optimizer, "__name__", net.optimizer)
+        return f"optimizer={name!r} is not an element-wise torch optimizer (Adam, AdamW, SGD, RMSprop, ...)"
     if not (isinstance(net.criterion, type) and issubclass(net.criterion, _CRITERIA)):
         names = ", ".join(c.__name__ for c in _CRITERIA)
         return f"criterion={getattr(net.criterion, '__name__', net.criterion)!r} is not one of {names}"
@@ -147,12 +154,6 @@ def _check_fold_networks(folds, user_pruner, sparsities) -> None:
     groups = net.optimizer_.param_groups
     if len(groups) != 1:
         raise BatchedFallback("the optimizer has several parameter groups")
-    group = groups[0]
-    for option in ("amsgrad", "maximize", "differentiable"):
-        if group.get(option):
-            raise BatchedFallback(f"optimizer__{option}=True")
-    if isinstance(group.get("lr"), torch.Tensor):
-        raise BatchedFallback("the learning rate is a tensor")
     criterion = net.criterion_
     if getattr(criterion, "reduction", "mean") != "mean":
         raise BatchedFallback(f"criterion__reduction={criterion.reduction!r} (the batched loss is a mean)")
@@ -275,8 +276,31 @@ def _stacked_forward(module: nn.Module):
 
 
 # ---------------------------------------------------------------- training
+def _same_optimizer(template: torch.optim.Optimizer, params: list) -> torch.optim.Optimizer:
+    """An optimizer of ``template``'s class and arguments over ``params``."""
+    accepted = inspect.signature(type(template).__init__).parameters
+    kwargs = {key: value for key, value in template.defaults.items() if key in accepted}
+    try:
+        return type(template)(params, **kwargs)
+    except Exception as error:  # noqa: BLE001 - any failure means: not stackable
+        raise BatchedFallback(
+            f"{type(template).__name__} cannot be rebuilt from its arguments "
+            f"({type(error).__name__}: {error})"
+        ) from None
+
+
 class _StackedTraining:
-    """The training step of k folds at once: stacked parameters, Adam state, masks."""
+    """The training step of k folds at once: stacked parameters and gradients, one optimizer, masks.
+
+    The folds' parameters are views of the stacked ones and their gradients
+    views of the stacked gradients, so one optimizer of the estimator's
+    class (built with the same arguments, e.g. fused Adam) over every fold's
+    parameters updates each fold as its own optimizer would: these
+    optimizers are element-wise, and a fold without a batch at a step has no
+    gradient, which the optimizer skips (its step count included). The
+    pruning engines reset the state of newly pruned entries in it, as in a
+    sequential fit.
+    """
 
     def __init__(self, folds):
         self.folds = folds
@@ -287,28 +311,22 @@ class _StackedTraining:
         modules = [f.net.module_ for f in folds]
         self.names = [name for name, _ in modules[0].named_parameters()]
         self.params: dict[str, torch.Tensor] = {}
+        self.grads: dict[str, torch.Tensor] = {}
         for name in self.names:
             stacked = torch.stack([dict(m.named_parameters())[name].detach() for m in modules])
             self.params[name] = stacked.requires_grad_(True)
+            self.grads[name] = stacked.grad = torch.zeros_like(stacked)
             for k, m in enumerate(modules):  # the fold's parameter is a view of the stacked one
                 _set_parameter(m, name, nn.Parameter(stacked.detach()[k]))
+        self.views = [[dict(m.named_parameters())[name] for name in self.names] for m in modules]
+        self.optimizer = _same_optimizer(net.optimizer_, [p for views in self.views for p in views])
         self.l2_names = [name for name, _, _ in iter_prunable_weights(modules[0])]
         self.alpha = float(net.alpha)
-        group = net.optimizer_.param_groups[0]
-        self.lr = float(group["lr"])
-        self.beta1, self.beta2 = (float(b) for b in group["betas"])
-        self.eps = float(group["eps"])
-        self.weight_decay = float(group.get("weight_decay", 0.0))
-        self.decoupled = isinstance(net.optimizer_, torch.optim.AdamW)
-        self.exp_avg = {n: torch.zeros_like(p) for n, p in self.params.items()}
-        self.exp_avg_sq = {n: torch.zeros_like(p) for n, p in self.params.items()}
-        self.steps = torch.zeros(K, dtype=torch.float32, device=self.device)
         self.keep: dict[str, torch.Tensor] = {}
         self.forward = _stacked_forward(modules[0])
         criterion = copy.deepcopy(net.criterion_)
         criterion.reduction = "none"
         self.criterion = criterion
-        self.classification = isinstance(net.criterion_, nn.CrossEntropyLoss)
         # data: each fold's rows padded to the largest fold
         n_max = max(f.n for f in folds)
         self.X = torch.stack([F.pad(f.X_t, (0, 0) * (f.X_t.dim() - 1) + (0, n_max - f.n)) for f in folds])
@@ -332,9 +350,15 @@ class _StackedTraining:
                 f"the batched forward of {type(self.net.module_).__name__} differs from its own"
             )
 
+    def _link_gradients(self, folds=None) -> None:
+        """Make each fold's parameter gradients views of the stacked gradients."""
+        for k in range(self.K) if folds is None else folds:
+            for name, view in zip(self.names, self.views[k]):
+                view.grad = self.grads[name][k]
+
     # ------------------------------------------------------------- masks
-    def update_masks(self, pruned_folds) -> None:
-        """Stack the folds' keep masks; reset the Adam state of entries the folds just pruned."""
+    def update_masks(self) -> None:
+        """Stack the folds' keep masks (after a pruning step of any fold) and apply them."""
         names = sorted({name for f in self.folds for name in f.masks.pruned})
         with torch.no_grad():
             for name in names:
@@ -343,10 +367,6 @@ class _StackedTraining:
                     [f.masks.keep_mask(name, param[k]).to(param.device) for k, f in enumerate(self.folds)]
                 ).to(param.dtype)
                 self.keep[name] = keep
-                for k in pruned_folds:  # MaskStore.mask_optimizer_state, per fold
-                    if float(self.steps[k]) > 0:
-                        self.exp_avg[name][k].mul_(keep[k])
-                        self.exp_avg_sq[name][k].mul_(keep[k])
                 param.mul_(keep)
 
     # ------------------------------------------------------------- an epoch
@@ -370,22 +390,23 @@ class _StackedTraining:
         counts_dev = counts.to(self.device, torch.float32, non_blocking=True)
         loss_sum = torch.zeros(K, device=self.device)
         observing = [k for k, e in enumerate(engines) if e.observes_gradients]
+        self._link_gradients()  # a sensitivity pass (or scoring) may have reset them
         for s in range(S):
-            active = counts[:, s] > 0
+            idle = [k for k in range(K) if counts[k, s] == 0]
             n = counts_dev[:, s]
-            loss = self._step(index[:, s], weight[:, s], n.clamp(min=1.0), active, engines, observing)
+            loss = self._step(index[:, s], weight[:, s], n.clamp(min=1.0), idle, engines, observing)
             loss_sum.add_(loss * n)
             if any(v is None for v in first_losses):
                 values = loss.tolist()
                 for k in range(K):
-                    if first_losses[k] is None and bool(active[k]):
+                    if first_losses[k] is None and k not in idle:
                         first_losses[k] = values[k]
             if observing:
                 observing = [k for k in observing if engines[k].observes_gradients]
         return (loss_sum / torch.tensor(sizes, device=self.device, dtype=torch.float32)).cpu()
 
-    def _step(self, index, weight, n, active, engines, observing) -> torch.Tensor:
-        params = self.params
+    def _step(self, index, weight, n, idle, engines, observing) -> torch.Tensor:
+        params, grads = self.params, self.grads
         Xb = self.X[self.fold_index, index]
         yb = self.y[self.fold_index, index]
         out = self.forward(params, Xb)
@@ -394,69 +415,30 @@ class _StackedTraining:
         flat_y = yb.reshape(K * B, *yb.shape[2:])
         per_sample = self.criterion(flat_out, flat_y).reshape(K, B, -1).mean(dim=2)
         loss = (per_sample * weight).sum(dim=1) / n
-        for p in params.values():
-            p.grad = None
-        loss.sum().backward()
-        all_active = bool(active.all())
+        torch._foreach_zero_(list(grads.values()))
+        loss.sum().backward()  # accumulates into the stacked gradients (the folds' gradients are views)
         with torch.no_grad():
+            for name, p in params.items():
+                if p.grad is not grads[name]:  # pragma: no cover - autograd replaced the tensor
+                    grads[name].copy_(p.grad)
+                    p.grad = grads[name]
             if self.alpha > 0:  # the L2 term alpha * W / n of each fold's batch
                 scale = self.alpha / n
                 for name in self.l2_names:
                     p = params[name]
-                    p.grad.add_(p * scale.view(-1, *([1] * (p.dim() - 1))))
-            for k in observing:  # per-fold gradient statistics (Taylor, SNIP): slices of the stacked grads
-                if bool(active[k]):
-                    self._observe(engines[k], k)
-            self._adam(active, all_active)
+                    grads[name].add_(p * scale.view(-1, *([1] * (p.dim() - 1))))
+            for k in observing:  # per-fold gradient statistics (Taylor, SNIP)
+                if k not in idle:
+                    engines[k].observe_gradients()
+            for k in idle:  # no batch for this fold at this step: the optimizer skips it
+                for view in self.views[k]:
+                    view.grad = None
+            self.optimizer.step()
+            if idle:
+                self._link_gradients(idle)
             for name, keep in self.keep.items():
                 params[name].mul_(keep)
         return loss.detach()
-
-    def _observe(self, engine, k: int) -> None:
-        layers = [layer for _, _, layer in engine.run.selected]
-        for layer in layers:
-            name = self._name_of(engine.module, layer.weight)
-            layer.weight.grad = self.params[name].grad[k]
-        try:
-            engine.observe_gradients()
-        finally:
-            for layer in layers:
-                layer.weight.grad = None
-
-    @staticmethod
-    def _name_of(module, param) -> str:
-        for name, p in module.named_parameters():
-            if p is param:
-                return name
-        raise KeyError("parameter not in module")  # pragma: no cover - selected layers are the module's
-
-    def _adam(self, active: torch.Tensor, all_active: bool) -> None:
-        """torch's Adam/AdamW update, per fold (each its own step count); idle folds unchanged."""
-        active_dev = active.to(self.device, non_blocking=True)
-        self.steps.add_(active_dev.to(torch.float32))
-        steps = self.steps.clamp(min=1.0)
-        bias1 = 1 - torch.pow(self.beta1, steps)
-        bias2_sqrt = torch.sqrt(1 - torch.pow(self.beta2, steps))
-        step_size = self.lr / bias1
-        for name, p in self.params.items():
-            shape = (-1, *([1] * (p.dim() - 1)))
-            grad = p.grad
-            m, v = self.exp_avg[name], self.exp_avg_sq[name]
-            if not all_active:
-                old = (p.detach().clone(), m.clone(), v.clone())
-            if self.weight_decay:
-                if self.decoupled:
-                    p.mul_(1 - self.lr * self.weight_decay)
-                else:
-                    grad = grad.add(p, alpha=self.weight_decay)
-            m.lerp_(grad, 1 - self.beta1)
-            v.mul_(self.beta2).addcmul_(grad, grad, value=1 - self.beta2)
-            denom = (v.sqrt() / bias2_sqrt.view(shape)).add_(self.eps)
-            p.sub_(m / denom * step_size.view(shape))
-            if not all_active:
-                idle = ~active_dev.view(shape)
-                for tensor, before in zip((p, m, v), old):
-                    tensor.copy_(torch.where(idle, before, tensor))
 
 
 # -------------------------------------------------------------------- the path
@@ -473,7 +455,7 @@ def _fit(training, folds, fit_index: int, level: float, at: float, epochs: int) 
                 fold.masks,
                 n_epochs=epochs,
                 generator=torch.Generator().manual_seed(seed + 1),  # FitRandomness.pruning
-                optimizer=None,  # the stacked Adam state is reset by _StackedTraining.update_masks
+                optimizer=training.optimizer,  # resets the state of entries it prunes, as in a sequential fit
                 compiled=False,
             )
         )
@@ -481,17 +463,17 @@ def _fit(training, folds, fit_index: int, level: float, at: float, epochs: int) 
     first_losses: list = [None] * len(folds)
     try:
         for epoch in range(epochs):
-            pruned = []
-            for k, (fold, engine) in enumerate(zip(folds, engines)):
+            pruned = False
+            for fold, engine in zip(folds, engines):
                 steps_before = engine.run.step_index
                 dataset = ArrayDataset(fold.X_t, fold.y_t, device=fold.net.device)
                 engine.begin_epoch(
-                    None, lambda n, f=fold, e=engine, d=dataset: run_sensitivity_pass(f.net, e, d, n)
+                    training.optimizer,
+                    lambda n, f=fold, e=engine, d=dataset: run_sensitivity_pass(f.net, e, d, n),
                 )
-                if engine.run.step_index > steps_before:
-                    pruned.append(k)
+                pruned |= engine.run.step_index > steps_before
             if pruned:
-                training.update_masks(pruned)
+                training.update_masks()
             losses = training.run_epoch(generators, engines, first_losses)
             for k, engine in enumerate(engines):
                 engine.end_epoch()
@@ -504,9 +486,9 @@ def _fit(training, folds, fit_index: int, level: float, at: float, epochs: int) 
                         "sequential path runs to diagnose it",
                         diagnose=True,
                     )
-        pruned = [k for k, e in enumerate(engines) if e.at_end and e.prune_if_scheduled(None)]
-        if pruned:
-            training.update_masks(pruned)
+        pruned = [e.prune_if_scheduled(training.optimizer) for e in engines if e.at_end]
+        if any(pruned):
+            training.update_masks()
     except BaseException as error:
         for engine in engines:
             engine.close(error)

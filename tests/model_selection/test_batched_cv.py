@@ -103,7 +103,8 @@ def test_batched_regressor_in_a_pipeline_equals_sequential(reg_data):
     ],
     ids=["random", "taylor-sensitivity-pass", "taylor-observed", "neuron"],
 )
-def test_batched_pruners_equal_sequential(reg_data, pruner, params):
+@pytest.mark.parametrize("optimizer", [torch.optim.AdamW, torch.optim.SGD], ids=["AdamW", "SGD"])
+def test_batched_pruners_and_optimizers_equal_sequential(reg_data, pruner, params, optimizer):
     X, y = reg_data
     net = PrunedNetRegressor(
         pruner=pruner,
@@ -111,7 +112,7 @@ def test_batched_pruners_equal_sequential(reg_data, pruner, params):
         max_epochs=2,
         batch_size=40,
         random_state=np.random.RandomState(5),  # the fold clones draw the seed of each fit in turn
-        optimizer=torch.optim.AdamW,
+        optimizer=optimizer,
         optimizer__weight_decay=0.05,
     )
     sequential = PrunedNetCV(net, sparsities=[0.5, 0.75], cv=3, batch_folds=False, **params).fit(X, y)
@@ -145,11 +146,10 @@ FALLBACKS = [
     ("callbacks", {"callbacks": [_Noop()]}, "callbacks"),
     ("train_split", {"train_split": ValidSplit(3)}, "train_split"),
     ("verbose", {"verbose": 1}, "verbose=1"),
-    ("optimizer", {"optimizer": torch.optim.SGD}, "not Adam"),
+    ("optimizer", {"optimizer": torch.optim.LBFGS}, "not an element-wise"),
     ("criterion", {"criterion": torch.nn.PoissonNLLLoss}, "criterion"),
     ("reduction", {"criterion__reduction": "sum"}, "reduction"),
     ("dropout", {"module__dropout": 0.2}, "cannot be run batched"),
-    ("amsgrad", {"optimizer__amsgrad": True}, "amsgrad"),
     ("rewind", {"pruner": _Rewinding()}, "rewind"),
     ("penalty", {"pruner": L1Pruning(strength=1e-3)}, "penalty"),
 ]
