@@ -105,7 +105,8 @@ def main(argv=None) -> pd.DataFrame:
     assert batched.batched_ and not sequential.batched_
     if batched.best_sparsity_ != sequential.best_sparsity_:
         raise AssertionError(
-            f"batched chose {batched.best_sparsity_}, sequential {sequential.best_sparsity_}: not the same search"
+            f"batched chose {batched.best_sparsity_}, sequential {sequential.best_sparsity_}: "
+            "not the same search"
         )
     diff = float(np.abs(batched.scores_path_ - sequential.scores_path_).max())
 
@@ -130,7 +131,9 @@ def main(argv=None) -> pd.DataFrame:
         ),
     ]
     table = pd.DataFrame(rows, columns=["measure", "wall s", "cpu s", "wall ratio", "cpu ratio", "goal"])
-    where = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU, {args.threads} torch threads"
+    where = f"CPU, {args.threads} torch threads"
+    if device.startswith("cuda"):
+        where = torch.cuda.get_device_name()
     print(
         f"{where}; {args.n_samples} x 64, 10 classes; MLP 64-{'-'.join(map(str, args.hidden))}-10, "
         f"batch {args.batch_size}; dense {args.dense_epochs} epochs, sparsities {sparsities} "
