@@ -388,14 +388,15 @@ class _StackedTraining:
         index = index.view(K, S, B).to(self.device, non_blocking=True)
         weight = valid.view(K, S, B).to(self.device, torch.float32, non_blocking=True)
         counts_dev = counts.to(self.device, torch.float32, non_blocking=True)
+        denominators = counts_dev.clamp(min=1.0)
+        idle_at = [[k for k, c in enumerate(step) if c == 0] for step in counts.T.tolist()]
         loss_sum = torch.zeros(K, device=self.device)
         observing = [k for k, e in enumerate(engines) if e.observes_gradients]
         self._link_gradients()  # a sensitivity pass (or scoring) may have reset them
         for s in range(S):
-            idle = [k for k in range(K) if counts[k, s] == 0]
-            n = counts_dev[:, s]
-            loss = self._step(index[:, s], weight[:, s], n.clamp(min=1.0), idle, engines, observing)
-            loss_sum.add_(loss * n)
+            idle = idle_at[s]
+            loss = self._step(index[:, s], weight[:, s], denominators[:, s], idle, engines, observing)
+            loss_sum.addcmul_(loss, counts_dev[:, s])
             if any(v is None for v in first_losses):
                 values = loss.tolist()
                 for k in range(K):
@@ -426,7 +427,7 @@ class _StackedTraining:
                 scale = self.alpha / n
                 for name in self.l2_names:
                     p = params[name]
-                    grads[name].add_(p * scale.view(-1, *([1] * (p.dim() - 1))))
+                    grads[name].addcmul_(p, scale.view(-1, *([1] * (p.dim() - 1))))
             for k in observing:  # per-fold gradient statistics (Taylor, SNIP)
                 if k not in idle:
                     engines[k].observe_gradients()
