@@ -342,9 +342,12 @@ class _StackedTraining:
                 stacked = self.forward(self.params, self.X[:, :rows])
                 own = torch.stack([f.net.module_(f.X_t[:rows]) for f in self.folds])
         except Exception as error:  # noqa: BLE001 - any failure means: not stackable
-            raise BatchedFallback(
-                f"{type(self.net.module_).__name__} cannot be run batched ({type(error).__name__}: {error})"
-            ) from None
+            name = type(self.net.module_).__name__
+            if "random operation" in str(error):
+                raise BatchedFallback(
+                    f"{name} draws random numbers in its forward pass (e.g. dropout)"
+                ) from None
+            raise BatchedFallback(f"{name} cannot be run batched ({type(error).__name__}: {error})") from None
         if stacked.shape != own.shape or not torch.allclose(stacked, own, rtol=1e-4, atol=1e-5):
             raise BatchedFallback(
                 f"the batched forward of {type(self.net.module_).__name__} differs from its own"

@@ -17,6 +17,7 @@ from skorch.dataset import ValidSplit
 
 from skprune import (
     MLP,
+    ConvNet,
     L1Pruning,
     MagnitudePruning,
     NeuronPruning,
@@ -137,6 +138,29 @@ class _MyNet(PrunedNetRegressor):
     pass
 
 
+class _Tanh2(torch.nn.Module):
+    """A module of the user's own: stacked through torch.func.vmap."""
+
+    def __init__(self, n_features_in, n_outputs):
+        super().__init__()
+        self.a = torch.nn.Linear(n_features_in, 12)
+        self.b = torch.nn.Linear(12, n_outputs)
+
+    def forward(self, X):
+        return self.b(torch.tanh(self.a(X)) * 2)
+
+
+def test_a_users_module_is_batched_through_vmap_and_convnet_falls_back(reg_data):
+    X, y = reg_data
+    net = PrunedNetRegressor(module=_Tanh2, pruner=MagnitudePruning(), max_epochs=2, random_state=0)
+    sequential, batched = _both(net, X, y, sparsities=[0.5], cv=3)
+    _assert_same_path(sequential, batched)
+    images = np.random.default_rng(0).normal(size=(40, 1, 4, 4)).astype(np.float32)
+    net = PrunedNetRegressor(module=ConvNet, pruner=MagnitudePruning(), max_epochs=1, random_state=0)
+    search = PrunedNetCV(net, sparsities=[0.5], cv=2).fit(images, y[:40])
+    assert not search.batched_ and "BatchNorm" in search.batched_reason_
+
+
 class _Rewinding(MagnitudePruning):
     def rewind(self, module, context):
         return None
@@ -149,7 +173,7 @@ FALLBACKS = [
     ("optimizer", {"optimizer": torch.optim.LBFGS}, "not an element-wise"),
     ("criterion", {"criterion": torch.nn.PoissonNLLLoss}, "criterion"),
     ("reduction", {"criterion__reduction": "sum"}, "reduction"),
-    ("dropout", {"module__dropout": 0.2}, "cannot be run batched"),
+    ("dropout", {"module__dropout": 0.2}, "MLP draws random numbers in its forward pass (e.g. dropout)"),
     ("rewind", {"pruner": _Rewinding()}, "rewind"),
     ("penalty", {"pruner": L1Pruning(strength=1e-3)}, "penalty"),
 ]
