@@ -17,7 +17,7 @@ fails if the chosen sparsities differ.
 
 Run: ``python benchmarks/batched_cv.py`` (CPU, 2 torch threads) or
 ``python benchmarks/batched_cv.py --device cuda``. Times are the best of
-``--repeats`` runs after a warm-up; wall and process CPU time are printed
+``--repeats`` interleaved rounds after a warm-up; wall and process CPU time are printed
 (on a shared machine the CPU-time ratio is the steadier figure on CPU).
 """
 
@@ -43,18 +43,20 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def _timed(function, device: str, repeats: int) -> tuple[float, float, object]:
-    """Best wall and process CPU seconds of ``repeats`` calls, and the last result."""
-    best_wall = best_cpu = float("inf")
-    result = None
+def _interleaved(functions: dict, device: str, repeats: int) -> tuple[dict, dict, dict]:
+    """Best wall and process CPU seconds of each function over ``repeats`` interleaved rounds."""
+    wall = {name: float("inf") for name in functions}
+    cpu = dict(wall)
+    results = {}
     for _ in range(repeats):
-        _sync(device)
-        wall, cpu = time.perf_counter(), time.process_time()
-        result = function()
-        _sync(device)
-        best_wall = min(best_wall, time.perf_counter() - wall)
-        best_cpu = min(best_cpu, time.process_time() - cpu)
-    return best_wall, best_cpu, result
+        for name, function in functions.items():
+            _sync(device)
+            start_wall, start_cpu = time.perf_counter(), time.process_time()
+            results[name] = function()
+            _sync(device)
+            wall[name] = min(wall[name], time.perf_counter() - start_wall)
+            cpu[name] = min(cpu[name], time.process_time() - start_cpu)
+    return wall, cpu, results
 
 
 def main(argv=None) -> pd.DataFrame:
@@ -67,7 +69,7 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--dense-epochs", type=int, default=8)
     parser.add_argument("--sparsities", type=float, nargs="+", default=[0.0, 0.5, 0.8, 0.9])
     parser.add_argument("--cv", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = args.device
@@ -99,9 +101,12 @@ def main(argv=None) -> pd.DataFrame:
     PrunedNetCV(
         clone(net).set_params(max_epochs=1), sparsities=sparsities[:2], cv=2, finetune_epochs=1, refit=False
     ).fit(X[:512], y[:512])
-    one_wall, one_cpu, _ = _timed(one_fit, device, args.repeats)
-    batched_wall, batched_cpu, batched = _timed(search(True), device, args.repeats)
-    seq_wall, seq_cpu, sequential = _timed(search(False), device, args.repeats)
+    wall, cpu, results = _interleaved(
+        {"one": one_fit, "batched": search(True), "sequential": search(False)}, device, args.repeats
+    )
+    one_wall, batched_wall, seq_wall = wall["one"], wall["batched"], wall["sequential"]
+    one_cpu, batched_cpu, seq_cpu = cpu["one"], cpu["batched"], cpu["sequential"]
+    batched, sequential = results["batched"], results["sequential"]
     assert batched.batched_ and not sequential.batched_
     if batched.best_sparsity_ != sequential.best_sparsity_:
         raise AssertionError(
