@@ -331,6 +331,8 @@ class _StackedTraining:
         n_max = max(f.n for f in folds)
         self.X = torch.stack([F.pad(f.X_t, (0, 0) * (f.X_t.dim() - 1) + (0, n_max - f.n)) for f in folds])
         self.y = torch.stack([F.pad(f.y_t, (0, 0) * (f.y_t.dim() - 1) + (0, n_max - f.n)) for f in folds])
+        for k, fold in enumerate(folds):  # one copy of the data: each fold's tensors become views
+            fold.X_t, fold.y_t = self.X[k, : fold.n], self.y[k, : fold.n]
         self.fold_index = torch.arange(K, device=self.device).unsqueeze(1)
         self._check_forward()
 
