@@ -176,6 +176,7 @@ FALLBACKS = [
     ("dropout", {"module__dropout": 0.2}, "MLP draws random numbers in its forward pass (e.g. dropout)"),
     ("rewind", {"pruner": _Rewinding()}, "rewind"),
     ("penalty", {"pruner": L1Pruning(strength=1e-3)}, "penalty"),
+    ("activations", {"pruner": NeuronPruning(importance="apoz")}, "records activations"),
 ]
 
 
