@@ -115,6 +115,8 @@ def sequential_reason(estimator, n_jobs) -> str | None:
     callbacks = net.callbacks
     if not (callbacks is None or (isinstance(callbacks, str) and callbacks == "disable") or callbacks == []):
         return "the estimator has callbacks, which each fold's own training loop must call"
+    if net.compile is True:
+        return "compile=True wraps each fold's module in torch.compile"
     if net.train_split is not None:
         return f"train_split={net.train_split!r} holds out a validation set in every fit"
     if net.verbose:

@@ -209,11 +209,15 @@ def test_subclass_class_weight_sparse_input_and_n_jobs_fall_back(clf_data):
         assert not search.batched_ and reason in search.batched_reason_, search.batched_reason_
 
 
-def test_batch_folds_is_validated(reg_data):
+def test_batch_folds_is_validated_and_true_refuses_before_fitting(reg_data):
     X, y = reg_data
     net = PrunedNetRegressor(pruner=MagnitudePruning(), max_epochs=1)
     with pytest.raises(ValueError, match='batch_folds must be "auto", True or False, got 1'):
         PrunedNetCV(net, batch_folds=1).fit(X, y)
+    search = PrunedNetCV(net.set_params(compile=True), batch_folds=True)
+    with pytest.raises(ValueError, match="compile=True wraps each fold's module in torch.compile"):
+        search.fit(X, y)
+    assert not hasattr(search, "cv_results_")
 
 
 def test_verbose_says_the_folds_were_batched(reg_data, capsys):
