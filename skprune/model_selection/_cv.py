@@ -156,8 +156,8 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
         instead of batched (see ``batch_folds``).
     batch_folds : {"auto", True, False}, default="auto"
         Train the k fold networks as one batched model: their parameters
-        stacked, one batched forward/backward pass and one Adam update per
-        step for all folds, each fold on its own rows in the order its own
+        stacked, one batched forward/backward pass and one optimizer update
+        per step for all folds, each fold on its own rows in the order its own
         fit would see them. The scores, fitted sparsities and chosen
         sparsity are those of the sequential path up to float rounding. On
         a GPU this costs about one fold's time instead of k; on a CPU the
@@ -168,11 +168,12 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
         prevents it; ``False`` always runs the folds one after another.
         Batched training needs skprune's ``MLP`` (without dropout) or a
         module without buffers or random operations that
-        ``torch.func.vmap`` runs, Adam or AdamW, a criterion among
+        ``torch.func.vmap`` runs, an element-wise optimizer (Adam, AdamW,
+        SGD, RMSprop, ...), a criterion among
         ``CrossEntropyLoss``, ``MSELoss``, ``L1Loss``, ``SmoothL1Loss``,
         ``HuberLoss``, no callbacks, ``train_split=None``, no
-        ``class_weight``, ``verbose=0``, dense inputs, ``n_jobs`` of one,
-        and a pruner that neither rewinds weights, adds a loss penalty nor
+        ``class_weight``, ``verbose=0``, ``compile`` other than ``True``,
+        dense inputs, ``n_jobs`` of one, and a pruner that neither rewinds weights, adds a loss penalty nor
         records activations (magnitude, random and gradient-based pruners
         qualify). ``batched_`` and ``batched_reason_`` say what ran.
     refit : bool, default=True
