@@ -406,3 +406,17 @@ def test_channel_pruning_compacted_during_fit_on_gpu_with_sgd_momentum(monkeypat
     off = PrunedNetClassifier(compact_during_fit=False, **kwargs).fit(X, y).compact()
     assert on.module_.channels == off.module_.channels == (4, 4)
     np.testing.assert_allclose(on.predict_proba(X), off.predict_proba(X), atol=1e-4)
+
+
+# ------------------------------------------------ batched cross-validation (issue 27)
+@pytest.mark.parametrize("pruner", [MagnitudePruning(), TaylorPruning()], ids=lambda p: type(p).__name__)
+def test_batched_cv_on_gpu_equals_sequential(clf_data, pruner):
+    X, y = clf_data
+    net = PrunedNetClassifier(pruner=pruner, **{**FAST, "max_epochs": 4, "batch_size": 45})
+    params = dict(sparsities=[0.0, 0.5, 0.9], cv=3, scoring="neg_log_loss", refit=False)
+    sequential = PrunedNetCV(net, batch_folds=False, **params).fit(X, y)
+    batched = PrunedNetCV(net, batch_folds=True, **params).fit(X, y)
+    assert batched.batched_ and not sequential.batched_
+    np.testing.assert_allclose(batched.scores_path_, sequential.scores_path_, atol=1e-3)
+    np.testing.assert_array_equal(batched.fitted_sparsity_path_, sequential.fitted_sparsity_path_)
+    assert batched.best_sparsity_ == sequential.best_sparsity_

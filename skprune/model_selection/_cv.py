@@ -31,12 +31,14 @@ from sklearn.utils.validation import check_is_fitted
 from .._doc_link import DocLinkMixin
 from .._unwrap import final_pruned_net
 from ..pruners._protocol import is_pruner, missing_hooks
+from ._batched import BatchedFallback, fit_and_score_batched, sequential_reason
 from ._path import fit_and_score_path, run_path
 from ._rules import best_score_index, one_standard_error_index, standard_error
 
 __all__ = ["PrunedNetCV"]
 
 SELECTIONS = ("best", "1se")
+BATCH_FOLDS = ("auto", True, False)
 
 
 def _check_sparsities(sparsities) -> np.ndarray:
@@ -104,7 +106,9 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
     masks and optimizer state. The held-out fold is scored after every
     level. A fold therefore costs ``dense_epochs`` plus the levels'
     fine-tune epochs, instead of ``n_sparsities * max_epochs`` for
-    ``GridSearchCV``.
+    ``GridSearchCV``. By default the folds' networks are trained together
+    as one batched model (``batch_folds``): on a GPU the k folds then cost
+    about one fold's time; on a CPU the per-step overhead is shared.
 
     Parameters
     ----------
@@ -147,14 +151,39 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
         that many epochs.
     n_jobs : int or None, default=None
         Folds run in parallel with joblib (``None`` is 1 unless in a
-        ``joblib.parallel_config`` context, ``-1`` all processors).
+        ``joblib.parallel_config`` context, ``-1`` all processors). More
+        than one job runs the folds sequentially, in parallel processes,
+        instead of batched (see ``batch_folds``).
+    batch_folds : {"auto", True, False}, default="auto"
+        Train the k fold networks as one batched model: their parameters
+        stacked, one batched forward/backward pass and one optimizer update
+        per step for all folds, each fold on its own rows in the order its own
+        fit would see them. The scores, fitted sparsities and chosen
+        sparsity are those of the sequential path up to float rounding. On
+        a GPU this costs about one fold's time instead of k; on a CPU the
+        arithmetic stays k times larger and only the per-step overhead is
+        shared (``benchmarks/batched_cv.py``). ``"auto"`` batches whenever
+        the setup allows it and otherwise runs the folds one after another;
+        ``True`` requires batching and raises a ``ValueError`` naming what
+        prevents it; ``False`` always runs the folds one after another.
+        Batched training needs skprune's ``MLP`` (without dropout) or a
+        module without buffers or random operations that
+        ``torch.func.vmap`` runs, an element-wise optimizer (Adam, AdamW,
+        SGD, RMSprop, ...), a criterion among
+        ``CrossEntropyLoss``, ``MSELoss``, ``L1Loss``, ``SmoothL1Loss``,
+        ``HuberLoss``, no callbacks, ``train_split=None``, no
+        ``class_weight``, ``verbose=0``, ``compile`` other than ``True``,
+        dense inputs, ``n_jobs`` of one, and a pruner that neither rewinds weights, adds a loss penalty nor
+        records activations (magnitude, random and gradient-based pruners
+        qualify). ``batched_`` and ``batched_reason_`` say what ran.
     refit : bool, default=True
         Refit on all the data at the chosen sparsity into
         ``best_estimator_``, with the same path procedure (dense fit, then
         the levels up to and including the chosen one), so the refit model
         is made the way the cross-validated ones were.
     verbose : int, default=0
-        Verbosity of joblib's ``Parallel``.
+        Verbosity of joblib's ``Parallel``; from 1, a line says whether the
+        folds were batched, and why not.
 
     Attributes
     ----------
@@ -195,6 +224,12 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
         The scorer used on held-out folds and by :meth:`score`.
     n_splits_ : int
         Number of folds.
+    batched_ : bool
+        Whether the folds were trained as one batched model (``batch_folds``).
+        With batched folds, ``mean_fit_time`` and ``dense_fit_times_`` split
+        the batched training time equally among the folds.
+    batched_reason_ : str
+        Why the folds ran one after another, or how they were batched.
 
     See Also
     --------
@@ -224,6 +259,7 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
         dense_epochs=None,
         finetune_epochs=None,
         n_jobs=None,
+        batch_folds="auto",
         refit=True,
         verbose=0,
     ):
@@ -235,6 +271,7 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
         self.dense_epochs = dense_epochs
         self.finetune_epochs = finetune_epochs
         self.n_jobs = n_jobs
+        self.batch_folds = batch_folds
         self.refit = refit
         self.verbose = verbose
 
@@ -278,6 +315,12 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
                 f"{self.scoring!r}; to record several metrics use GridSearchCV with "
                 "refit=OneStandardErrorRule(metric=...)."
             )
+        if not (
+            self.batch_folds is True
+            or self.batch_folds is False
+            or (isinstance(self.batch_folds, str) and self.batch_folds == "auto")
+        ):
+            raise ValueError(f'batch_folds must be "auto", True or False, got {self.batch_folds!r}.')
         dense_epochs = _check_epochs("dense_epochs", self.dense_epochs, net.max_epochs)
         finetune_epochs = None
         if self.finetune_epochs is not None:
@@ -321,13 +364,41 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
             )
         scorer = check_scoring(self.estimator, scoring=self.scoring)
 
-        parallel = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)
-        folds = parallel(
-            delayed(fit_and_score_path)(
-                clone(self.estimator), X, y, train, test, scorer, sparsities, dense_epochs, finetune_epochs
+        folds, reason = None, "batch_folds=False" if self.batch_folds is False else None
+        if reason is None:
+            reason = sequential_reason(self.estimator, self.n_jobs)
+            if reason is not None and self.batch_folds is True:
+                raise ValueError(self._refusal(reason))
+        if reason is None:
+            try:
+                folds = fit_and_score_batched(
+                    self.estimator, X, y, splits, scorer, sparsities, dense_epochs, finetune_epochs
+                )
+            except BatchedFallback as fallback:
+                reason = str(fallback)
+                if self.batch_folds is True and not fallback.diagnose:
+                    raise ValueError(self._refusal(reason)) from None
+        if folds is None:
+            parallel = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)
+            folds = parallel(
+                delayed(fit_and_score_path)(
+                    clone(self.estimator),
+                    X,
+                    y,
+                    train,
+                    test,
+                    scorer,
+                    sparsities,
+                    dense_epochs,
+                    finetune_epochs,
+                )
+                for train, test in splits
             )
-            for train, test in splits
-        )
+        batched = reason is None
+        reason = f"{len(splits)} folds trained as one batched model" if batched else reason
+        if self.verbose:
+            how = reason if batched else f"folds trained one after another: {reason}"
+            print(f"PrunedNetCV: {how}.")
 
         # everything is computed first and set at the end: a selection or a refit that fails (or is
         # interrupted) leaves a fitted search as it was, not half old and half new
@@ -338,6 +409,8 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
             "scores_path_": np.column_stack([f["score"] for f in folds]),
             "fitted_sparsity_path_": np.column_stack([f["fitted_sparsity"] for f in folds]),
             "dense_fit_times_": np.array([f["dense_fit_time"] for f in folds]),
+            "batched_": batched,
+            "batched_reason_": reason,
         }
         cv_results = self._make_results(
             folds, sparsities, fitted["scores_path_"], fitted["fitted_sparsity_path_"]
@@ -369,6 +442,13 @@ class PrunedNetCV(DocLinkMixin, MetaEstimatorMixin, BaseEstimator):
             self.__dict__.pop(name, None)
         self.__dict__.update(fitted)
         return self
+
+    @staticmethod
+    def _refusal(reason: str) -> str:
+        return (
+            f"batch_folds=True, but the folds cannot be trained as one batched model: {reason}. "
+            'Use batch_folds="auto" to run them one after another in that case.'
+        )
 
     def _make_results(self, folds, sparsities, scores, fitted_sparsity) -> pd.DataFrame:
         param = self._sparsity_param()
