@@ -411,7 +411,14 @@ def test_channel_pruning_compacted_during_fit_on_gpu_with_sgd_momentum(monkeypat
 
 # ------------------------------------------------ batched cross-validation (issue 27)
 @pytest.mark.parametrize("pruner", [MagnitudePruning(), TaylorPruning()], ids=lambda p: type(p).__name__)
-def test_batched_cv_on_gpu_equals_sequential(clf_data, pruner):
+def test_batched_cv_on_gpu_equals_sequential(clf_data, pruner, monkeypatch):
+    from skprune.model_selection._batched import _StackedTraining
+
+    replays = []
+    original = _StackedTraining._graph_step
+    monkeypatch.setattr(
+        _StackedTraining, "_graph_step", lambda self, *a: (replays.append(1), original(self, *a))[1]
+    )
     X, y = clf_data
     net = PrunedNetClassifier(pruner=pruner, **{**FAST, "max_epochs": 4, "batch_size": 45})
     params = dict(sparsities=[0.0, 0.5, 0.9], cv=3, scoring="neg_log_loss", refit=False)
@@ -421,3 +428,4 @@ def test_batched_cv_on_gpu_equals_sequential(clf_data, pruner):
     np.testing.assert_allclose(batched.scores_path_, sequential.scores_path_, atol=1e-3)
     np.testing.assert_array_equal(batched.fitted_sparsity_path_, sequential.fitted_sparsity_path_)
     assert batched.best_sparsity_ == sequential.best_sparsity_
+    assert replays  # the steady-state batched step ran as a CUDA graph (compile="auto")

@@ -67,6 +67,7 @@ from .._training._data import ArrayDataset, BatchIterator
 from .._training._engine import PruningEngine, run_sensitivity_pass
 from .._training._guards import DIVERGENCE_FACTOR
 from .._training._prepare import prepare_fit_data
+from .._training._step import graphs_step
 from .._unwrap import final_pruned_net
 from ..nn._layers import iter_prunable_weights
 from ..nn._networks import MLP, ResidualBlock
@@ -337,6 +338,21 @@ class _StackedTraining:
             fold.X_t, fold.y_t = self.X[k, : fold.n], self.y[k, : fold.n]
         self.fold_index = torch.arange(K, device=self.device).unsqueeze(1)
         self._check_forward()
+        #: the steady-state step (every fold has a batch, no gradient statistics) as a CUDA graph,
+        #: as the estimator's compile="auto" does for one fit (see _training/_step.py)
+        self.graphable = (
+            self.device.type == "cuda"
+            and graphs_step(net.compile)
+            and all(
+                g.get("capturable", isinstance(self.optimizer, torch.optim.SGD))
+                for g in self.optimizer.param_groups
+            )
+        )
+        self.graph = None
+        self._n_warm = 0
+        self._static = None
+        self._static_loss = None
+        self.n_graph_steps = 0
 
     def _check_forward(self) -> None:
         """Refuse a module the stacked forward does not reproduce (compared on each fold's first rows)."""
@@ -375,6 +391,8 @@ class _StackedTraining:
                 ).to(param.dtype)
                 self.keep[name] = keep
                 param.mul_(keep)
+        self.graph = None  # the captured step applies the old masks: capture it again
+        self._n_warm = 0
 
     # ------------------------------------------------------------- an epoch
     def run_epoch(self, generators, engines, first_losses) -> torch.Tensor:
@@ -402,7 +420,10 @@ class _StackedTraining:
         self._link_gradients()  # a sensitivity pass (or scoring) may have reset them
         for s in range(S):
             idle = idle_at[s]
-            loss = self._step(index[:, s], weight[:, s], denominators[:, s], idle, engines, observing)
+            if self.graphable and not idle and not observing and all(v is not None for v in first_losses):
+                loss = self._graph_step(index[:, s], weight[:, s], denominators[:, s])
+            else:
+                loss = self._step(index[:, s], weight[:, s], denominators[:, s], idle, engines, observing)
             loss_sum.addcmul_(loss, counts_dev[:, s])
             if any(v is None for v in first_losses):
                 values = loss.tolist()
@@ -412,6 +433,37 @@ class _StackedTraining:
             if observing:
                 observing = [k for k in observing if engines[k].observes_gradients]
         return (loss_sum / torch.tensor(sizes, device=self.device, dtype=torch.float32)).cpu()
+
+    def _graph_step(self, index, weight, n) -> torch.Tensor:
+        """:meth:`_step` of every fold, replayed from a captured CUDA graph (static inputs copied in).
+
+        Three eager warm-up steps on a side stream (the optimizer's state
+        exists then), one capture, then replays; captured again after the
+        masks change (:meth:`update_masks`).
+        """
+        if self._static is None or self._static[0].shape != index.shape:
+            self._static = (index.clone(), weight.clone(), n.clone())
+            self.graph, self._n_warm = None, 0
+        static_index, static_weight, static_n = self._static
+        static_index.copy_(index, non_blocking=True)
+        static_weight.copy_(weight, non_blocking=True)
+        static_n.copy_(n, non_blocking=True)
+        if self.graph is None:
+            if self._n_warm < 3:
+                stream = torch.cuda.Stream()
+                stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(stream):
+                    loss = self._step(static_index, static_weight, static_n, [], (), [])
+                torch.cuda.current_stream().wait_stream(stream)
+                self._n_warm += 1
+                return loss
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self._static_loss = self._step(static_index, static_weight, static_n, [], (), [])
+            self.graph = graph
+        self.graph.replay()
+        self.n_graph_steps += 1
+        return self._static_loss
 
     def _step(self, index, weight, n, idle, engines, observing) -> torch.Tensor:
         params, grads = self.params, self.grads
