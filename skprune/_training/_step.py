@@ -31,6 +31,7 @@ static.
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 
 import torch
@@ -316,30 +317,21 @@ class Trainer:
         self.loss_sum.zero_()
         first_batch = len(history[-1]["batches"]) if len(history) else 0
         losses: list = []
+        total = None  # the fast epoch sums its batch losses on the host (float64, as skorch does)
         if self._graph_applies(iterator, fit_params):
             n_seen, n_batches, losses = self._graph_epoch(iterator, prefix)
+        elif not self.live:
+            n_seen, n_batches, total = self._fast_epoch(iterator, prefix, fit_params)
         else:
             n_seen = n_batches = 0
             full = getattr(iterator, "batch_size", None)
-            live = self.live
             for batch in iterator:
-                if live:
-                    net.notify("on_batch_begin", batch=batch, training=True)
-                else:
-                    history.new_batch()  # the net's own on_batch_begin
-                    for callback in self.begin_listeners:
-                        callback.on_batch_begin(net, batch=batch, training=True)
+                net.notify("on_batch_begin", batch=batch, training=True)
                 compiled = self.compiled is not None and get_len(unpack_data(batch)[0]) == full
                 loss, y_pred, n = self.eager_step(batch, fit_params, compiled=compiled)
-                if live:
-                    history.record_batch(prefix + "_loss", loss.item())
-                    history.record_batch(prefix + "_batch_size", n)
-                    net.notify("on_batch_end", batch=batch, training=True, loss=loss, y_pred=y_pred)
-                else:
-                    losses.append(loss.detach())
-                    history.record_batch(prefix + "_batch_size", n)
-                    for callback in self.end_listeners:
-                        callback.on_batch_end(net, batch=batch, training=True, loss=loss, y_pred=y_pred)
+                history.record_batch(prefix + "_loss", loss.item())
+                history.record_batch(prefix + "_batch_size", n)
+                net.notify("on_batch_end", batch=batch, training=True, loss=loss, y_pred=y_pred)
                 n_seen += n
                 n_batches += 1
         if n_batches == 0:
@@ -355,10 +347,112 @@ class Trainer:
             for entry, value in zip(batches[first_batch:], torch.stack(losses).tolist()):
                 entry[prefix + "_loss"] = value
         history.record(prefix + "_batch_count", n_batches)
-        mean = self.loss_sum.item() / max(n_seen, 1)
+        mean = (self.loss_sum.item() if total is None else total) / max(n_seen, 1)
         # a non-finite or explosive mean is raised by the estimator's divergence
         # check at the end of this epoch (``_guards.check_divergence``), with its cause
         history.record(prefix + "_loss", mean)
+
+    def _fast_epoch(self, iterator, prefix: str, fit_params) -> tuple[int, int, float]:
+        """The training batches of an epoch on the fast path; returns ``(n_seen, n_batches, loss total)``.
+
+        Each batch gets its history entry (with ``<prefix>_batch_size``) when it
+        starts, as from skorch's ``history.new_batch``; the losses stay on the
+        device and are written into the entries once, when the epoch ends (also
+        when it ends early, on an error or an interrupt, for the batches done).
+        """
+        net = self.net
+        batches = net.history[-1]["batches"]  # the epoch's row (skorch's new_batch appends to it)
+        first_batch = len(batches)
+        size_key = prefix + "_batch_size"
+        begin, end = self.begin_listeners, self.end_listeners
+        full = getattr(iterator, "batch_size", None)
+        step = self._step_kind()
+        losses: list = []
+        sizes: list = []
+        try:
+            for batch in iterator:
+                batches.append({})  # the net's own on_batch_begin (history.new_batch)
+                for callback in begin:
+                    callback.on_batch_begin(net, batch=batch, training=True)
+                if type(batch) is tuple and len(batch) == 2:
+                    Xi, yi = batch
+                else:
+                    Xi, yi = unpack_data(batch)
+                n = Xi.shape[0] if isinstance(Xi, torch.Tensor) else get_len(Xi)
+                compiled = self.compiled is not None and n == full
+                loss, y_pred = self._fast_step(batch, Xi, yi, n, fit_params, step, compiled)
+                batches[-1][size_key] = n
+                losses.append(loss.detach())
+                sizes.append(n)
+                for callback in end:
+                    callback.on_batch_end(net, batch=batch, training=True, loss=loss, y_pred=y_pred)
+        finally:  # the epoch's one host sync: every batch loss at once
+            values = torch.stack(losses).tolist() if losses else []
+            for entry, value in zip(batches[first_batch:], values):
+                entry[prefix + "_loss"] = value
+        total = math.fsum(value * n for value, n in zip(values, sizes))
+        return sum(sizes), len(sizes), total
+
+    def _step_kind(self) -> tuple:
+        """What a fast step needs to know, looked up once per epoch (callbacks and masks may change)."""
+        net = self.net
+        accumulator = type(net).get_train_step_accumulator is NeuralNet.get_train_step_accumulator
+        return accumulator, self.alpha > 0
+
+    def _fast_step(self, batch, Xi, yi, n, fit_params, step, compiled):
+        """One optimizer step, as :meth:`eager_step` (same closure, same order), with less per-step Python.
+
+        ``step`` is :meth:`_step_kind`'s pair: whether the estimator's train
+        step accumulator is skorch's ``FirstStepAccumulator`` (then the
+        closure keeps its first evaluation itself) and whether the L2 term
+        applies. Returns ``(loss, y_pred)``; the loss is not
+        detached.
+        """
+        default_accumulator, l2 = step
+        net, engine, optimizer = self.net, self.engine, self.optimizer
+        forward_loss = self.compiled if compiled else self._forward_loss
+        accumulator = None if default_accumulator else net.get_train_step_accumulator()
+        first: list = []
+        grad_events = self.grad_events
+
+        def closure():
+            optimizer.zero_grad(set_to_none=True)
+            loss, y_pred = forward_loss(Xi, yi, **fit_params)
+            loss.backward()
+            if l2:
+                _, weight = split_weights(yi)  # with sample weights, divided by their sum
+                self._add_l2(n if weight is None else float(penalty_denominator(yi, weight)))
+            if grad_events:
+                net.notify(
+                    "on_grad_computed",
+                    named_parameters=TeeGenerator(net.get_all_learnable_params()),
+                    batch=batch,
+                    training=True,
+                )
+            else:
+                if engine.observes_gradients:
+                    engine.observe_gradients()
+                if engine.masks_gradients:
+                    engine.mask_gradients()
+            if accumulator is not None:
+                accumulator.store_step({"loss": loss, "y_pred": y_pred})
+            elif not first:
+                first.append((loss, y_pred))
+            return loss
+
+        try:
+            optimizer.step(closure)
+        finally:  # an interrupt between the step and the masks must not leave pruned weights alive
+            if engine.run.bound:  # a dense fit has no mask to apply
+                engine.apply_masks()
+        if accumulator is not None:
+            result = accumulator.get_step()
+            loss, y_pred = result["loss"], result["y_pred"]
+        else:
+            loss, y_pred = first[0]
+        if self.first_loss is None:
+            self.first_loss = float(loss.detach())  # one host sync per fit: the loss before any update
+        return loss, y_pred
 
     # -------------------------------------------------------- the CUDA graph
     def _graph_applies(self, iterator, fit_params) -> bool:
