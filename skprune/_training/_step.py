@@ -35,13 +35,14 @@ import math
 import warnings
 
 import torch
-from skorch import NeuralNet
+from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback, EpochScoring, PassthroughScoring
 from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
 
 from .._random import fit_generator
 from ..nn._dropout import Dropout
+from ..nn._networks import MLP, ConvNet
 from ._data import BatchIterator, _resolve, split_weights
 from ._log import TrainingLog
 from ._weights import penalty_denominator
@@ -129,6 +130,16 @@ def _own_get_loss(net) -> bool:
         if "get_loss" in vars(klass):
             return klass is EngineHooksMixin
     return False
+
+
+def _standard_get_loss(net) -> bool:
+    """Whether ``get_loss`` is skprune's over skorch's own: no class but those defines it."""
+    from ._hooks import EngineHooksMixin  # the hooks import this module
+
+    owners = [klass for klass in type(net).__mro__ if "get_loss" in vars(klass)]
+    return bool(owners) and owners[0] is EngineHooksMixin and all(
+        klass in (NeuralNetClassifier, NeuralNetRegressor, NeuralNet) for klass in owners[1:]
+    )
 
 
 class EpochLoss(PassthroughScoring):
@@ -367,6 +378,7 @@ class Trainer:
         begin, end = self.begin_listeners, self.end_listeners
         full = getattr(iterator, "batch_size", None)
         step = self._step_kind()
+        direct = self._direct_forward_loss(iterator, fit_params)
         losses: list = []
         sizes: list = []
         try:
@@ -379,8 +391,13 @@ class Trainer:
                 else:
                     Xi, yi = unpack_data(batch)
                 n = Xi.shape[0] if isinstance(Xi, torch.Tensor) else get_len(Xi)
-                compiled = self.compiled is not None and n == full
-                loss, y_pred = self._fast_step(batch, Xi, yi, n, fit_params, step, compiled)
+                if self.compiled is not None and n == full:
+                    forward_loss = self.compiled
+                elif direct is not None and losses:  # the epoch's first batch goes through get_loss
+                    forward_loss = direct
+                else:
+                    forward_loss = self._forward_loss
+                loss, y_pred = self._fast_step(batch, Xi, yi, n, fit_params, step, forward_loss)
                 batches[-1][size_key] = n
                 losses.append(loss.detach())
                 sizes.append(n)
@@ -393,13 +410,56 @@ class Trainer:
         total = math.fsum(value * n for value, n in zip(values, sizes))
         return sum(sizes), len(sizes), total
 
+    def _direct_forward_loss(self, iterator, fit_params):
+        """The forward pass and loss without skorch's per-call conversions, or ``None`` where they matter.
+
+        Where the estimator's ``infer`` and ``get_loss`` are skprune's and
+        skorch's own (no subclass overrides them), the batches are tensors on
+        the device (a :class:`BatchIterator` over an :class:`ArrayDataset`
+        without sample weights), there are no fit parameters for ``forward``
+        and the module draws no random number from torch's global stream (a
+        built-in network), ``net.infer`` is ``module_(X)`` and ``net.get_loss``
+        is ``criterion_(y_pred, y)`` plus the pruner's penalty (the L2 term goes
+        to the gradients), after the checks of the module's output. The
+        epoch's first batch runs the full ``get_loss`` with those checks (the
+        output's type and width cannot change between batches of an epoch);
+        the others run this. An output that is not a tensor goes to ``get_loss``.
+        """
+        from ._hooks import EngineHooksMixin  # the hooks import this module
+
+        net = self.net
+        resolved = _resolve(iterator.dataset) if isinstance(iterator, BatchIterator) else None
+        if (
+            fit_params
+            or not self.l2_as_gradient
+            or resolved is None
+            or resolved[0].sample_weight is not None
+            or type(net).infer is not EngineHooksMixin.infer
+            or not _standard_get_loss(net)
+            or (net.__dict__.get("_rng") is not None and type(net.module_) not in (MLP, ConvNet))
+            or isinstance(net.criterion_, torch.nn.NLLLoss)  # skorch's classifier takes the log first
+        ):
+            return None
+        module, criterion, engine = net.module_, net.criterion_, self.engine
+        penalty = engine.penalty if engine.hooks is not None else None
+
+        def forward_loss(Xi, yi):
+            y_pred = module(Xi)
+            if type(y_pred) is not torch.Tensor:  # e.g. a tuple for a criterion of the user's
+                return net.get_loss(y_pred, yi, X=Xi, training=True), y_pred
+            loss = criterion(y_pred, yi)
+            extra = None if penalty is None else penalty()
+            return (loss if extra is None else loss + extra), y_pred
+
+        return forward_loss
+
     def _step_kind(self) -> tuple:
         """What a fast step needs to know, looked up once per epoch (callbacks and masks may change)."""
         net = self.net
         accumulator = type(net).get_train_step_accumulator is NeuralNet.get_train_step_accumulator
         return accumulator, self.alpha > 0
 
-    def _fast_step(self, batch, Xi, yi, n, fit_params, step, compiled):
+    def _fast_step(self, batch, Xi, yi, n, fit_params, step, forward_loss):
         """One optimizer step, as :meth:`eager_step` (same closure, same order), with less per-step Python.
 
         ``step`` is :meth:`_step_kind`'s pair: whether the estimator's train
@@ -410,7 +470,6 @@ class Trainer:
         """
         default_accumulator, l2 = step
         net, engine, optimizer = self.net, self.engine, self.optimizer
-        forward_loss = self.compiled if compiled else self._forward_loss
         accumulator = None if default_accumulator else net.get_train_step_accumulator()
         first: list = []
         grad_events = self.grad_events
