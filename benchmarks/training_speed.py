@@ -172,14 +172,18 @@ def time_training(args) -> None:
             f"{name:34s} {value:9.3f} {1e3 * value / steps:8.3f} {value / base:16.3f} "
             f"{value / med['sklearn MLPClassifier']:17.3f}"
         )
-    print("\nissue 27's goals (ratio of medians; per-repeat ratios: min-max):")
+    fastest = {name: float(np.min(t)) for name, t in times.items()}
+    print(
+        "\nissue 27's goals (ratio of medians; ratio of the fastest repeats, which load from other "
+        "processes disturbs least; per-repeat ratios: min-max):"
+    )
     for ours, baseline, goal in GOALS:
         per_repeat = np.array(times[ours]) / np.array(times[baseline])
         ratio = med[ours] / med[baseline]
         verdict = "met" if ratio <= goal else "NOT met"
         print(
-            f"  {ours} / {baseline}: {ratio:.3f} (goal <= {goal}, {verdict}; "
-            f"{per_repeat.min():.3f}-{per_repeat.max():.3f})"
+            f"  {ours} / {baseline}: {ratio:.3f} (goal <= {goal}, {verdict}; fastest "
+            f"{fastest[ours] / fastest[baseline]:.3f}; {per_repeat.min():.3f}-{per_repeat.max():.3f})"
         )
     print(f"  pruned / dense (skprune): {med['skprune magnitude 90%'] / med['skprune dense']:.3f}")
     print(f"  skprune dense / stock skorch: {med['skprune dense'] / med['stock skorch (no L2)']:.3f}")
