@@ -30,7 +30,7 @@ from ._training._data import ArrayDataset, BatchIterator, batch_without_weights
 from ._training._guards import reapply_masks_after_callbacks
 from ._training._hooks import EngineHooksMixin
 from ._training._log import TrainingLog
-from ._training._predict import fast_predict_proba
+from ._training._predict import fast_predict_proba, predict_rows
 from ._training._prepare import module_kwargs, module_to_device, prepare_fit_data, prepare_predict_data
 from ._training._snapshot import restored_on_failure
 from ._training._step import EpochLoss, TrainingStepMixin, check_compile
@@ -506,6 +506,9 @@ class PrunedNet(
 
     def predict_proba(self, X):
         """Module outputs after the predict non-linearity, as a numpy array."""
+        proba = predict_rows(self, X)  # plain float rows of the fitted width: checked, not re-validated
+        if proba is not None:
+            return proba
         X = prepare_predict_data(self, X)
         proba = fast_predict_proba(self, X)
         return super().predict_proba(X) if proba is None else proba

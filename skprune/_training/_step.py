@@ -39,16 +39,18 @@ static.
 from __future__ import annotations
 
 import functools
+import math
 import warnings
 
 import torch
-from skorch import NeuralNet
+from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback, EpochScoring, PassthroughScoring
 from skorch.dataset import get_len, unpack_data
 from skorch.utils import TeeGenerator
 
 from .._random import fit_generator
 from ..nn._dropout import Dropout
+from ..nn._networks import MLP, ConvNet
 from ._data import BatchIterator, _resolve, split_weights
 from ._log import TrainingLog
 from ._weights import penalty_denominator
@@ -155,6 +157,22 @@ def _own_get_loss(net) -> bool:
         if "get_loss" in vars(klass):
             return klass is EngineHooksMixin
     return False
+
+
+def _method_is(obj, name: str, function) -> bool:
+    """Whether ``obj.name`` is ``function`` (a subclass's override or an instance attribute is not)."""
+    method = getattr(obj, name, None)
+    return getattr(method, "__func__", None) is function
+
+
+def _standard_get_loss(net) -> bool:
+    """Whether ``get_loss`` is skprune's over skorch's own: no class but those defines it."""
+    from ._hooks import EngineHooksMixin  # the hooks import this module
+
+    owners = [klass for klass in type(net).__mro__ if "get_loss" in vars(klass)]
+    return bool(owners) and owners[0] is EngineHooksMixin and all(
+        klass in (NeuralNetClassifier, NeuralNetRegressor, NeuralNet) for klass in owners[1:]
+    )
 
 
 class EpochLoss(PassthroughScoring):
@@ -347,30 +365,21 @@ class Trainer:
         self.loss_sum.zero_()
         first_batch = len(history[-1]["batches"]) if len(history) else 0
         losses: list = []
+        total = None  # the fast epoch sums its batch losses on the host (float64, as skorch does)
         if self._graph_applies(iterator, fit_params):
             n_seen, n_batches, losses = self._graph_epoch(iterator, prefix)
+        elif not self.live:
+            n_seen, n_batches, total = self._fast_epoch(iterator, prefix, fit_params)
         else:
             n_seen = n_batches = 0
             full = getattr(iterator, "batch_size", None)
-            live = self.live
             for batch in iterator:
-                if live:
-                    net.notify("on_batch_begin", batch=batch, training=True)
-                else:
-                    history.new_batch()  # the net's own on_batch_begin
-                    for callback in self.begin_listeners:
-                        callback.on_batch_begin(net, batch=batch, training=True)
+                net.notify("on_batch_begin", batch=batch, training=True)
                 compiled = self.compiled is not None and get_len(unpack_data(batch)[0]) == full
                 loss, y_pred, n = self.eager_step(batch, fit_params, compiled=compiled)
-                if live:
-                    history.record_batch(prefix + "_loss", loss.item())
-                    history.record_batch(prefix + "_batch_size", n)
-                    net.notify("on_batch_end", batch=batch, training=True, loss=loss, y_pred=y_pred)
-                else:
-                    losses.append(loss.detach())
-                    history.record_batch(prefix + "_batch_size", n)
-                    for callback in self.end_listeners:
-                        callback.on_batch_end(net, batch=batch, training=True, loss=loss, y_pred=y_pred)
+                history.record_batch(prefix + "_loss", loss.item())
+                history.record_batch(prefix + "_batch_size", n)
+                net.notify("on_batch_end", batch=batch, training=True, loss=loss, y_pred=y_pred)
                 n_seen += n
                 n_batches += 1
         if n_batches == 0:
@@ -386,10 +395,170 @@ class Trainer:
             for entry, value in zip(batches[first_batch:], torch.stack(losses).tolist()):
                 entry[prefix + "_loss"] = value
         history.record(prefix + "_batch_count", n_batches)
-        mean = self.loss_sum.item() / max(n_seen, 1)
+        mean = (self.loss_sum.item() if total is None else total) / max(n_seen, 1)
         # a non-finite or explosive mean is raised by the estimator's divergence
         # check at the end of this epoch (``_guards.check_divergence``), with its cause
         history.record(prefix + "_loss", mean)
+
+    def _fast_epoch(self, iterator, prefix: str, fit_params) -> tuple[int, int, float]:
+        """The training batches of an epoch on the fast path; returns ``(n_seen, n_batches, loss total)``.
+
+        Each batch gets its history entry (with ``<prefix>_batch_size``) when it
+        starts, as from skorch's ``history.new_batch``; the losses stay on the
+        device and are written into the entries once, when the epoch ends (also
+        when it ends early, on an error or an interrupt, for the batches done).
+        """
+        net = self.net
+        batches = net.history[-1]["batches"]  # the epoch's row (skorch's new_batch appends to it)
+        first_batch = len(batches)
+        size_key = prefix + "_batch_size"
+        begin, end = self.begin_listeners, self.end_listeners
+        full = getattr(iterator, "batch_size", None)
+        step = self._step_kind()
+        direct = self._direct_forward_loss(iterator, fit_params)
+        losses: list = []
+        sizes: list = []
+        try:
+            for batch in iterator:
+                batches.append({})  # the net's own on_batch_begin (history.new_batch)
+                for callback in begin:
+                    callback.on_batch_begin(net, batch=batch, training=True)
+                if type(batch) is tuple and len(batch) == 2:
+                    Xi, yi = batch
+                else:
+                    Xi, yi = unpack_data(batch)
+                n = Xi.shape[0] if isinstance(Xi, torch.Tensor) else get_len(Xi)
+                if self.compiled is not None and n == full:
+                    forward_loss = self.compiled
+                elif direct is not None and losses:  # the epoch's first batch goes through get_loss
+                    forward_loss = direct
+                else:
+                    forward_loss = self._forward_loss
+                loss, y_pred = self._fast_step(batch, Xi, yi, n, fit_params, step, forward_loss)
+                batches[-1][size_key] = n
+                losses.append(loss.detach())
+                sizes.append(n)
+                for callback in end:
+                    callback.on_batch_end(net, batch=batch, training=True, loss=loss, y_pred=y_pred)
+        finally:  # the epoch's one host sync: every batch loss at once
+            values = torch.stack(losses).tolist() if losses else []
+            for entry, value in zip(batches[first_batch:], values):
+                entry[prefix + "_loss"] = value
+        total = math.fsum(value * n for value, n in zip(values, sizes))
+        return sum(sizes), len(sizes), total
+
+    def _direct_forward_loss(self, iterator, fit_params):
+        """The forward pass and loss without skorch's per-call conversions, or ``None`` where they matter.
+
+        Where the estimator's ``infer`` and ``get_loss`` are skprune's and
+        skorch's own (no subclass overrides them), the batches are tensors on
+        the device (a :class:`BatchIterator` over an :class:`ArrayDataset`
+        without sample weights), there are no fit parameters for ``forward``
+        and the module draws no random number from torch's global stream (a
+        built-in network), ``net.infer`` is ``module_(X)`` and ``net.get_loss``
+        is ``criterion_(y_pred, y)`` plus the pruner's penalty (the L2 term goes
+        to the gradients), after the checks of the module's output. The
+        epoch's first batch runs the full ``get_loss`` with those checks (the
+        output's type and width cannot change between batches of an epoch);
+        the others run this. An output that is not a tensor goes to ``get_loss``.
+        """
+        from ._hooks import EngineHooksMixin  # the hooks import this module
+
+        net = self.net
+        resolved = _resolve(iterator.dataset) if isinstance(iterator, BatchIterator) else None
+        if (
+            fit_params
+            or not self.l2_as_gradient
+            or resolved is None
+            or resolved[0].sample_weight is not None
+            or not _method_is(net, "infer", EngineHooksMixin.infer)
+            or not _method_is(net, "get_loss", EngineHooksMixin.get_loss)
+            or not _standard_get_loss(net)
+            or (net.__dict__.get("_rng") is not None and type(net.module_) not in (MLP, ConvNet))
+            or isinstance(net.criterion_, torch.nn.NLLLoss)  # skorch's classifier takes the log first
+        ):
+            return None
+        module, criterion, engine = net.module_, net.criterion_, self.engine
+        penalty = engine.penalty if engine.hooks is not None else None
+
+        def forward_loss(Xi, yi):
+            y_pred = module(Xi)
+            if type(y_pred) is not torch.Tensor:  # e.g. a tuple for a criterion of the user's
+                return net.get_loss(y_pred, yi, X=Xi, training=True), y_pred
+            loss = criterion(y_pred, yi)
+            extra = None if penalty is None else penalty()
+            return (loss if extra is None else loss + extra), y_pred
+
+        return forward_loss
+
+    def _step_kind(self) -> tuple:
+        """What a fast step needs to know, looked up once per epoch (callbacks and masks may change)."""
+        net = self.net
+        accumulator = _method_is(net, "get_train_step_accumulator", NeuralNet.get_train_step_accumulator)
+        optimizer = self.optimizer
+        params = None  # zero_grad(set_to_none=True) of torch's Optimizer: every gradient to None
+        if _method_is(optimizer, "zero_grad", torch.optim.Optimizer.zero_grad):
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+        return accumulator, self.alpha > 0, params
+
+    def _fast_step(self, batch, Xi, yi, n, fit_params, step, forward_loss):
+        """One optimizer step, as :meth:`eager_step` (same closure, same order), with less per-step Python.
+
+        ``step`` is :meth:`_step_kind`'s triple: whether the estimator's train
+        step accumulator is skorch's ``FirstStepAccumulator`` (then the
+        closure keeps its first evaluation itself), whether the L2 term
+        applies, and the optimizer's parameters when its ``zero_grad`` is
+        torch's (then the closure sets their gradients to ``None`` itself).
+        Returns ``(loss, y_pred)``; the loss is not detached.
+        """
+        default_accumulator, l2, params = step
+        net, engine, optimizer = self.net, self.engine, self.optimizer
+        accumulator = None if default_accumulator else net.get_train_step_accumulator()
+        first: list = []
+        grad_events = self.grad_events
+
+        def closure():
+            if params is None:
+                optimizer.zero_grad(set_to_none=True)
+            else:  # what torch's zero_grad(set_to_none=True) does, without its per-call profiling scope
+                for param in params:
+                    param.grad = None
+            loss, y_pred = forward_loss(Xi, yi, **fit_params)
+            loss.backward()
+            if l2:
+                _, weight = split_weights(yi)  # with sample weights, divided by their sum
+                self._add_l2(n if weight is None else float(penalty_denominator(yi, weight)))
+            if grad_events:
+                net.notify(
+                    "on_grad_computed",
+                    named_parameters=TeeGenerator(net.get_all_learnable_params()),
+                    batch=batch,
+                    training=True,
+                )
+            else:
+                if engine.observes_gradients:
+                    engine.observe_gradients()
+                if engine.masks_gradients:
+                    engine.mask_gradients()
+            if accumulator is not None:
+                accumulator.store_step({"loss": loss, "y_pred": y_pred})
+            elif not first:
+                first.append((loss, y_pred))
+            return loss
+
+        try:
+            optimizer.step(closure)
+        finally:  # an interrupt between the step and the masks must not leave pruned weights alive
+            if engine.run.bound:  # a dense fit has no mask to apply
+                engine.apply_masks()
+        if accumulator is not None:
+            result = accumulator.get_step()
+            loss, y_pred = result["loss"], result["y_pred"]
+        else:
+            loss, y_pred = first[0]
+        if self.first_loss is None:
+            self.first_loss = float(loss.detach())  # one host sync per fit: the loss before any update
+        return loss, y_pred
 
     # -------------------------------------------------------- the CUDA graph
     def graph_refusal(self, iterator, fit_params) -> str | None:
