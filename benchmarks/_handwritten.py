@@ -34,3 +34,28 @@ def handwritten_fit(model, X, y, *, epochs, batch_size, alpha, lr=1e-3, seed=0, 
             loss.backward()
             opt.step()
     return model
+
+
+def stock_skorch_fit(X, y, *, hidden, n_classes, epochs, batch_size, seed=0, device="cpu"):
+    """Stock skorch's ``NeuralNetClassifier`` on skprune's ``MLP``: Adam lr 1e-3, shuffled batches, no L2."""
+    import numpy as np
+    from skorch import NeuralNetClassifier
+
+    from skprune import MLP
+
+    torch.manual_seed(seed)
+    return NeuralNetClassifier(
+        MLP,
+        module__n_features_in=X.shape[1],
+        module__n_outputs=n_classes,
+        module__hidden_layer_sizes=hidden,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam,
+        lr=1e-3,
+        max_epochs=epochs,
+        batch_size=batch_size,
+        train_split=None,
+        iterator_train__shuffle=True,
+        verbose=0,
+        device=device,
+    ).fit(X, y.astype(np.int64))

@@ -36,12 +36,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.datasets import make_classification
-from skorch import NeuralNetClassifier
 
 from skprune import MLP, ConvNet, MagnitudePruning, PrunedNetClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _handwritten import handwritten_fit  # noqa: E402
+from _handwritten import handwritten_fit, stock_skorch_fit  # noqa: E402
 
 ALPHA = 1e-4
 
@@ -96,22 +95,10 @@ def contenders(kind, X, y, epochs, batch_size, device):
         return fit
 
     def stock(seed):
-        torch.manual_seed(seed)
-        return NeuralNetClassifier(
-            MLP,
-            module__n_features_in=n_in,
-            module__n_outputs=10,
-            module__hidden_layer_sizes=(512, 256),
-            criterion=torch.nn.CrossEntropyLoss,
-            optimizer=torch.optim.Adam,
-            lr=1e-3,
-            max_epochs=epochs,
-            batch_size=batch_size,
-            train_split=None,
-            iterator_train__shuffle=True,
-            verbose=0,
+        return stock_skorch_fit(
+            X, y, hidden=(512, 256), n_classes=10, epochs=epochs, batch_size=batch_size, seed=seed,
             device=device,
-        ).fit(X, y.astype(np.int64))
+        )
 
     rows = {
         "hand-written eager loop, L2 (baseline)": handwritten(ALPHA),

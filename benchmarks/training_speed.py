@@ -46,12 +46,11 @@ import torch
 from sklearn.datasets import load_digits, make_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.neural_network import MLPClassifier
-from skorch import NeuralNetClassifier
 
 from skprune import MLP, MagnitudePruning, PrunedNetClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _handwritten import handwritten_fit  # noqa: E402
+from _handwritten import handwritten_fit, stock_skorch_fit  # noqa: E402
 
 ALPHA = 1e-4
 N_CLASSES = 10
@@ -78,22 +77,9 @@ def handwritten(alpha, hidden, fused=False):
 
 def stock_skorch(hidden):
     def fit(X, y, epochs, batch_size, seed):
-        torch.manual_seed(seed)
-        net = NeuralNetClassifier(
-            MLP,
-            module__n_features_in=X.shape[1],
-            module__n_outputs=N_CLASSES,
-            module__hidden_layer_sizes=hidden,
-            criterion=torch.nn.CrossEntropyLoss,
-            optimizer=torch.optim.Adam,
-            lr=1e-3,
-            max_epochs=epochs,
-            batch_size=batch_size,
-            train_split=None,
-            iterator_train__shuffle=True,
-            verbose=0,
+        return stock_skorch_fit(
+            X, y, hidden=hidden, n_classes=N_CLASSES, epochs=epochs, batch_size=batch_size, seed=seed
         )
-        return net.fit(X, y.astype(np.int64))
 
     return fit
 

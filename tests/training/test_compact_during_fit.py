@@ -47,6 +47,14 @@ def _pair(X, y, **params):
     return on, off.compact()
 
 
+
+def _half_neurons_at_epoch_1(**params):
+    """A 32-unit MLP whose NeuronPruning(0.5) step comes after the first of 2 epochs."""
+    return PrunedNetClassifier(
+        module__hidden_layer_sizes=(32,), pruner=NeuronPruning(0.5, schedule=OneShot(at=0.5)),
+        max_epochs=2, random_state=0, **params,
+    )
+
 def test_neuron_pruning_compacted_during_fit_predicts_as_the_masked_fit_compacted_at_the_end(digits):
     X, y = digits
     on, compacted = _pair(
@@ -155,20 +163,14 @@ def test_early_stopping_that_restores_the_best_weights_keeps_the_masked_network(
 
 def test_the_verbose_log_says_when_and_how_much_the_network_shrank(digits, capsys):
     X, y = digits
-    PrunedNetClassifier(
-        module__hidden_layer_sizes=(32,), pruner=NeuronPruning(0.5, schedule=OneShot(at=0.5)),
-        max_epochs=2, random_state=0, verbose=1,
-    ).fit(X, y)
+    _half_neurons_at_epoch_1(verbose=1).fit(X, y)
     out = capsys.readouterr().out
     assert "Compacted the network after epoch 1" in out and "2,410 -> 1,210 parameters" in out
 
 
 def test_adam_state_is_sliced_not_reset(digits):
     X, y = digits
-    net = PrunedNetClassifier(
-        module__hidden_layer_sizes=(32,), pruner=NeuronPruning(0.5, schedule=OneShot(at=0.5)),
-        max_epochs=2, random_state=0,
-    ).fit(X, y)
+    net = _half_neurons_at_epoch_1().fit(X, y)
     optimizer = net.optimizer_
     params = list(net.module_.parameters())
     assert [p for g in optimizer.param_groups for p in g["params"]] == params
@@ -179,10 +181,7 @@ def test_adam_state_is_sliced_not_reset(digits):
 
 def test_compact_on_a_net_compacted_during_fit_is_a_copy_with_the_same_predictions(digits):
     X, y = digits
-    net = PrunedNetClassifier(
-        module__hidden_layer_sizes=(32,), pruner=NeuronPruning(0.5, schedule=OneShot(at=0.5)),
-        max_epochs=2, random_state=0,
-    ).fit(X, y)
+    net = _half_neurons_at_epoch_1().fit(X, y)
     again = net.compact()
     assert again.module_ is not net.module_ and again.n_params_ == net.n_params_
     np.testing.assert_array_equal(again.predict_proba(X), net.predict_proba(X))
@@ -190,10 +189,7 @@ def test_compact_on_a_net_compacted_during_fit_is_a_copy_with_the_same_predictio
 
 def test_partial_fit_and_warm_start_of_a_compacted_net_fine_tune_without_pruning_again(digits):
     X, y = digits
-    net = PrunedNetClassifier(
-        module__hidden_layer_sizes=(32,), pruner=NeuronPruning(0.5, schedule=OneShot(at=0.5)),
-        max_epochs=2, random_state=0,
-    ).fit(X, y)
+    net = _half_neurons_at_epoch_1().fit(X, y)
     before = net.predict_proba(X)
     net.partial_fit(X, y)
     assert net.module_.hidden_layer_sizes == (16,)
@@ -229,10 +225,7 @@ def test_clone_pickle_save_and_load_of_a_compacted_net_round_trip(digits, tmp_pa
 
 def test_grid_search_in_a_pipeline_compacts_every_candidate(digits):
     X, y = digits
-    net = PrunedNetClassifier(
-        module__hidden_layer_sizes=(32,), pruner=NeuronPruning(0.5, schedule=OneShot(at=0.5)),
-        max_epochs=2, random_state=0,
-    )
+    net = _half_neurons_at_epoch_1()
     search = GridSearchCV(
         make_pipeline(StandardScaler(), net),
         {"prunednetclassifier__pruner__sparsity": [0.25, 0.5]},
