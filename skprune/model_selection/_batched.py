@@ -152,6 +152,13 @@ def _check_fold_networks(folds, user_pruner, sparsities) -> None:
     named = dict(module.named_parameters(remove_duplicate=False))
     if len(named) != len(list(module.parameters())):
         raise BatchedFallback(f"{type(module).__name__} shares a parameter between layers")
+    shapes = [[(n, tuple(p.shape)) for n, p in f.net.module_.named_parameters()] for f in folds]
+    widths = [tuple(f.X_t.shape[1:]) for f in folds]
+    if any(s != shapes[0] for s in shapes[1:]) or any(w != widths[0] for w in widths[1:]):
+        raise BatchedFallback(
+            "the fold networks differ in shape (a class missing from a fold's training rows, or a "
+            "pipeline step keeping a different number of features per fold)"
+        )
     if any(p.dtype != torch.float32 for p in module.parameters()):
         raise BatchedFallback("the module has parameters that are not float32")
     groups = net.optimizer_.param_groups

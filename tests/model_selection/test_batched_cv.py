@@ -248,3 +248,26 @@ def test_batched_search_refits_a_normal_estimator_that_pickles_and_clones(clf_da
     np.testing.assert_array_equal(restored.predict(X), search.predict(X))
     assert restored.batched_ and restored.batched_reason_ == search.batched_reason_
     assert clone(search).get_params()["batch_folds"] == "auto"
+
+
+def test_folds_whose_networks_differ_in_shape_fall_back_to_sequential_and_equal_it():
+    # unshuffled KFold: the last fold's training rows hold 2 of the 3 classes, so its network has a
+    # 2-wide output layer and the others 3; a VarianceThreshold in a pipeline narrows one fold's input
+    rng = np.random.RandomState(0)
+    X = rng.randn(90, 5).astype(np.float32)
+    y = np.r_[np.zeros(40, int), np.ones(45, int), np.full(5, 2)]
+    X[:, 0] += y
+    net = PrunedNetClassifier(pruner=MagnitudePruning(), max_epochs=1, lr=0.01, random_state=0)
+    params = dict(sparsities=[0.5], cv=KFold(3), dense_epochs=2)
+    search = PrunedNetCV(net, **params).fit(X, y)
+    assert not search.batched_ and "differ in shape" in search.batched_reason_, search.batched_reason_
+    sequential = PrunedNetCV(net, batch_folds=False, **params).fit(X, y)
+    np.testing.assert_allclose(search.scores_path_, sequential.scores_path_)
+
+    from sklearn.feature_selection import VarianceThreshold
+
+    X2 = X.copy()
+    X2[30:, 4] = 0.0  # varies in the first fold's test rows only: that fold's training rows drop it
+    pipe = make_pipeline(VarianceThreshold(), PrunedNetClassifier(pruner=MagnitudePruning(), max_epochs=1))
+    search = PrunedNetCV(pipe, sparsities=[0.5], cv=KFold(3), dense_epochs=1).fit(X2, y % 2)
+    assert not search.batched_ and "differ in shape" in search.batched_reason_, search.batched_reason_
