@@ -15,6 +15,13 @@ def sparsity_scorer(estimator, X=None, y=None) -> float:
     (counted from the weights) next to its accuracy; ``X`` and ``y`` are
     ignored. Higher is sparser.
 
+    A network compacted during fit (a structured pruner with the default
+    ``compact_during_fit=True``) has its removed units deleted, not zeroed,
+    so its measured sparsity is about 0 whatever ``pruner__sparsity`` was:
+    compare such candidates by ``param_...pruner__sparsity`` (the default
+    of :class:`~skprune.OneStandardErrorRule`) or by ``n_params_``, or
+    search with ``compact_during_fit=False``.
+
     Parameters
     ----------
     estimator : fitted PrunedNet or Pipeline ending with one
