@@ -169,6 +169,9 @@ def _check_fold_networks(folds, user_pruner, sparsities) -> None:
         raise BatchedFallback(f"criterion__reduction={criterion.reduction!r} (the batched loss is a mean)")
     if getattr(criterion, "weight", None) is not None:
         raise BatchedFallback("the criterion has class weights")
+    if getattr(criterion, "ignore_index", -100) != -100:  # its mean is over the rows not ignored
+        ignored = criterion.ignore_index
+        raise BatchedFallback(f"criterion__ignore_index={ignored!r} (the batched loss averages every row)")
     for level in (sparsities[0], sparsities[-1]):
         pruner = _path_pruner(user_pruner, level, at=0.0)
         hooks = FitHooks(pruner)

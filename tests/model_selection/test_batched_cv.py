@@ -271,3 +271,15 @@ def test_folds_whose_networks_differ_in_shape_fall_back_to_sequential_and_equal_
     pipe = make_pipeline(VarianceThreshold(), PrunedNetClassifier(pruner=MagnitudePruning(), max_epochs=1))
     search = PrunedNetCV(pipe, sparsities=[0.5], cv=KFold(3), dense_epochs=1).fit(X2, y % 2)
     assert not search.batched_ and "differ in shape" in search.batched_reason_, search.batched_reason_
+
+
+def test_a_criterion_ignoring_a_class_falls_back_to_the_sequential_scores(clf_data):
+    # CrossEntropyLoss(ignore_index=...) averages over the rows it does not ignore; the batched loss
+    # averages over every row of the batch, so its scores differed from the sequential ones by ~4e-3
+    X, y = clf_data
+    net = PrunedNetClassifier(pruner=MagnitudePruning(), random_state=0, criterion__ignore_index=1)
+    params = dict(sparsities=[0.5, 0.8], cv=3, dense_epochs=2, finetune_epochs=1, scoring="neg_log_loss")
+    search = PrunedNetCV(net, **params).fit(X, y)
+    sequential = PrunedNetCV(net, batch_folds=False, **params).fit(X, y)
+    assert not search.batched_ and "ignore_index=1" in search.batched_reason_, search.batched_reason_
+    np.testing.assert_allclose(search.scores_path_, sequential.scores_path_)
