@@ -134,6 +134,8 @@ def sequential_reason(estimator, n_jobs) -> str | None:
     if not (isinstance(net.criterion, type) and issubclass(net.criterion, _CRITERIA)):
         names = ", ".join(c.__name__ for c in _CRITERIA)
         return f"criterion={getattr(net.criterion, '__name__', net.criterion)!r} is not one of {names}"
+    if not any(net.criterion.forward is c.forward for c in _CRITERIA):  # its reduction may not be per row
+        return f"criterion={net.criterion.__name__!r} overrides forward (the batched loss needs per-row ones)"
     if type(net.pruner).rewind is not PrunerProtocol.rewind:
         return f"{type(net.pruner).__name__} may rewind weights after a pruning step"
     return None

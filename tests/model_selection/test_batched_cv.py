@@ -283,3 +283,21 @@ def test_a_criterion_ignoring_a_class_falls_back_to_the_sequential_scores(clf_da
     sequential = PrunedNetCV(net, batch_folds=False, **params).fit(X, y)
     assert not search.batched_ and "ignore_index=1" in search.batched_reason_, search.batched_reason_
     np.testing.assert_allclose(search.scores_path_, sequential.scores_path_)
+
+
+class _FocalLoss(torch.nn.CrossEntropyLoss):
+    """A CrossEntropyLoss subclass whose forward returns a scalar whatever its reduction."""
+
+    def forward(self, input, target):
+        ce = torch.nn.functional.cross_entropy(input, target, reduction="none")
+        return ((1 - torch.exp(-ce)) ** 2 * ce).mean()
+
+
+def test_a_criterion_subclass_with_its_own_forward_falls_back_to_sequential(clf_data):
+    X, y = clf_data
+    net = PrunedNetClassifier(pruner=MagnitudePruning(), random_state=0, criterion=_FocalLoss)
+    params = dict(sparsities=[0.5], cv=3, dense_epochs=2, scoring="neg_log_loss")
+    search = PrunedNetCV(net, **params).fit(X, y)  # raised RuntimeError from the batched loss's reshape
+    sequential = PrunedNetCV(net, batch_folds=False, **params).fit(X, y)
+    assert not search.batched_ and "_FocalLoss" in search.batched_reason_, search.batched_reason_
+    np.testing.assert_allclose(search.scores_path_, sequential.scores_path_)
