@@ -54,6 +54,7 @@ def fast_predict_proba(net, X) -> np.ndarray | None:
         and net.dataset is ArrayDataset
         and net.iterator_valid is BatchIterator
         and not _user_nonlinearity(net)  # called per batch of batch_size, as skorch does
+        and _standard_forward(net)
     ):
         return None
     module = net.module_
@@ -72,6 +73,28 @@ def fast_predict_proba(net, X) -> np.ndarray | None:
     if not outputs:
         return None
     return outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+
+
+def _standard_forward(net) -> bool:
+    """Whether the class keeps skorch's ``forward_iter``/``evaluation_step`` and skprune's ``infer``.
+
+    A skorch-style subclass that overrides one of them changes what
+    ``predict_proba`` computes, so its predictions take skorch's path.
+    """
+    from skorch import NeuralNet
+
+    from ._hooks import EngineHooksMixin
+
+    return (
+        _method_is(net, "infer", EngineHooksMixin.infer)
+        and _method_is(net, "evaluation_step", NeuralNet.evaluation_step)
+        and _method_is(net, "forward_iter", NeuralNet.forward_iter)
+    )
+
+
+def _method_is(obj, name: str, function) -> bool:
+    method = getattr(obj, name, None)
+    return getattr(method, "__func__", None) is function
 
 
 def _user_nonlinearity(net) -> bool:
@@ -127,6 +150,7 @@ class RowPlan:
             and net.dataset is ArrayDataset
             and net.iterator_valid is BatchIterator
             and not _user_nonlinearity(net)
+            and _standard_forward(net)
         )
 
     def current(self, net) -> bool:

@@ -157,3 +157,27 @@ def test_copies_of_a_net_that_predicted_rows_predict_the_same_and_carry_no_plan(
         assert other not in _predict._PLANS
         np.testing.assert_array_equal(other.predict_proba(X[:1]), expected)
         assert _predict._PLANS[other].module is other.module_ is not net.module_
+
+
+class _ZeroInputInfer(PrunedNetClassifier):
+    """A skorch-style subclass whose ``infer`` changes the input (every row predicts the same)."""
+
+    def infer(self, x, **fit_params):
+        return super().infer(x * 0, **fit_params)
+
+
+class _ScaledEvaluationStep(PrunedNetClassifier):
+    """A subclass whose ``evaluation_step`` changes the module's outputs."""
+
+    def evaluation_step(self, batch, training=False):
+        return super().evaluation_step(batch, training) * 0
+
+
+@pytest.mark.parametrize("kind", ["rows", "list"])
+def test_a_subclass_overriding_infer_or_evaluation_step_is_used_at_predict(data, kind):
+    X, y = data
+    rows = X[:3] if kind == "rows" else X[:3].tolist()
+    proba = _ZeroInputInfer(**FAST).fit(X, y).predict_proba(rows)
+    np.testing.assert_allclose(proba, np.repeat(proba[:1], 3, axis=0))  # infer saw only zeros
+    proba = _ScaledEvaluationStep(**FAST).fit(X, y).predict_proba(rows)
+    np.testing.assert_allclose(proba, 1 / 3)  # softmax of zero outputs
