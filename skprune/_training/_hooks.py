@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 
 from sklearn.base import clone
 
@@ -50,7 +51,19 @@ class EngineHooksMixin:
         ``n_epochs`` is the epochs the engine's schedule spans: ``max_epochs``,
         or those left in the fit when it restarts mid-fit.
         """
+        previous = self.__dict__.get("pruner_")
         self.pruner_ = clone(self.pruner) if self.pruner is not None else None
+        if self._keeps_structure() and n_epochs is None and self.pruner_ is not None:
+            if previous is not None and repr(previous) != repr(self.pruner_):
+                warnings.warn(
+                    f"The network was compacted during fit, so this continuing fit fine-tunes it and is "
+                    f"not pruned again: pruner={self.pruner_!r} is not applied (the fitted network keeps "
+                    f"what {previous!r} removed). To prune to a new target, fit without warm_start (a "
+                    "new network), or use compact_during_fit=False, which keeps a masked network that a "
+                    "warm start prunes further.",
+                    UserWarning,
+                    stacklevel=2,
+                )
         self._engine = PruningEngine(
             None if self._keeps_structure() else self.pruner_,
             self.module_,

@@ -8,6 +8,7 @@ state sliced to match), and the fitted net predicts what the masked fit
 from __future__ import annotations
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -255,3 +256,19 @@ def test_compile_true_compacts_inside_the_torch_compile_wrapper(digits):
         pytest.skip(f"torch.compile unavailable: {exc}")
     assert net.module_._orig_mod.hidden_layer_sizes == (8,)
     assert net.predict(X[:3]).shape == (3,)
+
+
+def test_a_warm_start_with_a_new_pruning_target_on_a_compacted_net_warns_that_it_is_not_applied(digits):
+    X, y = digits
+    net = _half_neurons_at_epoch_1().fit(X, y)
+    assert "n_params_after" in net.compacted_during_fit_
+    width = net.module_.hidden_layer_sizes
+    net.set_params(warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same pruner: fine-tuning, nothing to say
+        net.fit(X, y)
+        net.partial_fit(X, y)
+    net.set_params(pruner__sparsity=0.8)
+    with pytest.warns(UserWarning, match=r"compacted during fit.*not pruned again.*compact_during_fit=False"):
+        net.fit(X, y)
+    assert net.module_.hidden_layer_sizes == width
