@@ -36,10 +36,15 @@ import copy
 import torch
 from torch import nn
 
+from ._dropout import Dropout
 from ._layers import iter_prunable_weights
+from ._networks import MLP, ResidualBlock
 from ._units import NORM_TYPES
 
 __all__ = ["check_paths", "reserve_paths", "unreachable_outputs"]
+
+#: element-wise layers that map ``[0, inf)`` into ``[0, inf)`` strictly increasingly (Identity too)
+_INCREASING = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU, nn.Softplus, nn.Identity)
 
 #: square image sides tried for a network whose first layer is a convolution
 _PROBE_SIDES = (8, 28, 32, 16, 64, 224)
@@ -123,8 +128,20 @@ def unreachable_outputs(module: nn.Module, alive: dict[str, torch.Tensor] | None
         return None
     if alive is None:
         alive = {name: layer.weight.detach() != 0 for name, _, layer in layers}
+    chain = _chain_of(module)
+    if chain is not None:  # the probe's answer without running a copy of the network
+        reached = _chain_reach(chain[0], chain[1], alive, None)
+        if reached is not None:
+            return [int(i) for i in torch.nonzero(~reached.cpu()).flatten()]
+    return _probed_unreachable(module, alive, layers[0][2])
+
+
+def _probed_unreachable(
+    module: nn.Module, alive: dict[str, torch.Tensor], first: nn.Module
+) -> list[int] | None:
+    """:func:`unreachable_outputs` by running the structural copy on a positive and an all-zeros input."""
     probe = _structural_copy(module, alive)
-    for shape in _probes(module, layers[0][2]):
+    for shape in _probes(module, first):
         try:
             positive = torch.rand(shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
             ones = probe(positive + 0.5)
@@ -138,19 +155,58 @@ def unreachable_outputs(module: nn.Module, alive: dict[str, torch.Tensor] | None
     return None
 
 
-def _incoming(score: torch.Tensor, keep: torch.Tensor, unit: int, block: int, n_sources: int):
-    """Best score and flat entry of each source unit feeding ``unit`` (``-inf`` where none is kept)."""
-    none = torch.tensor(-torch.inf, dtype=torch.float64, device=score.device)
-    row = torch.where(keep[unit], score[unit].to(torch.float64), none)
-    per_input = row.reshape(row.shape[0], -1)  # (inputs, kernel positions)
-    best_pos = per_input.argmax(dim=1)
-    best = per_input.gather(1, best_pos[:, None]).squeeze(1)
-    if block > 1 and best.numel() == n_sources * block:  # a Linear reading flattened channels
-        by_source = best.reshape(n_sources, block)
-        src_pos = by_source.argmax(dim=1)
-        best = by_source.gather(1, src_pos[:, None]).squeeze(1)
-        return best, lambda s: int(s * block + src_pos[s]), best_pos
-    return best, lambda s: int(s), best_pos
+def _chain_of(module: nn.Module) -> tuple[nn.Sequential, str] | None:
+    """The ``nn.Sequential`` that is ``module``'s whole forward pass, and its parameters' prefix."""
+    if type(module).forward is nn.Sequential.forward and isinstance(module, nn.Sequential):
+        return module, ""
+    layers = getattr(module, "layers", None)
+    if isinstance(module, MLP) and type(module).forward is MLP.forward and isinstance(layers, nn.Sequential):
+        return layers, "layers."
+    return None
+
+
+def _chain_reach(
+    layers: nn.Sequential, prefix: str, alive: dict[str, torch.Tensor], reach: torch.Tensor | None
+) -> torch.Tensor | None:
+    """Which outputs of ``layers`` an input reaches through kept weights (``None``: not a plain chain).
+
+    The structural probe of :func:`unreachable_outputs` computed on the unit
+    graph: for Linear layers, residual adds and element-wise layers that are
+    strictly increasing on ``[0, inf)`` (with non-negative weights, zero
+    biases and a positive input, a unit of such a chain changes between the
+    positive and the all-zeros input exactly when a reached unit feeds it
+    through a kept weight), so no copy of the network is built or run. Any
+    other layer returns ``None`` and the probe runs.
+    """
+    for name, layer in layers.named_children():
+        path = f"{prefix}{name}"
+        kind = type(layer)
+        if kind is nn.Linear:
+            if reach is None:
+                reach = torch.ones(layer.in_features, dtype=torch.bool, device=layer.weight.device)
+            if reach.numel() != layer.in_features:
+                return None
+            keep = alive.get(f"{path}.weight")
+            if keep is None:
+                reach = reach.any().expand(layer.out_features)
+            else:
+                reach = (keep.to(device=reach.device, dtype=torch.bool) & reach[None, :]).any(dim=1)
+        elif kind is ResidualBlock and type(layer.branch) is nn.Sequential:
+            if reach is None:
+                return None
+            branch = _chain_reach(layer.branch, f"{path}.branch.", alive, reach)
+            if branch is None or branch.shape != reach.shape:
+                return None
+            reach = reach | branch
+        elif kind is nn.Sequential:
+            reach = _chain_reach(layer, f"{path}.", alive, reach)
+            if reach is None:
+                return None
+        elif kind in _INCREASING or kind in (nn.Dropout, Dropout):  # Dropout: the identity in eval mode
+            continue
+        else:
+            return None
+    return reach
 
 
 @torch.no_grad()
@@ -188,9 +244,7 @@ def reserve_paths(
     outputs = [list(layers)[-1]]
     reach: dict[str, torch.Tensor] = {}
     for out_layer in outputs:
-        param, layer = layers[out_layer]
-        for unit in range(layer.weight.shape[0]):
-            _walk(out_layer, unit, layers, scores, keep, reserved, feeder, first, reach)
+        _walk(out_layer, layers, scores, keep, reserved, feeder, first, reach)
     return reserved
 
 
@@ -243,33 +297,57 @@ def _reached_inputs(layer_name, layers, keep, feeder, first, reach) -> torch.Ten
     return units.repeat_interleave(block) if units.numel() else None
 
 
-def _walk(layer_name, unit, layers, scores, keep, reserved, feeder, first, reach) -> None:
-    """Reserve the greedy best chain from output ``unit`` of ``layer_name`` down to the input layer."""
-    chain = []  # (param, unit, flat entry) chosen from the output down
+def _walk(layer_name, layers, scores, keep, reserved, feeder, first, reach) -> None:
+    """Reserve the greedy best chain from every output unit of ``layer_name`` down to the input layer.
+
+    The chains of all output units are followed together, one layer at a
+    time: at each layer every unit on a chain takes its best-scoring kept
+    incoming weight from a source unit still reached from the inputs (the
+    first of equal ones), and that source is the chain's unit in the layer
+    below. A chain that meets a unit without such a weight reserves nothing;
+    where the units feeding a layer cannot be followed back, no chain does.
+    """
+    n_units = layers[layer_name][1].weight.shape[0]
+    device = layers[layer_name][1].weight.device
+    units = torch.arange(n_units, device=device)
+    complete = torch.ones(n_units, dtype=torch.bool, device=device)
+    chain = []  # (param, units, source column, kernel position), from the output down
     while True:
         param, layer = layers[layer_name]
         weight = layer.weight.detach()
-        score = scores.get(param, weight.abs())
-        kept = keep.get(param, torch.ones_like(weight, dtype=torch.bool))
         source = feeder.get(layer_name)
         if source is None and layer_name != first:
             return  # the units feeding this layer cannot be followed back
-        n_sources = weight.shape[1] if source is None else layers[source[0]][1].weight.shape[0]
+        score = scores.get(param, weight.abs())
+        kept = keep.get(param, torch.ones_like(weight, dtype=torch.bool))
         inputs = _reached_inputs(layer_name, layers, keep, feeder, first, reach)
         if inputs is not None and inputs.numel() == kept.shape[1]:
             kept = kept & inputs.to(kept.device).reshape(1, -1, *([1] * (kept.dim() - 2)))
-        best, entry_of, best_pos = _incoming(score, kept, unit, 1 if source is None else source[1], n_sources)
-        if not (best > -torch.inf).any():
-            return  # the unit lost every incoming weight before: nothing to reserve from
-        src = int(best.argmax())
-        column = entry_of(src)
-        chain.append((param, unit, column, int(best_pos[column])))
+        rows = torch.where(kept[units], score[units].to(torch.float64), -torch.inf)
+        per_input = rows.reshape(n_units, rows.shape[1], -1)  # (units, inputs, kernel positions)
+        best_pos = per_input.argmax(dim=2)
+        best = per_input.gather(2, best_pos[..., None]).squeeze(2)  # (units, inputs)
+        block = 1 if source is None else source[1]
+        n_sources = weight.shape[1] if source is None else layers[source[0]][1].weight.shape[0]
+        if block > 1 and best.shape[1] == n_sources * block:  # a Linear reading flattened channels
+            by_source = best.reshape(n_units, n_sources, block)
+            src_pos = by_source.argmax(dim=2)
+            best = by_source.gather(2, src_pos[..., None]).squeeze(2)  # (units, sources)
+            src = best.argmax(dim=1)
+            column = src * block + src_pos.gather(1, src[:, None]).squeeze(1)
+        else:
+            src = best.argmax(dim=1)
+            column = src
+        complete &= (best > -torch.inf).any(dim=1)  # a unit that lost every incoming weight ends its chain
+        chain.append((param, units, column, best_pos.gather(1, column[:, None]).squeeze(1)))
         if source is None:
             break
-        layer_name, unit = source[0], src
-    for param, unit, column, pos in chain:
+        layer_name, units = source[0], src
+    for param, units, column, pos in chain:
         if param in reserved:
-            reserved[param][unit].view(reserved[param].shape[1], -1)[column, pos] = True
+            target = reserved[param]
+            flat = target.view(target.shape[0], target.shape[1], -1)
+            flat[units[complete], column[complete].to(units.device), pos[complete]] = True
 
 
 def check_paths(module: nn.Module, masks, keep_masks: dict[str, torch.Tensor], owner: str) -> None:

@@ -1,0 +1,167 @@
+"""The vectorized path walk reserves exactly what the per-unit greedy walk it replaced reserved.
+
+``reserve_paths`` used to follow each output unit's chain alone, one small
+tensor operation (and one device synchronization) per unit and layer; it now
+follows every output's chain together, one layer at a time. The reference
+below is that per-unit walk, kept verbatim as the specification, and the two
+are compared on random networks, masks (dead units, dead columns, whole
+layers cut) and scores with ties.
+"""
+
+import pytest
+import torch
+from torch import nn
+
+from skprune import MLP, ConvNet
+from skprune.nn._layers import iter_prunable_weights
+from skprune.nn._paths import (
+    _chain_of,
+    _chain_reach,
+    _feeders,
+    _probed_unreachable,
+    _reached_inputs,
+    reserve_paths,
+    unreachable_outputs,
+)
+
+
+# ------------------------------------------------------------- the reference: the former per-unit walk
+def _incoming(score, keep, unit, block, n_sources):
+    none = torch.tensor(-torch.inf, dtype=torch.float64, device=score.device)
+    row = torch.where(keep[unit], score[unit].to(torch.float64), none)
+    per_input = row.reshape(row.shape[0], -1)
+    best_pos = per_input.argmax(dim=1)
+    best = per_input.gather(1, best_pos[:, None]).squeeze(1)
+    if block > 1 and best.numel() == n_sources * block:
+        by_source = best.reshape(n_sources, block)
+        src_pos = by_source.argmax(dim=1)
+        best = by_source.gather(1, src_pos[:, None]).squeeze(1)
+        return best, lambda s: int(s * block + src_pos[s]), best_pos
+    return best, lambda s: int(s), best_pos
+
+
+def _walk_one(layer_name, unit, layers, scores, keep, reserved, feeder, first, reach):
+    chain = []
+    while True:
+        param, layer = layers[layer_name]
+        weight = layer.weight.detach()
+        score = scores.get(param, weight.abs())
+        kept = keep.get(param, torch.ones_like(weight, dtype=torch.bool))
+        source = feeder.get(layer_name)
+        if source is None and layer_name != first:
+            return
+        n_sources = weight.shape[1] if source is None else layers[source[0]][1].weight.shape[0]
+        inputs = _reached_inputs(layer_name, layers, keep, feeder, first, reach)
+        if inputs is not None and inputs.numel() == kept.shape[1]:
+            kept = kept & inputs.to(kept.device).reshape(1, -1, *([1] * (kept.dim() - 2)))
+        best, entry_of, best_pos = _incoming(score, kept, unit, 1 if source is None else source[1], n_sources)
+        if not (best > -torch.inf).any():
+            return
+        src = int(best.argmax())
+        column = entry_of(src)
+        chain.append((param, unit, column, int(best_pos[column])))
+        if source is None:
+            break
+        layer_name, unit = source[0], src
+    for param, unit, column, pos in chain:
+        if param in reserved:
+            reserved[param][unit].view(reserved[param].shape[1], -1)[column, pos] = True
+
+
+def _reference(module, scores, keep):
+    reserved = {name: torch.zeros_like(k, dtype=torch.bool) for name, k in keep.items()}
+    layers = {name: (param, layer) for param, name, layer in iter_prunable_weights(module)}
+    first, feeder, reach = next(iter(layers)), _feeders(layers), {}
+    out_layer = list(layers)[-1]
+    for unit in range(layers[out_layer][1].weight.shape[0]):
+        _walk_one(out_layer, unit, layers, scores, keep, reserved, feeder, first, reach)
+    return reserved
+
+
+# ------------------------------------------------------------------------------------ the cases
+def _random_case(module, seed, density, ties, cut_units):
+    generator = torch.Generator().manual_seed(seed)
+    scores, keep = {}, {}
+    for index, (name, _, layer) in enumerate(iter_prunable_weights(module)):
+        shape = layer.weight.shape
+        score = torch.rand(shape, generator=generator)
+        if ties:  # few distinct values: argmax must take the first of equal ones, as before
+            score = (score * 3).floor()
+        kept = torch.rand(shape, generator=generator) < density
+        if cut_units and index == 0:  # hidden units that read no input
+            kept[: shape[0] // 2] = False
+        if cut_units and index == 1:  # a whole input column of the next layer pruned
+            kept[:, 0] = False
+        if index % 2 == 0:  # a layer without scores is ranked by magnitude
+            scores[name] = score
+        keep[name] = kept
+    return scores, keep
+
+
+MODULES = {
+    "mlp": lambda: nn.Sequential(nn.Linear(7, 9), nn.ReLU(), nn.Linear(9, 6), nn.Tanh(), nn.Linear(6, 4)),
+    "wide_output": lambda: nn.Sequential(nn.Linear(5, 3), nn.ReLU(), nn.Linear(3, 12)),
+    "convnet": lambda: ConvNet(64, 5, input_shape=(1, 8, 8), channels=(3, 4), hidden=6),
+    "convnet_no_pool": lambda: ConvNet(16, 3, input_shape=(1, 4, 4), channels=(2,), hidden=5, pool=False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+@pytest.mark.parametrize("density", [1.0, 0.5, 0.15, 0.03])
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("cut_units", [False, True])
+def test_the_vectorized_walk_reserves_exactly_what_the_per_unit_walk_reserved(name, density, ties, cut_units):
+    torch.manual_seed(0)
+    module = MODULES[name]()
+    for seed in range(3):
+        scores, keep = _random_case(module, seed, density, ties, cut_units)
+        expected = _reference(module, scores, keep)
+        got = reserve_paths(module, scores, keep)
+        assert set(got) == set(expected)
+        for param in expected:
+            assert torch.equal(got[param], expected[param]), (param, seed)
+    # the cases are not all empty: some reserve weights
+    assert any(expected[p].any() for p in expected) or density < 0.1
+
+
+# --------------------------------------------------- the check on a chain without running the probe
+CHAINS = {
+    "mlp_relu": lambda: MLP(6, 4, hidden_layer_sizes=(8, 5)),
+    "mlp_tanh_dropout": lambda: MLP(6, 3, hidden_layer_sizes=(7,), activation="tanh", dropout=0.3),
+    "mlp_logistic_blocks": lambda: MLP(5, 4, hidden_layer_sizes=(6,), activation="logistic", n_blocks=2),
+    "mlp_gelu_blocks": lambda: MLP(5, 2, hidden_layer_sizes=(4, 6), activation="gelu", n_blocks=1),
+    "sequential": lambda: nn.Sequential(
+        nn.Linear(5, 6), nn.LeakyReLU(), nn.Sequential(nn.Linear(6, 4), nn.ELU()), nn.Linear(4, 3)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHAINS))
+@pytest.mark.parametrize("density", [1.0, 0.4, 0.2, 0.08])
+def test_unreachable_outputs_of_a_plain_chain_equal_what_the_structural_probe_finds(name, density):
+    torch.manual_seed(0)
+    module = CHAINS[name]().eval()
+    layers = list(iter_prunable_weights(module))
+    assert _chain_of(module) is not None  # the fast path applies to these networks
+    found_cut = 0
+    for seed in range(6):
+        generator = torch.Generator().manual_seed(seed)
+        alive = {n: torch.rand(layer.weight.shape, generator=generator) < density for n, _, layer in layers}
+        expected = _probed_unreachable(module, alive, layers[0][2])
+        assert unreachable_outputs(module, alive) == expected, seed
+        found_cut += bool(expected)
+    assert found_cut or density > 0.3  # sparse cases do cut outputs: both answers are compared on cuts
+
+
+def test_a_network_that_is_not_a_plain_chain_is_checked_by_the_probe():
+    class Doubled(nn.Module):  # a forward the unit graph does not describe
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.Sequential(nn.Linear(3, 2))
+
+        def forward(self, X):
+            return self.layers(X) * 0
+
+    assert _chain_of(Doubled()) is None
+    assert _chain_reach(nn.Sequential(nn.Linear(3, 2), nn.Softmax(dim=1)), "", {}, None) is None
+    assert unreachable_outputs(Doubled()) == [0, 1]  # the probe sees the outputs never move
