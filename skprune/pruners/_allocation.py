@@ -199,11 +199,24 @@ def _prune_lowest(names, scores, keep, target, protected) -> dict[str, torch.Ten
     n_prune = min(n_prune, n_total - n_protected)
     new_keep = torch.ones(n_total, dtype=torch.bool, device=flat_scores.device)
     if n_prune > 0:
-        order = torch.argsort(flat_scores, stable=True)
-        new_keep[order[:n_prune]] = False
+        new_keep = ~_lowest(flat_scores, n_prune)
     out, offset = {}, 0
     for n in names:
         size = scores[n].numel()
         out[n] = new_keep[offset : offset + size].view_as(scores[n])
         offset += size
     return out
+
+
+def _lowest(scores: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` lowest entries of 1-D ``scores`` (``1 <= k <= len``), equal ones taken first come first.
+
+    The first ``k`` of a stable ascending sort, found by selection: every
+    entry below the ``k``-th smallest value, then as many entries equal to
+    it as are still missing, in index order (no sort of the whole array).
+    """
+    threshold = torch.kthvalue(scores, k).values
+    below = scores < threshold
+    ties = scores == threshold
+    missing = k - below.sum()
+    return below | (ties & (torch.cumsum(ties, 0) <= missing))

@@ -165,3 +165,19 @@ def test_a_network_that_is_not_a_plain_chain_is_checked_by_the_probe():
     assert _chain_of(Doubled()) is None
     assert _chain_reach(nn.Sequential(nn.Linear(3, 2), nn.Softmax(dim=1)), "", {}, None) is None
     assert unreachable_outputs(Doubled()) == [0, 1]  # the probe sees the outputs never move
+
+
+# ------------------------------------------------ the lowest scores by selection, as a stable sort takes them
+@pytest.mark.parametrize("distinct", [2, 5, 1000])
+def test_the_lowest_scores_found_by_selection_are_the_first_of_a_stable_sort(distinct):
+    from skprune.pruners._allocation import _lowest
+
+    generator = torch.Generator().manual_seed(distinct)
+    for size in (1, 7, 300):
+        scores = torch.randint(0, distinct, (size,), generator=generator).to(torch.float64)
+        scores[torch.rand(size, generator=generator) < 0.1] = -torch.inf  # entries pruned before
+        scores[torch.rand(size, generator=generator) < 0.1] = torch.inf  # protected entries
+        for k in sorted({1, size // 3 or 1, size // 2 or 1, size}):
+            expected = torch.zeros(size, dtype=torch.bool)
+            expected[torch.argsort(scores, stable=True)[:k]] = True
+            assert torch.equal(_lowest(scores, k), expected), (size, k)
