@@ -274,16 +274,15 @@ def _feeders(layers: dict) -> dict[str, tuple[str, int]]:
 
 def _kept(layers, keep, layer_name) -> torch.Tensor:
     param, layer = layers[layer_name]
-    return keep.get(param, torch.ones_like(layer.weight, dtype=torch.bool))
+    kept = keep.get(param)
+    return torch.ones_like(layer.weight, dtype=torch.bool) if kept is None else kept
 
 
 def _reached_inputs(layer_name, layers, keep, feeder, first, reach) -> torch.Tensor | None:
-    """Which inputs of ``layer_name`` carry signal from the network inputs (``None``: unknown)."""
+    """Which inputs of ``layer_name`` carry signal from the network inputs (``None``: all, or unknown)."""
     source = feeder.get(layer_name)
-    if source is None:
-        if layer_name != first:
-            return None
-        return torch.ones(layers[layer_name][1].weight.shape[1], dtype=torch.bool)
+    if source is None:  # the input layer reads the network inputs; any other: unknown
+        return None
     producer, block = source
     if producer not in reach:
         reach[producer] = torch.zeros(0, dtype=torch.bool)  # a cycle guard; replaced below
@@ -292,7 +291,7 @@ def _reached_inputs(layer_name, layers, keep, feeder, first, reach) -> torch.Ten
         kept = kept.reshape(kept.shape[0], kept.shape[1], -1).any(dim=2)
         if inputs is not None:
             kept = kept & inputs.to(kept.device)[None, :]
-        reach[producer] = kept.any(dim=1).cpu()
+        reach[producer] = kept.any(dim=1)
     units = reach[producer]
     return units.repeat_interleave(block) if units.numel() else None
 
@@ -318,8 +317,10 @@ def _walk(layer_name, layers, scores, keep, reserved, feeder, first, reach) -> N
         source = feeder.get(layer_name)
         if source is None and layer_name != first:
             return  # the units feeding this layer cannot be followed back
-        score = scores.get(param, weight.abs())
-        kept = keep.get(param, torch.ones_like(weight, dtype=torch.bool))
+        score = scores.get(param)
+        if score is None:
+            score = weight.abs()
+        kept = _kept(layers, keep, layer_name)
         inputs = _reached_inputs(layer_name, layers, keep, feeder, first, reach)
         if inputs is not None and inputs.numel() == kept.shape[1]:
             kept = kept & inputs.to(kept.device).reshape(1, -1, *([1] * (kept.dim() - 2)))

@@ -193,9 +193,10 @@ def _prune_lowest(names, scores, keep, target, protected) -> dict[str, torch.Ten
         ]
     )
     flat_keep = torch.cat([keep[n].flatten() for n in names])
-    n_protected = int(sum(int(protected[n].sum()) for n in names))
+    flat_protected = torch.cat([protected[n].flatten() for n in names])
+    n_protected, n_pruned = torch.stack([flat_protected.sum(), (~flat_keep).sum()]).tolist()  # one sync
     n_total = flat_scores.numel()
-    n_prune = max(int(round(float(target) * n_total)), int((~flat_keep).sum()))
+    n_prune = max(int(round(float(target) * n_total)), n_pruned)
     n_prune = min(n_prune, n_total - n_protected)
     new_keep = torch.ones(n_total, dtype=torch.bool, device=flat_scores.device)
     if n_prune > 0:

@@ -19,7 +19,6 @@ from skprune.nn._paths import (
     _chain_reach,
     _feeders,
     _probed_unreachable,
-    _reached_inputs,
     reserve_paths,
     unreachable_outputs,
 )
@@ -38,6 +37,30 @@ def _incoming(score, keep, unit, block, n_sources):
         best = by_source.gather(1, src_pos[:, None]).squeeze(1)
         return best, lambda s: int(s * block + src_pos[s]), best_pos
     return best, lambda s: int(s), best_pos
+
+
+def _kept(layers, keep, layer_name):
+    param, layer = layers[layer_name]
+    return keep.get(param, torch.ones_like(layer.weight, dtype=torch.bool))
+
+
+def _reached_inputs(layer_name, layers, keep, feeder, first, reach):
+    source = feeder.get(layer_name)
+    if source is None:
+        if layer_name != first:
+            return None
+        return torch.ones(layers[layer_name][1].weight.shape[1], dtype=torch.bool)
+    producer, block = source
+    if producer not in reach:
+        reach[producer] = torch.zeros(0, dtype=torch.bool)
+        inputs = _reached_inputs(producer, layers, keep, feeder, first, reach)
+        kept = _kept(layers, keep, producer)
+        kept = kept.reshape(kept.shape[0], kept.shape[1], -1).any(dim=2)
+        if inputs is not None:
+            kept = kept & inputs.to(kept.device)[None, :]
+        reach[producer] = kept.any(dim=1).cpu()
+    units = reach[producer]
+    return units.repeat_interleave(block) if units.numel() else None
 
 
 def _walk_one(layer_name, unit, layers, scores, keep, reserved, feeder, first, reach):
