@@ -425,7 +425,13 @@ def warn_if_constant(net, X, y) -> None:
 
 
 def finish_training(net, engine, X, y=None) -> None:
-    """At the end of training: :func:`report_stop`, then the warnings on stalled and constant models."""
+    """At the end of training: :func:`report_stop`, then the warnings on stalled and constant models.
+
+    A fit of 0 epochs (``max_epochs=0``: the network is only built) trained
+    nothing, so it gets no warning about what training learned.
+    """
     report_stop(net, engine)
+    if engine.run.epoch == 0:
+        return
     warn_if_stalled_on_extreme_inputs(net, X)
     warn_if_constant(net, X, y)

@@ -77,3 +77,16 @@ def test_constant_model_warning_is_public_in_skprune_and_skprune_exceptions_so_a
         warnings.simplefilter("error")
         warnings.filterwarnings("ignore", category=skprune.ConstantModelWarning)
         net.fit(X, y)
+
+
+def test_a_fit_of_zero_epochs_builds_the_network_without_warning_about_what_it_learned():
+    # max_epochs=0 only builds the network (PrunedNetCV's batched folds start each fold so);
+    # the same network after one epoch does warn
+    X, y = load_iris(return_X_y=True)
+    net = PrunedNetClassifier(module=_IgnoresInputs, max_epochs=0, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConstantModelWarning)
+        net.fit(X, y)
+    assert net.n_epochs_completed_ == 0 and hasattr(net, "module_")
+    with pytest.warns(ConstantModelWarning, match="predicts one class"):
+        net.set_params(max_epochs=1).fit(X, y)
