@@ -66,7 +66,7 @@ __all__ = [
 
 _BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_grad_computed")
 _FUSED_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
-_N_WARMUP = 3  # eager steps on a side stream before a CUDA graph is captured
+N_WARMUP = 3  # eager steps on a side stream before a CUDA graph is captured
 
 
 COMPILE_CHOICES = ("auto", "step")
@@ -170,8 +170,10 @@ def _standard_get_loss(net) -> bool:
     from ._hooks import EngineHooksMixin  # the hooks import this module
 
     owners = [klass for klass in type(net).__mro__ if "get_loss" in vars(klass)]
-    return bool(owners) and owners[0] is EngineHooksMixin and all(
-        klass in (NeuralNetClassifier, NeuralNetRegressor, NeuralNet) for klass in owners[1:]
+    return (
+        bool(owners)
+        and owners[0] is EngineHooksMixin
+        and all(klass in (NeuralNetClassifier, NeuralNetRegressor, NeuralNet) for klass in owners[1:])
     )
 
 
@@ -578,8 +580,10 @@ class Trainer:
             return "the data is not an in-memory ArrayDataset"
         if _resolve(iterator.dataset)[0].sample_weight is not None:
             return "sample weights"
-        if not all(g.get("capturable", isinstance(self.optimizer, torch.optim.SGD))
-                   for g in self.optimizer.param_groups):
+        if not all(
+            g.get("capturable", isinstance(self.optimizer, torch.optim.SGD))
+            for g in self.optimizer.param_groups
+        ):
             return f"{type(self.optimizer).__name__} is not capturable (pass optimizer__capturable=True)"
         if _uses_fit_generator(net.module_) and not _can_register_generators():
             return (
@@ -670,7 +674,7 @@ class Trainer:
             history.record_batch(prefix + "_batch_size", size)
             self._static_index.copy_(order[b * size : (b + 1) * size], non_blocking=True)
             if self.graph is None:
-                if self._n_warm < _N_WARMUP:
+                if self._n_warm < N_WARMUP:
                     self._warm_step(size)
                     continue
                 self._capture(size)
@@ -710,28 +714,53 @@ class Trainer:
         return loss.detach()
 
     def _warm_step(self, size: int) -> None:
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
+        def step():
             self.optimizer.zero_grad(set_to_none=True)
-            loss = self._graph_body(size)
-        torch.cuda.current_stream().wait_stream(stream)
+            return self._graph_body(size)
+
+        loss = on_side_stream(step)
         if self.first_loss is None:
             self.first_loss = float(loss)
         self._n_warm += 1
 
     def _capture(self, size: int) -> None:
         self.optimizer.zero_grad(set_to_none=True)
-        graph = torch.cuda.CUDAGraph()
         generator = fit_generator(self.device)
-        if generator is not None and _uses_fit_generator(self.net.module_):
-            # dropout draws from the fit's own generator: each replay must advance
-            # it (new masks every step), as the default CUDA generator is advanced
-            graph.register_generator_state(generator)
-        with torch.cuda.graph(graph):
-            self._graph_body(size)
-        self.graph = graph
+        if generator is None or not _uses_fit_generator(self.net.module_):
+            generator = None
+        # dropout draws from the fit's own generator: each replay must advance
+        # it (new masks every step), as the default CUDA generator is advanced
+        self.graph, _ = capture_graph(lambda: self._graph_body(size), generator)
         self._graph_key = self._current_key()
+
+
+def on_side_stream(body):
+    """``body()`` run on a fresh side stream, ordered after and before the current stream's work.
+
+    The warm-up steps before a CUDA graph capture run so, as PyTorch's
+    CUDA-graph notes advise (lazily created state such as optimizer moments
+    and cuBLAS workspaces settles outside the capture).
+    """
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        result = body()
+    torch.cuda.current_stream().wait_stream(stream)
+    return result
+
+
+def capture_graph(body, generator: torch.Generator | None = None) -> tuple[torch.cuda.CUDAGraph, object]:
+    """A CUDA graph of ``body()`` and what the captured call returned (its outputs are static tensors).
+
+    ``generator``, a CUDA generator the body draws from, is registered so
+    that each replay advances it.
+    """
+    graph = torch.cuda.CUDAGraph()
+    if generator is not None:
+        graph.register_generator_state(generator)
+    with torch.cuda.graph(graph):
+        result = body()
+    return graph, result
 
 
 def _uses_fit_generator(module: torch.nn.Module) -> bool:

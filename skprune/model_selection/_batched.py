@@ -67,7 +67,7 @@ from .._training._data import ArrayDataset, BatchIterator
 from .._training._engine import PruningEngine, run_sensitivity_pass
 from .._training._guards import DIVERGENCE_FACTOR
 from .._training._prepare import prepare_fit_data
-from .._training._step import graphs_step
+from .._training._step import N_WARMUP, capture_graph, graphs_step, on_side_stream
 from .._unwrap import final_pruned_net
 from ..nn._layers import iter_prunable_weights
 from ..nn._networks import MLP, ResidualBlock
@@ -449,7 +449,7 @@ class _StackedTraining:
     def _graph_step(self, index, weight, n) -> torch.Tensor:
         """:meth:`_step` of every fold, replayed from a captured CUDA graph (static inputs copied in).
 
-        Three eager warm-up steps on a side stream (the optimizer's state
+        ``N_WARMUP`` eager warm-up steps on a side stream (the optimizer's state
         exists then), one capture, then replays; captured again after the
         masks change (:meth:`update_masks`).
         """
@@ -461,18 +461,11 @@ class _StackedTraining:
         static_weight.copy_(weight, non_blocking=True)
         static_n.copy_(n, non_blocking=True)
         if self.graph is None:
-            if self._n_warm < 3:
-                stream = torch.cuda.Stream()
-                stream.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(stream):
-                    loss = self._step(static_index, static_weight, static_n, [], (), [])
-                torch.cuda.current_stream().wait_stream(stream)
+            step = lambda: self._step(static_index, static_weight, static_n, [], (), [])  # noqa: E731
+            if self._n_warm < N_WARMUP:
                 self._n_warm += 1
-                return loss
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                self._static_loss = self._step(static_index, static_weight, static_n, [], (), [])
-            self.graph = graph
+                return on_side_stream(step)
+            self.graph, self._static_loss = capture_graph(step)
         self.graph.replay()
         self.n_graph_steps += 1
         return self._static_loss
