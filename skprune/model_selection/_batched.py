@@ -46,6 +46,7 @@ a loss penalty or records activations, sparse inputs, a diverging loss,
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import math
 import time
@@ -461,7 +462,7 @@ class _StackedTraining:
         static_weight.copy_(weight, non_blocking=True)
         static_n.copy_(n, non_blocking=True)
         if self.graph is None:
-            step = lambda: self._step(static_index, static_weight, static_n, [], (), [])  # noqa: E731
+            step = functools.partial(self._step, static_index, static_weight, static_n, [], (), [])
             if self._n_warm < N_WARMUP:
                 self._n_warm += 1
                 return on_side_stream(step)

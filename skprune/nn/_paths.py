@@ -278,7 +278,7 @@ def _kept(layers, keep, layer_name) -> torch.Tensor:
     return torch.ones_like(layer.weight, dtype=torch.bool) if kept is None else kept
 
 
-def _reached_inputs(layer_name, layers, keep, feeder, first, reach) -> torch.Tensor | None:
+def _reached_inputs(layer_name, layers, keep, feeder, reach) -> torch.Tensor | None:
     """Which inputs of ``layer_name`` carry signal from the network inputs (``None``: all, or unknown)."""
     source = feeder.get(layer_name)
     if source is None:  # the input layer reads the network inputs; any other: unknown
@@ -286,7 +286,7 @@ def _reached_inputs(layer_name, layers, keep, feeder, first, reach) -> torch.Ten
     producer, block = source
     if producer not in reach:
         reach[producer] = torch.zeros(0, dtype=torch.bool)  # a cycle guard; replaced below
-        inputs = _reached_inputs(producer, layers, keep, feeder, first, reach)
+        inputs = _reached_inputs(producer, layers, keep, feeder, reach)
         kept = _kept(layers, keep, producer)
         kept = kept.reshape(kept.shape[0], kept.shape[1], -1).any(dim=2)
         if inputs is not None:
@@ -321,7 +321,7 @@ def _walk(layer_name, layers, scores, keep, reserved, feeder, first, reach) -> N
         if score is None:
             score = weight.abs()
         kept = _kept(layers, keep, layer_name)
-        inputs = _reached_inputs(layer_name, layers, keep, feeder, first, reach)
+        inputs = _reached_inputs(layer_name, layers, keep, feeder, reach)
         if inputs is not None and inputs.numel() == kept.shape[1]:
             kept = kept & inputs.to(kept.device).reshape(1, -1, *([1] * (kept.dim() - 2)))
         rows = torch.where(kept[units], score[units].to(torch.float64), -torch.inf)
