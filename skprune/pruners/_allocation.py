@@ -84,14 +84,12 @@ def allocate(
         if n not in protected:
             continue
         r = r.to(protected[n].device) & keep[n]
-        if not r.any():
-            continue  # no path could be reserved here: the floor stays
         if n == output_name and r.dim() >= 2:
             # a row with a reserved weight needs no floor weight of its own
             covered = r.reshape(r.shape[0], -1).any(dim=1).view(-1, *([1] * (r.dim() - 1)))
             protected[n] = r | (protected[n] & ~covered)
-        else:
-            protected[n] = r  # the layer keeps weights: its reserved ones
+        else:  # the layer keeps weights: its reserved ones, or the floor where no path could be reserved
+            protected[n] = torch.where(r.any(), r, protected[n])
     if allocation == "lamp":
         ranked = {n: _lamp_scores(scores[n], keep[n]) for n in names}
         return _prune_lowest(names, ranked, keep, target, protected)
@@ -127,31 +125,45 @@ def _connectivity_floor(names, scores, keep, output_name) -> dict[str, torch.Ten
     return protected
 
 
-def _lamp_scores(score: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    """LAMP score of each surviving weight of one layer; pruned weights get -inf."""
+def _lamp_scores(score: torch.Tensor, keep: torch.Tensor, gather: bool | None = None) -> torch.Tensor:
+    """LAMP score of each surviving weight of one layer; pruned weights get -inf.
+
+    With ``gather`` (the default on the CPU) the surviving finite scores are
+    gathered and sorted; otherwise (the default on an accelerator) the whole
+    layer is sorted with the others set to 0 (they add nothing to a tail sum,
+    and a survivor scoring 0 gets 0 either way), which gives the same scores
+    without a round trip to the host per layer.
+    """
     flat = score.flatten().to(torch.float64)
     alive = keep.flatten()
-    out = torch.full_like(flat, -torch.inf)
-    if not alive.any():
-        return out.view_as(score)
-    raw = flat[alive]
     # a score of -inf ranks below, and +inf above, every LAMP score (which lie in [0, 1])
-    lamp = torch.where(raw > 0, torch.full_like(raw, 2.0), torch.full_like(raw, -1.0))
-    finite = torch.isfinite(raw)
-    if finite.any():
-        values = raw[finite]
-        values = values - values.min().clamp(max=0.0)  # LAMP needs non-negative scores
-        squares = values.pow(2)
-        order = torch.argsort(squares, stable=True)
-        sorted_squares = squares[order]
-        # sum of the squares of this weight and every larger one in the layer
-        tail = torch.flip(torch.cumsum(torch.flip(sorted_squares, [0]), 0), [0])
-        lamp_sorted = torch.where(tail > 0, sorted_squares / tail.clamp_min(1e-300), torch.ones_like(tail))
-        finite_lamp = torch.empty_like(values)
-        finite_lamp[order] = lamp_sorted
-        lamp[finite] = finite_lamp
-    out[alive] = lamp
-    return out.view_as(score)
+    out = torch.full_like(flat, -1.0).masked_fill_(flat > 0, 2.0)
+    finite = torch.isfinite(flat) & alive
+    if flat.device.type == "cpu" if gather is None else gather:
+        if not finite.any():
+            return torch.where(alive, out, -torch.inf).view_as(score)
+        out[finite] = _lamp_of_finite(flat[finite])
+    else:
+        shift = torch.where(finite, flat, torch.inf).min().clamp(max=0.0)  # +inf (nothing finite) -> 0
+        out = torch.where(finite, _lamp_of_finite(torch.where(finite, flat - shift, 0.0), shift=False), out)
+    return torch.where(alive, out, -torch.inf).view_as(score)
+
+
+def _lamp_of_finite(values: torch.Tensor, shift: bool = True) -> torch.Tensor:
+    """LAMP scores of 1-D finite ``values``: ``v**2 / sum(v'**2 for v' ranked at or above v)``.
+
+    Equal values rank in index order (a stable sort), so the first of them
+    gets the lowest score. ``shift`` moves the values so that the smallest
+    negative one becomes 0 (LAMP needs non-negative scores).
+    """
+    if shift:
+        values = values - values.min().clamp(max=0.0)
+    squares = values.pow(2)
+    sorted_squares, order = torch.sort(squares, stable=True)
+    # sum of the squares of this weight and every larger one in the layer
+    tail = torch.flip(torch.cumsum(torch.flip(sorted_squares, [0]), 0), [0])
+    lamp_sorted = torch.where(tail > 0, sorted_squares / tail.clamp_min(1e-300), 1.0)
+    return torch.empty_like(values).scatter_(0, order, lamp_sorted)
 
 
 def _erk_densities(shapes: dict[str, tuple], density: float) -> dict[str, float]:

@@ -204,3 +204,28 @@ def test_the_lowest_scores_found_by_selection_are_the_first_of_a_stable_sort(dis
             expected = torch.zeros(size, dtype=torch.bool)
             expected[torch.argsort(scores, stable=True)[:k]] = True
             assert torch.equal(_lowest(scores, k), expected), (size, k)
+
+
+# ------------------------------------------- LAMP scores without gathering the survivors (accelerators)
+@pytest.mark.parametrize("case", ["magnitudes", "ties", "negative", "infinite", "all_pruned", "none_finite"])
+def test_lamp_scores_of_the_whole_layer_equal_those_of_the_gathered_survivors(case):
+    from skprune.pruners._allocation import _lamp_scores
+
+    generator = torch.Generator().manual_seed(len(case))
+    score = torch.rand(40, 30, generator=generator)
+    keep = torch.rand(40, 30, generator=generator) < 0.6
+    if case == "ties":
+        score = (score * 4).floor()  # zeros among the survivors, and many equal squares
+    elif case == "negative":
+        score = score - 0.5
+    elif case == "infinite":
+        score[:3] = torch.inf
+        score[3:5] = -torch.inf
+    elif case == "all_pruned":
+        keep[:] = False
+    elif case == "none_finite":
+        score = torch.where(score > 0.5, torch.inf, -torch.inf)
+    gathered = _lamp_scores(score, keep, gather=True)
+    whole = _lamp_scores(score, keep, gather=False)
+    assert torch.equal(gathered, whole)
+    assert torch.equal(torch.isinf(gathered) & (gathered < 0), ~keep)  # pruned entries, and only they, at -inf
