@@ -345,10 +345,11 @@ def _walk(layer_name, layers, scores, keep, reserved, feeder, first, reach) -> N
             break
         layer_name, units = source[0], src
     for param, units, column, pos in chain:
-        if param in reserved:
+        if param in reserved:  # mark the entries of complete chains (counted: chains may share an entry)
             target = reserved[param]
-            flat = target.view(target.shape[0], target.shape[1], -1)
-            flat[units[complete], column[complete].to(units.device), pos[complete]] = True
+            hits = torch.zeros(target.shape[0], target.shape[1], target[0, 0].numel(), device=target.device)
+            hits.index_put_((units, column, pos), complete.to(hits.dtype), accumulate=True)
+            target |= (hits > 0).view_as(target)
 
 
 def check_paths(module: nn.Module, masks, keep_masks: dict[str, torch.Tensor], owner: str) -> None:
