@@ -41,7 +41,7 @@ from ._layers import iter_prunable_weights
 from ._networks import MLP, ResidualBlock
 from ._units import NORM_TYPES
 
-__all__ = ["check_paths", "reserve_paths", "unreachable_outputs"]
+__all__ = ["check_paths", "reserve_paths", "reserve_paths_folds", "unreachable_outputs"]
 
 #: element-wise layers that map ``[0, inf)`` into ``[0, inf)`` strictly increasingly (Identity too)
 _INCREASING = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU, nn.Softplus, nn.Identity)
@@ -235,16 +235,32 @@ def reserve_paths(
         shortcut convolution, a concatenation), the walk stops there and the
         engine's check (:func:`unreachable_outputs`) has the last word.
     """
+
+    def one(tensors):
+        return {name: t.unsqueeze(0) for name, t in tensors.items()}
+
+    return {name: r[0] for name, r in reserve_paths_folds([module], one(scores), one(keep)).items()}
+
+
+@torch.no_grad()
+def reserve_paths_folds(
+    modules: list[nn.Module], scores: dict[str, torch.Tensor], keep: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """:func:`reserve_paths` of ``k`` networks of the same architecture at once.
+
+    ``scores``, ``keep`` and the returned entries are stacked ``[k, ...]``;
+    each network's paths are exactly those :func:`reserve_paths` reserves
+    for it alone (the batched cross-validation of
+    :class:`~skprune.PrunedNetCV` reserves every fold's in one walk).
+    """
     reserved = {name: torch.zeros_like(k, dtype=torch.bool) for name, k in keep.items()}
-    layers = {layer_name: (param, layer) for param, layer_name, layer in iter_prunable_weights(module)}
+    layers = {layer_name: (param, layer) for param, layer_name, layer in iter_prunable_weights(modules[0])}
     if not layers:
         return reserved
     first = next(iter(layers))
     feeder = _feeders(layers)
-    outputs = [list(layers)[-1]]
     reach: dict[str, torch.Tensor] = {}
-    for out_layer in outputs:
-        _walk(out_layer, layers, scores, keep, reserved, feeder, first, reach)
+    _walk(list(layers)[-1], modules, layers, scores, keep, reserved, feeder, first, reach)
     return reserved
 
 
@@ -272,83 +288,88 @@ def _feeders(layers: dict) -> dict[str, tuple[str, int]]:
     return feeder
 
 
-def _kept(layers, keep, layer_name) -> torch.Tensor:
+def _kept(layers, keep, layer_name, n_folds: int) -> torch.Tensor:
     param, layer = layers[layer_name]
     kept = keep.get(param)
-    return torch.ones_like(layer.weight, dtype=torch.bool) if kept is None else kept
+    if kept is None:
+        return torch.ones(n_folds, *layer.weight.shape, dtype=torch.bool, device=layer.weight.device)
+    return kept
 
 
-def _reached_inputs(layer_name, layers, keep, feeder, reach) -> torch.Tensor | None:
-    """Which inputs of ``layer_name`` carry signal from the network inputs (``None``: all, or unknown)."""
+def _reached_inputs(layer_name, layers, keep, feeder, reach, n_folds: int) -> torch.Tensor | None:
+    """Which inputs of ``layer_name`` each network reaches from its inputs (``None``: all, or unknown)."""
     source = feeder.get(layer_name)
     if source is None:  # the input layer reads the network inputs; any other: unknown
         return None
     producer, block = source
     if producer not in reach:
         reach[producer] = torch.zeros(0, dtype=torch.bool)  # a cycle guard; replaced below
-        inputs = _reached_inputs(producer, layers, keep, feeder, reach)
-        kept = _kept(layers, keep, producer)
-        kept = kept.reshape(kept.shape[0], kept.shape[1], -1).any(dim=2)
+        inputs = _reached_inputs(producer, layers, keep, feeder, reach, n_folds)
+        kept = _kept(layers, keep, producer, n_folds)
+        kept = kept.reshape(n_folds, kept.shape[1], kept.shape[2], -1).any(dim=3)
         if inputs is not None:
-            kept = kept & inputs.to(kept.device)[None, :]
-        reach[producer] = kept.any(dim=1)
+            kept = kept & inputs.to(kept.device)[:, None, :]
+        reach[producer] = kept.any(dim=2)
     units = reach[producer]
-    return units.repeat_interleave(block) if units.numel() else None
+    return units.repeat_interleave(block, dim=1) if units.numel() else None
 
 
-def _walk(layer_name, layers, scores, keep, reserved, feeder, first, reach) -> None:
+def _walk(layer_name, modules, layers, scores, keep, reserved, feeder, first, reach) -> None:
     """Reserve the greedy best chain from every output unit of ``layer_name`` down to the input layer.
 
-    The chains of all output units are followed together, one layer at a
-    time: at each layer every unit on a chain takes its best-scoring kept
-    incoming weight from a source unit still reached from the inputs (the
-    first of equal ones), and that source is the chain's unit in the layer
-    below. A chain that meets a unit without such a weight reserves nothing;
-    where the units feeding a layer cannot be followed back, no chain does.
+    The chains of all output units of all ``k`` networks are followed
+    together, one layer at a time: at each layer every unit on a chain takes
+    its best-scoring kept incoming weight from a source unit still reached
+    from the inputs (the first of equal ones), and that source is the
+    chain's unit in the layer below. A chain that meets a unit without such
+    a weight reserves nothing; where the units feeding a layer cannot be
+    followed back, no chain does.
     """
+    k = len(modules)
     n_units = layers[layer_name][1].weight.shape[0]
     device = layers[layer_name][1].weight.device
-    units = torch.arange(n_units, device=device)
-    complete = torch.ones(n_units, dtype=torch.bool, device=device)
-    chain = []  # (param, units, source column, kernel position), from the output down
+    folds = torch.arange(k, device=device)[:, None]
+    units = torch.arange(n_units, device=device).expand(k, n_units)
+    complete = torch.ones(k, n_units, dtype=torch.bool, device=device)
+    chain = []  # (param, units, source column, kernel position), each [k, units], from the output down
     while True:
         param, layer = layers[layer_name]
-        weight = layer.weight.detach()
         source = feeder.get(layer_name)
         if source is None and layer_name != first:
             return  # the units feeding this layer cannot be followed back
         score = scores.get(param)
-        if score is None:
-            score = weight.abs()
-        kept = _kept(layers, keep, layer_name)
-        inputs = _reached_inputs(layer_name, layers, keep, feeder, reach)
-        if inputs is not None and inputs.numel() == kept.shape[1]:
-            kept = kept & inputs.to(kept.device).reshape(1, -1, *([1] * (kept.dim() - 2)))
-        rows = torch.where(kept[units], score[units].to(torch.float64), -torch.inf)
-        per_input = rows.reshape(n_units, rows.shape[1], -1)  # (units, inputs, kernel positions)
-        best_pos = per_input.argmax(dim=2)
-        best = per_input.gather(2, best_pos[..., None]).squeeze(2)  # (units, inputs)
+        if score is None:  # a layer without scores: its weights' magnitudes choose the path
+            score = torch.stack([m.get_parameter(param).detach().abs() for m in modules])
+        kept = _kept(layers, keep, layer_name, k)
+        inputs = _reached_inputs(layer_name, layers, keep, feeder, reach, k)
+        if inputs is not None and inputs.shape[1] == kept.shape[2]:
+            kept = kept & inputs.to(kept.device).reshape(k, 1, -1, *([1] * (kept.dim() - 3)))
+        rows = torch.where(kept[folds, units], score[folds, units].to(torch.float64), -torch.inf)
+        per_input = rows.reshape(k, n_units, rows.shape[2], -1)  # (networks, units, inputs, kernel positions)
+        best_pos = per_input.argmax(dim=3)
+        best = per_input.gather(3, best_pos[..., None]).squeeze(3)  # (networks, units, inputs)
         block = 1 if source is None else source[1]
-        n_sources = weight.shape[1] if source is None else layers[source[0]][1].weight.shape[0]
-        if block > 1 and best.shape[1] == n_sources * block:  # a Linear reading flattened channels
-            by_source = best.reshape(n_units, n_sources, block)
-            src_pos = by_source.argmax(dim=2)
-            best = by_source.gather(2, src_pos[..., None]).squeeze(2)  # (units, sources)
-            src = best.argmax(dim=1)
-            column = src * block + src_pos.gather(1, src[:, None]).squeeze(1)
+        n_sources = layer.weight.shape[1] if source is None else layers[source[0]][1].weight.shape[0]
+        if block > 1 and best.shape[2] == n_sources * block:  # a Linear reading flattened channels
+            by_source = best.reshape(k, n_units, n_sources, block)
+            src_pos = by_source.argmax(dim=3)
+            best = by_source.gather(3, src_pos[..., None]).squeeze(3)  # (networks, units, sources)
+            src = best.argmax(dim=2)
+            column = src * block + src_pos.gather(2, src[..., None]).squeeze(2)
         else:
-            src = best.argmax(dim=1)
+            src = best.argmax(dim=2)
             column = src
-        complete &= (best > -torch.inf).any(dim=1)  # a unit that lost every incoming weight ends its chain
-        chain.append((param, units, column, best_pos.gather(1, column[:, None]).squeeze(1)))
+        complete &= (best > -torch.inf).any(dim=2)  # a unit that lost every incoming weight ends its chain
+        chain.append((param, units, column, best_pos.gather(2, column[..., None]).squeeze(2)))
         if source is None:
             break
         layer_name, units = source[0], src
     for param, units, column, pos in chain:
         if param in reserved:  # mark the entries of complete chains (counted: chains may share an entry)
             target = reserved[param]
-            hits = torch.zeros(target.shape[0], target.shape[1], target[0, 0].numel(), device=target.device)
-            hits.index_put_((units, column, pos), complete.to(hits.dtype), accumulate=True)
+            hits = torch.zeros(*target.shape[:3], target[0, 0, 0].numel(), device=target.device)
+            index = (folds.expand_as(units), units, column, pos)
+            hits.index_put_(index, complete.to(hits.dtype), accumulate=True)
             target |= (hits > 0).view_as(target)
 
 

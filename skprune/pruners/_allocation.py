@@ -41,7 +41,7 @@ import math
 
 import torch
 
-__all__ = ["ALLOCATIONS", "allocate"]
+__all__ = ["ALLOCATIONS", "allocate", "allocate_folds"]
 
 ALLOCATIONS = ("lamp", "global", "erk", "layer")
 
@@ -79,17 +79,44 @@ def allocate(
     -------
     dict of str to bool Tensor
     """
+
+    def one(tensors):
+        return None if tensors is None else {n: t.unsqueeze(0) for n, t in tensors.items()}
+
+    masks = allocate_folds(allocation, names, one(scores), one(keep), target, output_name, one(reserved))
+    return {n: mask[0] for n, mask in masks.items()}
+
+
+def allocate_folds(
+    allocation: str,
+    names: list[str],
+    scores: dict[str, torch.Tensor],
+    keep: dict[str, torch.Tensor],
+    target: float,
+    output_name: str | None,
+    reserved: dict[str, torch.Tensor] | None = None,
+) -> dict[str, torch.Tensor]:
+    """:func:`allocate` for ``k`` networks of the same shape at once (each tensor stacked ``[k, ...]``).
+
+    Each network is ranked on its own, exactly as :func:`allocate` ranks it
+    alone: the batched cross-validation of :class:`~skprune.PrunedNetCV`
+    computes the masks of every fold in one pass of tensor operations
+    instead of ``k``.
+    """
     protected = _connectivity_floor(names, scores, keep, output_name)
     for n, r in (reserved or {}).items():
         if n not in protected:
             continue
         r = r.to(protected[n].device) & keep[n]
-        if n == output_name and r.dim() >= 2:
+        per_fold = [r.shape[0]] + [1] * (r.dim() - 1)
+        if n == output_name and r.dim() >= 3:
             # a row with a reserved weight needs no floor weight of its own
-            covered = r.reshape(r.shape[0], -1).any(dim=1).view(-1, *([1] * (r.dim() - 1)))
+            covered = (
+                r.reshape(r.shape[0], r.shape[1], -1).any(dim=2).view(*r.shape[:2], *([1] * (r.dim() - 2)))
+            )
             protected[n] = r | (protected[n] & ~covered)
         else:  # the layer keeps weights: its reserved ones, or the floor where no path could be reserved
-            protected[n] = torch.where(r.any(), r, protected[n])
+            protected[n] = torch.where(r.reshape(r.shape[0], -1).any(dim=1).view(per_fold), r, protected[n])
     if allocation == "lamp":
         ranked = {n: _lamp_scores(scores[n], keep[n]) for n in names}
         return _prune_lowest(names, ranked, keep, target, protected)
@@ -98,7 +125,7 @@ def allocate(
     if allocation == "layer":
         densities = {n: 1.0 - float(target) for n in names}
     elif allocation == "erk":
-        densities = _erk_densities({n: tuple(scores[n].shape) for n in names}, 1.0 - float(target))
+        densities = _erk_densities({n: tuple(scores[n].shape[1:]) for n in names}, 1.0 - float(target))
     else:
         raise ValueError(f"allocation must be one of {ALLOCATIONS}, got {allocation!r}.")
     out = {}
@@ -108,62 +135,62 @@ def allocate(
 
 
 def _connectivity_floor(names, scores, keep, output_name) -> dict[str, torch.Tensor]:
-    """Weights that must survive: the best of every output row and the best of every layer."""
+    """Weights that must survive (``[k, ...]`` tensors): the best of every output row and of every layer."""
     protected = {}
     for n in names:
-        s = torch.where(keep[n], _finite(scores[n]), torch.full_like(scores[n], -torch.inf))
-        floor = torch.zeros_like(keep[n])
-        if n == output_name and s.dim() >= 2:
-            rows = s.reshape(s.shape[0], -1)
-            best = rows.argmax(dim=1)
-            row_floor = torch.zeros_like(rows, dtype=torch.bool)
-            row_floor[torch.arange(rows.shape[0], device=rows.device), best] = True
-            floor = row_floor.view_as(floor)
-        elif s.numel():
-            floor.view(-1)[s.flatten().argmax()] = True
-        protected[n] = floor & keep[n]
+        s = torch.where(keep[n], _finite(scores[n]), -torch.inf)
+        k = s.shape[0]
+        if n == output_name and s.dim() >= 3:
+            rows = s.reshape(k, s.shape[1], -1)
+            floor = torch.zeros_like(rows, dtype=torch.bool).scatter_(
+                2, rows.argmax(dim=2, keepdim=True), True
+            )
+        else:
+            flat = s.reshape(k, -1)
+            floor = torch.zeros_like(flat, dtype=torch.bool)
+            if flat.shape[1]:
+                floor.scatter_(1, flat.argmax(dim=1, keepdim=True), True)
+        protected[n] = floor.view_as(keep[n]) & keep[n]
     return protected
 
 
 def _lamp_scores(score: torch.Tensor, keep: torch.Tensor, gather: bool | None = None) -> torch.Tensor:
-    """LAMP score of each surviving weight of one layer; pruned weights get -inf.
+    """LAMP score of each surviving weight of each layer of ``score`` (``[k, ...]``); pruned ones get -inf.
 
-    With ``gather`` (the default on the CPU) the surviving finite scores are
-    gathered and sorted; otherwise (the default on an accelerator) the whole
-    layer is sorted with the others set to 0 (they add nothing to a tail sum,
-    and a survivor scoring 0 gets 0 either way), which gives the same scores
-    without a round trip to the host per layer.
+    With ``gather`` (the default on the CPU) the surviving finite scores of
+    each network are gathered and sorted; otherwise (the default on an
+    accelerator) the whole layers are sorted with the others set to 0 (they
+    add nothing to a tail sum, and a survivor scoring 0 gets 0 either way),
+    which gives the same scores without a round trip to the host.
     """
-    flat = score.flatten().to(torch.float64)
-    alive = keep.flatten()
+    flat = score.reshape(score.shape[0], -1).to(torch.float64)
+    alive = keep.reshape(keep.shape[0], -1)
     # a score of -inf ranks below, and +inf above, every LAMP score (which lie in [0, 1])
     out = torch.full_like(flat, -1.0).masked_fill_(flat > 0, 2.0)
     finite = torch.isfinite(flat) & alive
     if flat.device.type == "cpu" if gather is None else gather:
-        if not finite.any():
-            return torch.where(alive, out, -torch.inf).view_as(score)
-        out[finite] = _lamp_of_finite(flat[finite])
+        for row, (values, rows_finite) in enumerate(zip(flat, finite)):
+            if rows_finite.any():
+                survivors = values[rows_finite]
+                out[row, rows_finite] = _lamp_of_finite(survivors - survivors.min().clamp(max=0.0))
     else:
-        shift = torch.where(finite, flat, torch.inf).min().clamp(max=0.0)  # +inf (nothing finite) -> 0
-        out = torch.where(finite, _lamp_of_finite(torch.where(finite, flat - shift, 0.0), shift=False), out)
+        shift = torch.where(finite, flat, torch.inf).amin(dim=1, keepdim=True).clamp(max=0.0)  # inf -> 0
+        out = torch.where(finite, _lamp_of_finite(torch.where(finite, flat - shift, 0.0)), out)
     return torch.where(alive, out, -torch.inf).view_as(score)
 
 
-def _lamp_of_finite(values: torch.Tensor, shift: bool = True) -> torch.Tensor:
-    """LAMP scores of 1-D finite ``values``: ``v**2 / sum(v'**2 for v' ranked at or above v)``.
+def _lamp_of_finite(values: torch.Tensor) -> torch.Tensor:
+    """LAMP scores of non-negative finite ``values`` along the last dimension.
 
-    Equal values rank in index order (a stable sort), so the first of them
-    gets the lowest score. ``shift`` moves the values so that the smallest
-    negative one becomes 0 (LAMP needs non-negative scores).
+    ``v**2 / sum(v'**2 for v' ranked at or above v)``; equal values rank in
+    index order (a stable sort), so the first of them gets the lowest score.
     """
-    if shift:
-        values = values - values.min().clamp(max=0.0)
     squares = values.pow(2)
-    sorted_squares, order = torch.sort(squares, stable=True)
+    sorted_squares, order = torch.sort(squares, dim=-1, stable=True)
     # sum of the squares of this weight and every larger one in the layer
-    tail = torch.flip(torch.cumsum(torch.flip(sorted_squares, [0]), 0), [0])
+    tail = torch.flip(torch.cumsum(torch.flip(sorted_squares, [-1]), -1), [-1])
     lamp_sorted = torch.where(tail > 0, sorted_squares / tail.clamp_min(1e-300), 1.0)
-    return torch.empty_like(values).scatter_(0, order, lamp_sorted)
+    return torch.empty_like(values).scatter_(-1, order, lamp_sorted)
 
 
 def _erk_densities(shapes: dict[str, tuple], density: float) -> dict[str, float]:
@@ -191,32 +218,32 @@ def _finite(score: torch.Tensor) -> torch.Tensor:
 
 
 def _prune_lowest(names, scores, keep, target, protected) -> dict[str, torch.Tensor]:
-    """Prune the lowest scores among ``names`` to reach ``target`` sparsity, sparing ``protected``."""
+    """Prune the lowest ``scores`` (``[k, ...]``, each network alone) to ``target``, sparing ``protected``."""
     # pruned entries rank strictly first and protected ones strictly last, whatever the scores of the
     # others (a score of -inf must not tie with, and so revive, an entry pruned before)
+    k = keep[names[0]].shape[0]
     flat_scores = torch.cat(
         [
             torch.where(
-                keep[n],
-                torch.where(protected[n], torch.full_like(scores[n], torch.inf), _finite(scores[n])),
-                torch.full_like(scores[n], -torch.inf),
-            ).flatten()
+                keep[n], torch.where(protected[n], torch.inf, _finite(scores[n])), -torch.inf
+            ).reshape(k, -1)
             for n in names
-        ]
+        ],
+        dim=1,
     )
-    flat_keep = torch.cat([keep[n].flatten() for n in names])
-    flat_protected = torch.cat([protected[n].flatten() for n in names])
-    n_protected, n_pruned = torch.stack([flat_protected.sum(), (~flat_keep).sum()]).tolist()  # one sync
-    n_total = flat_scores.numel()
-    n_prune = max(int(round(float(target) * n_total)), n_pruned)
-    n_prune = min(n_prune, n_total - n_protected)
-    new_keep = torch.ones(n_total, dtype=torch.bool, device=flat_scores.device)
-    if n_prune > 0:
-        new_keep = ~_lowest(flat_scores, n_prune)
+    flat_keep = torch.cat([keep[n].reshape(k, -1) for n in names], dim=1)
+    flat_protected = torch.cat([protected[n].reshape(k, -1) for n in names], dim=1)
+    counts = torch.stack([flat_protected.sum(dim=1), (~flat_keep).sum(dim=1)], dim=1).tolist()  # one sync
+    n_total = flat_scores.shape[1]
+    new_keep = torch.ones(k, n_total, dtype=torch.bool, device=flat_scores.device)
+    for row, (n_protected, n_pruned) in enumerate(counts):
+        n_prune = min(max(int(round(float(target) * n_total)), n_pruned), n_total - n_protected)
+        if n_prune > 0:
+            new_keep[row] = ~_lowest(flat_scores[row], n_prune)
     out, offset = {}, 0
     for n in names:
-        size = scores[n].numel()
-        out[n] = new_keep[offset : offset + size].view_as(scores[n])
+        size = scores[n][0].numel()
+        out[n] = new_keep[:, offset : offset + size].reshape(scores[n].shape)
         offset += size
     return out
 

@@ -225,7 +225,48 @@ def test_lamp_scores_of_the_whole_layer_equal_those_of_the_gathered_survivors(ca
         keep[:] = False
     elif case == "none_finite":
         score = torch.where(score > 0.5, torch.inf, -torch.inf)
+    score, keep = score.unsqueeze(0), keep.unsqueeze(0)  # one network
     gathered = _lamp_scores(score, keep, gather=True)
     whole = _lamp_scores(score, keep, gather=False)
     assert torch.equal(gathered, whole)
-    assert torch.equal(torch.isinf(gathered) & (gathered < 0), ~keep)  # pruned entries, and only they, at -inf
+    assert torch.equal(torch.isinf(gathered) & (gathered < 0), ~keep)  # pruned entries (only) at -inf
+
+
+# ------------------------------------------ k networks at once (batched cross-validation's folds)
+@pytest.mark.parametrize("name", sorted(MODULES))
+@pytest.mark.parametrize("allocation", ["lamp", "global", "erk", "layer"])
+def test_paths_and_masks_of_stacked_networks_equal_those_of_each_network_alone(name, allocation):
+    from skprune.nn._paths import reserve_paths_folds
+    from skprune.pruners._allocation import allocate, allocate_folds
+
+    torch.manual_seed(0)
+    modules = [MODULES[name]() for _ in range(3)]  # same architecture, different weights
+    cases = [
+        _random_case(m, seed, density, True, seed == 1)
+        for seed, (m, density) in enumerate(zip(modules, (0.6, 0.2, 0.05)))
+    ]
+    # layers without scores (every other one here): each network's weight magnitudes choose the path
+    partial_names = [n for n in cases[0][0]]
+    partial = reserve_paths_folds(
+        modules,
+        {n: torch.stack([s[n] for s, _ in cases]) for n in partial_names},
+        {n: torch.stack([k[n] for _, k in cases]) for n in cases[0][1]},
+    )
+    for i, (module, (scores, keep)) in enumerate(zip(modules, cases)):
+        alone = reserve_paths(module, scores, keep)
+        for n in alone:
+            assert torch.equal(partial[n][i], alone[n]), (n, i)
+    for scores, _ in cases:  # the stacked call needs every network to score the same layers
+        for n, _, layer in iter_prunable_weights(modules[0]):
+            scores.setdefault(n, torch.rand(layer.weight.shape))
+    names = [n for n, _, _ in iter_prunable_weights(modules[0])]
+    stacked_scores = {n: torch.stack([s[n] for s, _ in cases]) for n in names}
+    stacked_keep = {n: torch.stack([k[n] for _, k in cases]) for n in names}
+    reserved = reserve_paths_folds(modules, stacked_scores, stacked_keep)
+    masks = allocate_folds(allocation, names, stacked_scores, stacked_keep, 0.9, names[-1], reserved)
+    for i, (module, (scores, keep)) in enumerate(zip(modules, cases)):
+        alone = reserve_paths(module, scores, keep)
+        alone_masks = allocate(allocation, names, scores, keep, 0.9, names[-1], alone)
+        for n in names:
+            assert torch.equal(reserved[n][i], alone[n]), (n, i)
+            assert torch.equal(masks[n][i], alone_masks[n]), (n, i)
