@@ -71,7 +71,8 @@ def main(device: str = "cuda", n_samples: int = 6000) -> None:
 
     totals: collections.Counter = collections.Counter()
     for owner, attr, label in (
-        (_engine.PruningEngine, "prune_if_scheduled", "pruning steps"),
+        (_engine.PruningEngine, "prune_if_scheduled", "pruning steps"),  # one fit's
+        (_batched, "_take_steps", "pruning steps"),  # the folds' (each level's steps of every fold)
         (_batched._Fold, "__init__", "fold set-up"),
         (_batched._StackedTraining, "__init__", "stacking"),
         (_batched._StackedTraining, "run_epoch", "epochs"),

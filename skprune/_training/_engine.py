@@ -269,9 +269,13 @@ class PruningEngine:
             :meth:`observe_gradients`); used when the pruner needs
             statistics and no batch was observed since its last step.
         """
+        self.call_epoch_hook()
+        self.prune_if_scheduled(optimizer, sensitivity_pass)
+
+    def call_epoch_hook(self) -> None:
+        """Call the pruner's ``on_epoch_begin`` hook (the first half of :meth:`begin_epoch`)."""
         if self.hooks is not None:
             self.hooks.on_epoch_begin(module=self.module, epoch=self.run.epoch, n_epochs=self.run.n_epochs)
-        self.prune_if_scheduled(optimizer, sensitivity_pass)
 
     def end_epoch(self) -> None:
         """Count a completed epoch."""
@@ -290,16 +294,28 @@ class PruningEngine:
         bool
             Whether a step was taken.
         """
+        context = self.scheduled_context(sensitivity_pass)
+        if context is None:
+            return False
+        self.take_step(context, optimizer)
+        return True
+
+    def scheduled_context(self, sensitivity_pass=None) -> PruningContext | None:
+        """The context of the pruning step scheduled at the current epoch (``None``: no step).
+
+        Runs ``sensitivity_pass`` first when the pruner needs statistics
+        that no training batch gathered since its last step.
+        """
         run, pruner = self.run, self.pruner
         fraction = run.steps.get(run.epoch)
         if fraction is None or pruner is None:
-            return False
+            return None
         recorder = self.recorder
         needs_gradients = pruner.requires_gradient_statistics and run.n_observed == 0
         needs_activations = recorder is not None and recorder.empty
         if (needs_gradients or needs_activations) and sensitivity_pass is not None:
             sensitivity_pass(int(pruner.sensitivity_batches))
-        context = PruningContext(
+        return PruningContext(
             epoch=run.epoch,
             n_epochs=run.n_epochs,
             step=run.step_index,
@@ -307,7 +323,18 @@ class PruningEngine:
             generator=self.generator,
             activations=recorder.take() if recorder is not None else {},
         )
-        keep_masks = self._checked(pruner.compute_masks(self.module, self.masks, context))
+
+    def take_step(self, context: PruningContext, optimizer, keep_masks: dict | None = None) -> None:
+        """Take the pruning step of ``context``: the pruner's masks, checked, then applied.
+
+        ``keep_masks`` are the masks the pruner's ``compute_masks`` returns
+        for this step, when they were computed already (for several folds
+        at once by :func:`~skprune.pruners._base.compute_masks_of_folds`).
+        """
+        run, pruner = self.run, self.pruner
+        if keep_masks is None:
+            keep_masks = pruner.compute_masks(self.module, self.masks, context)
+        keep_masks = self._checked(keep_masks)
         check_paths(self.module, self.masks, keep_masks, type(pruner).__name__)  # no dead network (issue 24)
         self.masks.update(keep_masks)
         run.bound = self.masks.bind(self.module)
@@ -321,7 +348,6 @@ class PruningEngine:
         run.n_observed = 0
         if not run.steps_remain:
             self._remove_recorder()  # no step left to use them: training runs without hooks
-        return True
 
     def rebind(self, module: nn.Module) -> None:
         """Go on with ``module``, the network compacted after the pruner's last step.

@@ -72,6 +72,7 @@ from .._training._step import N_WARMUP, capture_graph, graphs_step, on_side_stre
 from .._unwrap import final_pruned_net
 from ..nn._layers import iter_prunable_weights
 from ..nn._networks import MLP, ResidualBlock
+from ..pruners._base import compute_masks_of_folds
 from ..pruners._hook_calls import FitHooks
 from ..pruners._masks import ELEMENTWISE_OPTIMIZERS
 from ..pruners._protocol import PrunerProtocol
@@ -529,16 +530,16 @@ def _fit(training, folds, fit_index: int, level: float, at: float, epochs: int) 
     first_losses: list = [None] * len(folds)
     try:
         for epoch in range(epochs):
-            pruned = False
-            for fold, engine in zip(folds, engines):
-                steps_before = engine.run.step_index
+            contexts = []
+            for fold, engine in zip(folds, engines):  # each engine's begin_epoch, the folds' steps together
+                engine.call_epoch_hook()
                 dataset = ArrayDataset(fold.X_t, fold.y_t, device=fold.net.device)
-                engine.begin_epoch(
-                    training.optimizer,
-                    lambda n, f=fold, e=engine, d=dataset: run_sensitivity_pass(f.net, e, d, n),
+                contexts.append(
+                    engine.scheduled_context(
+                        lambda n, f=fold, e=engine, d=dataset: run_sensitivity_pass(f.net, e, d, n)
+                    )
                 )
-                pruned |= engine.run.step_index > steps_before
-            if pruned:
+            if _take_steps(engines, folds, contexts, training.optimizer):
                 training.update_masks()
             losses = training.run_epoch(generators, engines, first_losses)
             for k, engine in enumerate(engines):
@@ -552,8 +553,8 @@ def _fit(training, folds, fit_index: int, level: float, at: float, epochs: int) 
                         "sequential path runs to diagnose it",
                         diagnose=True,
                     )
-        pruned = [e.prune_if_scheduled(training.optimizer) for e in engines if e.at_end]
-        if any(pruned):
+        contexts = [e.scheduled_context() if e.at_end else None for e in engines]
+        if _take_steps(engines, folds, contexts, training.optimizer):
             training.update_masks()
     except BaseException as error:
         for engine in engines:
@@ -561,6 +562,26 @@ def _fit(training, folds, fit_index: int, level: float, at: float, epochs: int) 
         raise
     for engine in engines:
         engine.close()
+
+
+def _take_steps(engines, folds, contexts, optimizer) -> bool:
+    """Take the pruning step of every fold that has one due (``contexts``); whether any was taken.
+
+    When every fold takes one, their masks are computed in one batched pass
+    (:func:`~skprune.pruners._base.compute_masks_of_folds`: the same masks as
+    each pruner's own ``compute_masks``, for the built-in pruners).
+    """
+    due = [k for k, context in enumerate(contexts) if context is not None]
+    if not due:
+        return False
+    masks = None
+    if len(due) == len(engines) > 1:
+        masks = compute_masks_of_folds(
+            [e.pruner for e in engines], [f.net.module_ for f in folds], [f.masks for f in folds], contexts
+        )
+    for k in due:
+        engines[k].take_step(contexts[k], optimizer, None if masks is None else masks[k])
+    return True
 
 
 def fit_and_score_batched(

@@ -43,8 +43,8 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from torch import nn
 
 from ..nn._layers import iter_prunable_weights
-from ..nn._paths import reserve_paths
-from ._allocation import ALLOCATIONS, allocate
+from ..nn._paths import reserve_paths, reserve_paths_folds
+from ._allocation import ALLOCATIONS, allocate, allocate_folds
 from ._masks import MaskStore
 from ._protocol import PrunerProtocol, PruningContext
 from ._schedules import BaseSchedule
@@ -261,6 +261,12 @@ class BasePruner(PrunerProtocol):
         The gradient statistics gathered by :meth:`observe` are handed to
         :meth:`score` in ``context.statistics`` and then start afresh.
         """
+        scores, keep, output_name = self._ranking_inputs(module, masks, context)
+        reserved = reserve_paths(module, scores, keep)  # every output keeps a path from the inputs
+        return allocate(self.scope, list(scores), scores, keep, context.target, output_name, reserved)
+
+    def _ranking_inputs(self, module: nn.Module, masks: MaskStore, context: PruningContext):
+        """The checked scores and the keep masks of the selected weights, and the output layer's name."""
         selected = self.select_layers(module)
         weights = {param: layer.weight.detach() for param, _, layer in selected}
         statistics = self.__dict__.pop("saliency_", {})
@@ -268,10 +274,7 @@ class BasePruner(PrunerProtocol):
         scores = self._checked_scores(weights, context)
         keep = {name: masks.keep_mask(name, w) for name, w in weights.items()}
         output_name = _output_param_name(module)
-        if output_name not in weights:
-            output_name = None
-        reserved = reserve_paths(module, scores, keep)  # every output keeps a path from the inputs
-        return allocate(self.scope, list(weights), scores, keep, context.target, output_name, reserved)
+        return scores, keep, (output_name if output_name in weights else None)
 
     # ----------------------------------------------------------------- hooks
     def observe(self, name: str, weight: torch.Tensor, grad: torch.Tensor, **kwargs) -> None:
@@ -300,6 +303,41 @@ class BasePruner(PrunerProtocol):
             sums[name] += contribution
         else:
             sums[name] = contribution
+
+
+@torch.no_grad()
+def compute_masks_of_folds(pruners, modules, masks, contexts) -> list[dict[str, torch.Tensor]] | None:
+    """``[p.compute_masks(m, s, c) for ...]`` of k networks of one architecture in one batched pass.
+
+    For :class:`~skprune.PrunedNetCV`'s batched folds, whose pruners take
+    their steps in lock-step: each pruner scores its own network (its own
+    ``score`` and context), then the paths and the allocation of all
+    networks run on stacked ``[k, ...]`` tensors (:func:`reserve_paths_folds`,
+    :func:`allocate_folds`), which rank each network exactly as
+    :meth:`BasePruner.compute_masks` does alone. Returns ``None`` (compute
+    them one by one) unless every pruner is a :class:`BasePruner` that
+    keeps its ``compute_masks``, all with the same scope and target, and
+    the networks select the same layers.
+    """
+    first = pruners[0]
+    if not all(
+        isinstance(p, BasePruner)
+        and type(p).compute_masks is BasePruner.compute_masks
+        and p.scope == first.scope
+        and c.target == contexts[0].target
+        for p, c in zip(pruners, contexts)
+    ):
+        return None
+    inputs = [p._ranking_inputs(m, s, c) for p, m, s, c in zip(pruners, modules, masks, contexts)]
+    names = list(inputs[0][0])
+    output_name = inputs[0][2]
+    if any(list(scores) != names or out != output_name for scores, _, out in inputs):
+        return None
+    scores = {n: torch.stack([fold_scores[n] for fold_scores, _, _ in inputs]) for n in names}
+    keep = {n: torch.stack([fold_keep[n] for _, fold_keep, _ in inputs]) for n in names}
+    reserved = reserve_paths_folds(modules, scores, keep)
+    stacked = allocate_folds(first.scope, names, scores, keep, contexts[0].target, output_name, reserved)
+    return [{n: mask[i] for n, mask in stacked.items()} for i in range(len(modules))]
 
 
 def as_score_tensor(value, source: str, name: str) -> torch.Tensor:

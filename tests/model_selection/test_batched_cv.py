@@ -301,3 +301,29 @@ def test_a_criterion_subclass_with_its_own_forward_falls_back_to_sequential(clf_
     sequential = PrunedNetCV(net, batch_folds=False, **params).fit(X, y)
     assert not search.batched_ and "_FocalLoss" in search.batched_reason_, search.batched_reason_
     np.testing.assert_allclose(search.scores_path_, sequential.scores_path_)
+
+
+@pytest.mark.parametrize(
+    "pruner",
+    [MagnitudePruning(), MagnitudePruning(scope="erk"), RandomPruning(scope="global"), TaylorPruning()],
+)
+def test_every_folds_pruning_step_is_one_batched_pass_with_the_sequential_masks(
+    clf_data, pruner, monkeypatch
+):
+    from skprune.model_selection import _batched
+
+    passes = []
+    batched_masks = _batched.compute_masks_of_folds
+
+    def counted(*args):
+        masks = batched_masks(*args)
+        passes.append(masks is not None)
+        return masks
+
+    monkeypatch.setattr(_batched, "compute_masks_of_folds", counted)
+    X, y = clf_data
+    net = PrunedNetClassifier(pruner=pruner, module__hidden_layer_sizes=(16, 8), max_epochs=3, random_state=0)
+    sequential, batched = _both(net, X, y, sparsities=[0.5, 0.9], cv=3, refit=False)
+    assert batched.batched_ and passes == [True] * 3  # the dense fit's step and one per level, all batched
+    np.testing.assert_array_equal(batched.scores_path_, sequential.scores_path_)
+    np.testing.assert_array_equal(batched.fitted_sparsity_path_, sequential.fitted_sparsity_path_)
