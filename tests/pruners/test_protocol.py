@@ -70,7 +70,16 @@ def test_the_engine_uses_only_members_the_protocol_declares(data):
     net = PrunedNetClassifier(pruner=pruner, **FAST).fit(X, y)
     net.partial_fit(X, y)
     # the members of the pruner's own implementation are reached through the hooks
-    own = {"score", "_checked_scores", "_ranking_inputs", "scope", "sparsity", "n_batches", "layers", "prune_output_layer"}
+    own = {
+        "score",
+        "_checked_scores",
+        "_ranking_inputs",
+        "scope",
+        "sparsity",
+        "n_batches",
+        "layers",
+        "prune_output_layer",
+    }
     own |= {"schedule", "_layer_matches", "saliency_", "get_schedule"}
     undeclared = _RecordingPruner.touched - PROTOCOL_MEMBERS - _ESTIMATOR_API - own
     assert not undeclared, f"the library used pruner members outside the protocol: {sorted(undeclared)}"
