@@ -417,11 +417,15 @@ def test_channel_pruning_compacted_during_fit_on_gpu_with_sgd_momentum(monkeypat
 def test_batched_cv_on_gpu_equals_sequential(clf_data, pruner, monkeypatch):
     from skprune.model_selection._batched import _StackedTraining
 
-    replays = []
+    from skprune.model_selection import _batched
+
+    replays, captures = [], []
     original = _StackedTraining._graph_step
     monkeypatch.setattr(
         _StackedTraining, "_graph_step", lambda self, *a: (replays.append(1), original(self, *a))[1]
     )
+    capture = _batched.capture_graph
+    monkeypatch.setattr(_batched, "capture_graph", lambda *a: (captures.append(1), capture(*a))[1])
     X, y = clf_data
     net = PrunedNetClassifier(pruner=pruner, **{**FAST, "max_epochs": 4, "batch_size": 45})
     params = dict(sparsities=[0.0, 0.5, 0.9], cv=3, scoring="neg_log_loss", refit=False)
@@ -432,3 +436,6 @@ def test_batched_cv_on_gpu_equals_sequential(clf_data, pruner, monkeypatch):
     np.testing.assert_array_equal(batched.fitted_sparsity_path_, sequential.fitted_sparsity_path_)
     assert batched.best_sparsity_ == sequential.best_sparsity_
     assert replays  # the steady-state batched step ran as a CUDA graph (compile="auto")
+    # captured for the dense fit, then once more when its last step masked the weights: the levels'
+    # new masks are copied into the captured ones
+    assert len(captures) == 2

@@ -395,18 +395,29 @@ class _StackedTraining:
 
     # ------------------------------------------------------------- masks
     def update_masks(self) -> None:
-        """Stack the folds' keep masks (after a pruning step of any fold) and apply them."""
+        """Stack the folds' keep masks (after a pruning step of any fold) and apply them.
+
+        The stacked masks are updated in place while the same weights stay
+        masked, so a captured CUDA graph (which reads them) stays valid
+        across the levels of the path; a newly masked weight needs a new
+        capture.
+        """
         names = sorted({name for f in self.folds for name in f.masks.pruned})
+        same_weights = set(names) == set(self.keep)
         with torch.no_grad():
             for name in names:
                 param = self.params[name]
                 keep = torch.stack(
                     [f.masks.keep_mask(name, param[k]).to(param.device) for k, f in enumerate(self.folds)]
                 ).to(param.dtype)
-                self.keep[name] = keep
+                if same_weights:
+                    self.keep[name].copy_(keep)
+                else:
+                    self.keep[name] = keep
                 param.mul_(keep)
-        self.graph = None  # the captured step applies the old masks: capture it again
-        self._n_warm = 0
+        if not same_weights:  # the captured step does not mask these weights: capture it again
+            self.graph = None
+            self._n_warm = 0
 
     # ------------------------------------------------------------- an epoch
     def run_epoch(self, generators, engines, first_losses) -> torch.Tensor:
@@ -452,8 +463,8 @@ class _StackedTraining:
         """:meth:`_step` of every fold, replayed from a captured CUDA graph (static inputs copied in).
 
         ``N_WARMUP`` eager warm-up steps on a side stream (the optimizer's state
-        exists then), one capture, then replays; captured again after the
-        masks change (:meth:`update_masks`).
+        exists then), one capture, then replays; captured again when a weight
+        without a mask gets one (:meth:`update_masks`).
         """
         if self._static is None or self._static[0].shape != index.shape:
             self._static = (index.clone(), weight.clone(), n.clone())
