@@ -415,9 +415,8 @@ def test_channel_pruning_compacted_during_fit_on_gpu_with_sgd_momentum(monkeypat
 # ------------------------------------------------ batched cross-validation (issue 27)
 @pytest.mark.parametrize("pruner", [MagnitudePruning(), TaylorPruning()], ids=lambda p: type(p).__name__)
 def test_batched_cv_on_gpu_equals_sequential(clf_data, pruner, monkeypatch):
-    from skprune.model_selection._batched import _StackedTraining
-
     from skprune.model_selection import _batched
+    from skprune.model_selection._batched import _StackedTraining
 
     replays, captures = [], []
     original = _StackedTraining._graph_step
