@@ -1,11 +1,17 @@
-"""The vectorized path walk reserves exactly what the per-unit greedy walk it replaced reserved.
+"""The faster code of a pruning step gives exactly what the code it replaced, or the general path, gives.
 
-``reserve_paths`` used to follow each output unit's chain alone, one small
-tensor operation (and one device synchronization) per unit and layer; it now
-follows every output's chain together, one layer at a time. The reference
-below is that per-unit walk, kept verbatim as the specification, and the two
-are compared on random networks, masks (dead units, dead columns, whole
-layers cut) and scores with ties.
+* ``reserve_paths`` used to follow each output unit's chain alone, one small
+  tensor operation (and one device synchronization) per unit and layer; it
+  now follows every output's chain together, one layer at a time. The
+  reference below is that per-unit walk, kept verbatim as the specification,
+  and the two are compared on random networks, masks (dead units, dead
+  columns, whole layers cut) and scores with ties.
+* ``unreachable_outputs`` of a plain chain reads the unit graph instead of
+  running a structural copy of the network: compared with the probe.
+* The lowest scores are found by selection instead of a stable sort; LAMP
+  scores of a whole layer (accelerators) equal those of its gathered
+  survivors (CPU); ``k`` networks stacked (batched cross-validation) get the
+  paths and masks each gets alone.
 """
 
 import pytest
