@@ -165,6 +165,9 @@ def _check_fold_networks(folds, user_pruner, sparsities) -> None:
         )
     if any(p.dtype != torch.float32 for p in module.parameters()):
         raise BatchedFallback("the module has parameters that are not float32")
+    frozen = [n for n, p in module.named_parameters() if not p.requires_grad]
+    if frozen:  # the stacked parameters all train, and a pruner skips frozen layers by requires_grad
+        raise BatchedFallback(f"the module has frozen parameters (requires_grad=False: {frozen[:3]})")
     groups = net.optimizer_.param_groups
     if len(groups) != 1:
         raise BatchedFallback("the optimizer has several parameter groups")

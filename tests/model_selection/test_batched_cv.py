@@ -273,6 +273,29 @@ def test_folds_whose_networks_differ_in_shape_fall_back_to_sequential_and_equal_
     assert not search.batched_ and "differ in shape" in search.batched_reason_, search.batched_reason_
 
 
+def _first_layer_frozen(n_features_in, n_outputs):
+    module = torch.nn.Sequential(
+        torch.nn.Linear(n_features_in, 8), torch.nn.ReLU(), torch.nn.Linear(8, n_outputs)
+    )
+    module[0].requires_grad_(False)
+    return module
+
+
+def test_a_module_with_a_frozen_layer_falls_back_to_the_sequential_scores(clf_data):
+    # the stacked parameters all required gradients: the batched folds trained the frozen layer, and
+    # the pruner (which skips frozen layers unless named) pruned it: fitted sparsity 0.5 instead of 0.29
+    X, y = clf_data
+    net = PrunedNetClassifier(
+        module=_first_layer_frozen, pruner=MagnitudePruning(), max_epochs=2, random_state=0
+    )
+    params = dict(sparsities=[0.5, 0.9], cv=3, refit=False)
+    search = PrunedNetCV(net, **params).fit(X, y)
+    sequential = PrunedNetCV(net, batch_folds=False, **params).fit(X, y)
+    assert not search.batched_ and "requires_grad=False" in search.batched_reason_, search.batched_reason_
+    np.testing.assert_array_equal(search.fitted_sparsity_path_, sequential.fitted_sparsity_path_)
+    np.testing.assert_allclose(search.scores_path_, sequential.scores_path_)
+
+
 def test_a_criterion_ignoring_a_class_falls_back_to_the_sequential_scores(clf_data):
     # CrossEntropyLoss(ignore_index=...) averages over the rows it does not ignore; the batched loss
     # averages over every row of the batch, so its scores differed from the sequential ones by ~4e-3
