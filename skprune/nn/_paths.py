@@ -26,7 +26,11 @@ surviving weights of consecutive layers do not line up. Two tools live here:
     meet share them), chosen by the pruner's own scores and reserved before
     the rest is ranked. Each output gets its own best chain rather than one
     shared chain: a single hidden unit feeding every output leaves a
-    classifier almost no way to separate its classes.
+    classifier almost no way to separate its classes. Through a
+    convolution the chain keeps to kernel taps that read inside the input
+    at every position (the centre tap under ``padding=k // 2``) where one
+    survives: a chain of border taps could shift the path off a small
+    feature map into the zero padding.
 """
 
 from __future__ import annotations
@@ -314,6 +318,49 @@ def _reached_inputs(layer_name, layers, keep, feeder, reach, n_folds: int) -> to
     return units.repeat_interleave(block, dim=1) if units.numel() else None
 
 
+def _in_bounds_taps(layer: nn.Module) -> torch.Tensor | None:
+    """Kernel positions of a convolution that read inside the input at every output position (flat).
+
+    A tap at offset ``i * dilation - padding`` reads the zero padding at the
+    border positions unless ``i * dilation >= left`` and ``(k - 1 - i) *
+    dilation >= right`` padding: with ``padding=k // 2`` only the centre
+    tap, without padding every tap. A chain of border-reading taps can
+    shift a path off the map (a 2x2 map after pooling, a residual branch of
+    two more convolutions), leaving the spatial position a later Linear
+    layer reads without signal. ``None`` for other layers.
+    """
+    if not isinstance(layer, nn.modules.conv._ConvNd) or layer.transposed:
+        return None
+    safe = torch.ones((), dtype=torch.bool)
+    for dim, (size, dilation) in enumerate(zip(layer.kernel_size, layer.dilation)):
+        total = (size - 1) * dilation
+        if layer.padding_mode != "zeros" or layer.padding == "valid":
+            left = right = 0  # no zero padding: every tap reads the input
+        elif layer.padding == "same":
+            left, right = total // 2, total - total // 2
+        else:
+            left = right = layer.padding[dim]
+        taps = torch.arange(size) * dilation
+        safe = safe.unsqueeze(-1) & ((taps >= left) & (total - taps >= right))
+    return safe.reshape(-1)
+
+
+def _prefer_in_bounds_taps(per_input: torch.Tensor, layer: nn.Module) -> torch.Tensor:
+    """Scores ``per_input`` (networks, units, inputs, taps), kept to in-bounds taps where possible.
+
+    A unit keeps to the inputs that have a kept in-bounds tap, and to those
+    taps, when it has any (:func:`_in_bounds_taps`); otherwise it chooses
+    among all its kept taps, as for a layer without kernel positions.
+    """
+    safe = _in_bounds_taps(layer)
+    if safe is None or bool(safe.all()) or safe.numel() != per_input.shape[3]:
+        return per_input
+    on_safe = per_input.masked_fill(~safe.to(per_input.device), -torch.inf)
+    input_has = (on_safe > -torch.inf).any(dim=3, keepdim=True)  # (networks, units, inputs, 1)
+    unit_has = input_has.any(dim=2, keepdim=True)
+    return torch.where(unit_has, on_safe, per_input)
+
+
 def _walk(layer_name, modules, layers, scores, keep, reserved, feeder, first, reach) -> None:
     """Reserve the greedy best chain from every output unit of ``layer_name`` down to the input layer.
 
@@ -346,6 +393,7 @@ def _walk(layer_name, modules, layers, scores, keep, reserved, feeder, first, re
             kept = kept & inputs.to(kept.device).reshape(k, 1, -1, *([1] * (kept.dim() - 3)))
         rows = torch.where(kept[folds, units], score[folds, units].to(torch.float64), -torch.inf)
         per_input = rows.reshape(k, n_units, rows.shape[2], -1)  # (networks, units, inputs, kernel positions)
+        per_input = _prefer_in_bounds_taps(per_input, layer)
         best_pos = per_input.argmax(dim=3)
         best = per_input.gather(3, best_pos[..., None]).squeeze(3)  # (networks, units, inputs)
         block = 1 if source is None else source[1]

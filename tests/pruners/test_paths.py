@@ -171,3 +171,25 @@ def test_outputs_a_module_normalizes_with_softmax_are_reachable_when_their_logit
     cut = {name: torch.zeros_like(p, dtype=torch.bool) for name, p in module.named_parameters()
            if name.endswith("weight")}
     assert unreachable_outputs(module, cut) == [0, 1]
+
+
+@pytest.mark.parametrize("sparsity, scope", [(0.95, "global"), (0.99, "global"), (0.99, "lamp")])
+def test_a_convnet_with_residual_blocks_keeps_every_output_at_high_sparsity(sparsity, scope):
+    # the reserved path took each convolution's best-scoring tap; with padding=1 a border tap reads
+    # the padding at the map's edge, and a chain of six such convolutions shifted the path off the
+    # 2x2 map the Linear layer reads: the engine's check refused the masks ("cut every path ...")
+    from skprune import ConvNet
+
+    rng = np.random.RandomState(0)
+    X, y = rng.rand(200, 1, 8, 8).astype(np.float32), rng.randint(0, 3, 200)
+    net = PrunedNetClassifier(
+        module=ConvNet,
+        module__channels=(3, 4),
+        module__hidden=6,
+        module__n_blocks=1,
+        pruner=MagnitudePruning(sparsity, scope=scope),
+        max_epochs=2,
+        random_state=0,
+    ).fit(X, y)
+    assert unreachable_outputs(net.module_) == []
+    assert net.sparsity_ > sparsity - 0.02

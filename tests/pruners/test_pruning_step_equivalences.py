@@ -3,9 +3,10 @@
 * ``reserve_paths`` used to follow each output unit's chain alone, one small
   tensor operation (and one device synchronization) per unit and layer; it
   now follows every output's chain together, one layer at a time. The
-  reference below is that per-unit walk, kept verbatim as the specification,
-  and the two are compared on random networks, masks (dead units, dead
-  columns, whole layers cut) and scores with ties.
+  reference below is that per-unit walk, kept as the specification (with the
+  in-bounds tap preference of convolutions added since), and the two are
+  compared on random networks, masks (dead units, dead columns, whole layers
+  cut) and scores with ties.
 * ``unreachable_outputs`` of a plain chain reads the unit graph instead of
   running a structural copy of the network: compared with the probe.
 * The lowest scores are found by selection instead of a stable sort; LAMP
@@ -31,10 +32,22 @@ from skprune.nn._paths import (
 
 
 # ------------------------------------------------------------- the reference: the former per-unit walk
-def _incoming(score, keep, unit, block, n_sources):
+def _in_bounds(layer):
+    """Taps of a zero-padded stride-1 Conv2d that read inside the input at every position (flat)."""
+    (kh, kw), (ph, pw) = layer.kernel_size, layer.padding
+    rows = [ph <= i <= kh - 1 - ph for i in range(kh)]
+    cols = [pw <= j <= kw - 1 - pw for j in range(kw)]
+    return torch.tensor([[r and c for c in cols] for r in rows]).reshape(-1)
+
+
+def _incoming(score, keep, unit, block, n_sources, layer):
     none = torch.tensor(-torch.inf, dtype=torch.float64, device=score.device)
     row = torch.where(keep[unit], score[unit].to(torch.float64), none)
     per_input = row.reshape(row.shape[0], -1)
+    if isinstance(layer, nn.Conv2d):  # a unit with a kept in-bounds tap keeps to such taps
+        on_safe = per_input.masked_fill(~_in_bounds(layer), -torch.inf)
+        if (on_safe > -torch.inf).any():
+            per_input = on_safe
     best_pos = per_input.argmax(dim=1)
     best = per_input.gather(1, best_pos[:, None]).squeeze(1)
     if block > 1 and best.numel() == n_sources * block:
@@ -83,7 +96,8 @@ def _walk_one(layer_name, unit, layers, scores, keep, reserved, feeder, first, r
         inputs = _reached_inputs(layer_name, layers, keep, feeder, first, reach)
         if inputs is not None and inputs.numel() == kept.shape[1]:
             kept = kept & inputs.to(kept.device).reshape(1, -1, *([1] * (kept.dim() - 2)))
-        best, entry_of, best_pos = _incoming(score, kept, unit, 1 if source is None else source[1], n_sources)
+        block = 1 if source is None else source[1]
+        best, entry_of, best_pos = _incoming(score, kept, unit, block, n_sources, layer)
         if not (best > -torch.inf).any():
             return
         src = int(best.argmax())
