@@ -328,11 +328,11 @@ def compute_masks_of_folds(pruners, modules, masks, contexts) -> list[dict[str, 
         for p, c in zip(pruners, contexts)
     ):
         return None
+    selected = [[param for param, _, _ in p.select_layers(m)] for p, m in zip(pruners, modules)]
+    if any(names != selected[0] for names in selected[1:]):
+        return None  # decided before scoring: scoring takes each pruner's gathered gradient sums
     inputs = [p._ranking_inputs(m, s, c) for p, m, s, c in zip(pruners, modules, masks, contexts)]
-    names = list(inputs[0][0])
-    output_name = inputs[0][2]
-    if any(list(scores) != names or out != output_name for scores, _, out in inputs):
-        return None
+    names, output_name = list(inputs[0][0]), inputs[0][2]
     scores = {n: torch.stack([fold_scores[n] for fold_scores, _, _ in inputs]) for n in names}
     keep = {n: torch.stack([fold_keep[n] for _, fold_keep, _ in inputs]) for n in names}
     reserved = reserve_paths_folds(modules, scores, keep)
